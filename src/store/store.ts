@@ -1,0 +1,131 @@
+import type { AuditEvent, Outcome, StoredEvent } from '../event/event.js';
+
+/**
+ * The store contract. Every backend (SQLite now, PostgreSQL next) implements
+ * it and passes the one conformance suite in `test/store/`. All methods are
+ * async so a networked backend fits; the SQLite backend answers synchronously
+ * inside them.
+ */
+export interface Store {
+  /** Backend name for logs and `/readyz` (`sqlite`, `postgres`). */
+  readonly kind: string;
+
+  /**
+   * Appends a batch atomically and durably (committed and fsync'd before the
+   * promise resolves). Each event is idempotent on (`tenant_id`, `event_id`):
+   * same content → `duplicate` (nothing stored), other content → the whole
+   * batch is refused with `TW_ERR_EVENT_CONFLICT` and nothing is stored.
+   * Concurrent calls are group-committed.
+   */
+  append(events: PreparedEvent[]): Promise<AppendOutcome[]>;
+
+  /** Highest `seq` in the log (0 when empty). */
+  headSeq(): Promise<number>;
+
+  /** Events with `seq` in (`afterSeq`, `afterSeq + limit`], ascending, no filter. */
+  readRange(afterSeq: number, limit: number): Promise<StoredEvent[]>;
+
+  /** One page of a filtered query, keyset-paginated on `seq`. */
+  query(filter: EventFilter, page: PageRequest): Promise<StoredEvent[]>;
+
+  /** Events with this `event_id`, limited to one tenant when `tenantId` is set. */
+  findByEventId(eventId: string, tenantId: string | null): Promise<StoredEvent[]>;
+
+  /** Merkle tree: the persisted interior hashes and proofs over them. */
+  readonly tree: TreeReader;
+
+  addCheckpoint(cp: CheckpointRecord): Promise<void>;
+  latestCheckpoint(): Promise<CheckpointRecord | undefined>;
+  /** Checkpoints with tree size in [`fromSize`, `toSize`], ascending, at most `limit`. */
+  listCheckpoints(range: { fromSize?: number; toSize?: number; limit: number }): Promise<CheckpointRecord[]>;
+  checkpointAt(treeSize: number): Promise<CheckpointRecord | undefined>;
+
+  createKey(key: ApiKeyRecord): Promise<void>;
+  getKey(keyId: string): Promise<ApiKeyRecord | undefined>;
+  listKeys(): Promise<ApiKeyRecord[]>;
+  /** Marks a key revoked; false when no such key (or already revoked). */
+  revokeKey(keyId: string, at: string): Promise<boolean>;
+  countKeys(): Promise<number>;
+
+  /** Small durable settings (e.g. the log origin chosen on first start). */
+  getMeta(name: string): Promise<string | undefined>;
+  setMeta(name: string, value: string): Promise<void>;
+
+  /** Called after each commit that added events, with the new head `seq`. */
+  onAppend(listener: (headSeq: number) => void): () => void;
+
+  close(): Promise<void>;
+}
+
+/** An event ready for the log: validated, normalised, with its content hash. */
+export interface PreparedEvent {
+  event: AuditEvent;
+  /** `contentHashOf(event)`: compared on a repeated `event_id`. */
+  contentHash: string;
+}
+
+export type AppendOutcome = { status: 'created'; seq: number } | { status: 'duplicate'; seq: number };
+
+/** Filters shared by query, stream and export. Every field narrows the result. */
+export interface EventFilter {
+  /** Tenants the caller may see; `null` = all tenants. */
+  tenantIds: string[] | null;
+  /** Inclusive lower bound on `timestamp` (UTC ISO 8601, normalised). */
+  from?: string;
+  /** Exclusive upper bound on `timestamp`. */
+  to?: string;
+  /** Exact action, or a prefix when `actionPrefix` is true (`user.*` → `user.`). */
+  action?: { value: string; prefix: boolean };
+  actorId?: string;
+  resourceType?: string;
+  resourceId?: string;
+  outcome?: Outcome;
+  /** Case-insensitive text in actor/resource names, actor email, reason. */
+  q?: string;
+}
+
+export interface PageRequest {
+  order: 'asc' | 'desc';
+  /** Exclusive `seq` bound: `seq > afterSeq` (asc) or `seq < afterSeq` (desc). */
+  afterSeq?: number;
+  limit: number;
+}
+
+/** Read access to the persisted Merkle tree (RFC 6962 / 9162). */
+export interface TreeReader {
+  /** Number of leaves (equals `headSeq`). */
+  size(): Promise<number>;
+  /** Root hash of the first `treeSize` leaves. */
+  rootAt(treeSize: number): Promise<Buffer>;
+  /** Audit path for `leafIndex` in the tree of `treeSize` leaves. */
+  inclusionProof(leafIndex: number, treeSize: number): Promise<Buffer[]>;
+  /** Consistency proof between tree sizes `from` ≤ `to`. */
+  consistencyProof(from: number, to: number): Promise<Buffer[]>;
+}
+
+/** A signed checkpoint as kept in the store. */
+export interface CheckpointRecord {
+  treeSize: number;
+  /** Base64 root hash. */
+  rootHash: string;
+  /** When it was issued (UTC ISO 8601). */
+  issuedAt: string;
+  /** The full C2SP signed note text. */
+  note: string;
+}
+
+export const ROLES = ['publisher', 'auditor', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** An API key; only a hash of its secret is kept. */
+export interface ApiKeyRecord {
+  keyId: string;
+  /** Base64 SHA-256 of the secret part of the token. */
+  secretHash: string;
+  role: Role;
+  /** `null` = all tenants. */
+  tenantId: string | null;
+  name: string;
+  createdAt: string;
+  revokedAt: string | null;
+}
