@@ -1,0 +1,86 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { ERROR_CODES, type ErrorCode, isTrailwardenError, TrailwardenError } from '../errors.js';
+
+/** RFC 9457 problem details, with our stable `code` and per-item `problems`. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode;
+  instance?: string;
+  problems?: Array<{ index?: number; path?: string; message: string }>;
+}
+
+export const PROBLEM_TYPE_BASE = 'https://trailwarden.dev/errors/';
+
+export function toProblem(err: TrailwardenError, instance?: string): Problem {
+  const p: Problem = {
+    type: `${PROBLEM_TYPE_BASE}${err.code}`,
+    title: ERROR_CODES[err.code].title,
+    status: err.status,
+    detail: err.message,
+    code: err.code,
+  };
+  if (instance) p.instance = instance;
+  if (err.problems) p.problems = err.problems;
+  return p;
+}
+
+/** Fastify's own 4xx errors, mapped to our codes with messages that say what to do. */
+function fromFastifyError(err: FastifyError, limits: { maxBodyBytes: number }): TrailwardenError | undefined {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new TrailwardenError(
+        'TW_ERR_PAYLOAD_TOO_LARGE',
+        `request body is larger than ${limits.maxBodyBytes} bytes; split the batch into smaller requests`,
+      );
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new TrailwardenError(
+        'TW_ERR_UNSUPPORTED_MEDIA_TYPE',
+        'send events as application/json (an object or an array) or application/x-ndjson (one object per line)',
+      );
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new TrailwardenError(
+        'TW_ERR_MALFORMED_JSON',
+        'the request body is empty; send at least one event',
+      );
+    case 'FST_ERR_VALIDATION':
+      return new TrailwardenError('TW_ERR_INVALID_PARAMETER', err.message);
+    default:
+      if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+        return new TrailwardenError('TW_ERR_BAD_REQUEST', err.message);
+      }
+      return undefined;
+  }
+}
+
+/** The one error handler: typed errors become problem+json; 5xx internals are logged, never shown. */
+export function makeErrorHandler(limits: { maxBodyBytes: number }) {
+  return (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+    let tw: TrailwardenError | undefined = isTrailwardenError(err) ? err : fromFastifyError(err, limits);
+    if (!tw) {
+      req.log.error({ err }, 'internal error');
+      tw = new TrailwardenError(
+        'TW_ERR_INTERNAL',
+        `the server failed to handle this request; retry later and report request id ${req.id} if it persists`,
+      );
+    } else if (tw.status >= 500) {
+      req.log.error({ err }, tw.message);
+    }
+    if (tw.headers) void reply.headers(tw.headers);
+    void reply
+      .status(tw.status)
+      .type('application/problem+json')
+      .send(toProblem(tw, req.url.split('?')[0]));
+  };
+}
+
+export function notFoundHandler(req: FastifyRequest, reply: FastifyReply) {
+  const err = new TrailwardenError(
+    'TW_ERR_NOT_FOUND',
+    `no route ${req.method} ${req.url.split('?')[0]}; see /openapi.json`,
+  );
+  void reply.status(404).type('application/problem+json').send(toProblem(err));
+}

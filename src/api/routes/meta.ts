@@ -1,0 +1,37 @@
+import type { FastifyInstance } from 'fastify';
+import { ACTION_CATALOG } from '../../event/catalog.js';
+import type { AppContext } from '../context.js';
+
+/** Catalog, health, readiness and the generated OpenAPI document. */
+export function metaRoutes(app: FastifyInstance, ctx: AppContext): void {
+  app.get(
+    '/v1/actions',
+    { schema: { summary: 'The built-in action catalog', tags: ['catalog'] } },
+    async () => ({ strict_actions: ctx.config.strict_actions, actions: ACTION_CATALOG }),
+  );
+
+  app.get(
+    '/healthz',
+    { schema: { summary: 'Liveness: the process answers', tags: ['health'] } },
+    async () => ({
+      status: 'ok',
+    }),
+  );
+
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        summary: 'Readiness: the store answers and the server is not shutting down',
+        tags: ['health'],
+      },
+    },
+    async (_req, reply) => {
+      if (!ctx.ready()) return reply.status(503).send({ status: 'shutting_down' });
+      const head = await ctx.store.headSeq();
+      return { status: 'ready', store: ctx.store.kind, head_seq: head };
+    },
+  );
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+}

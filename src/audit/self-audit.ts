@@ -1,0 +1,61 @@
+import { ulid } from 'ulid';
+import type { Principal } from '../auth/api-keys.js';
+import { contentHashOf } from '../event/canonical.js';
+import type { AuditEvent, JsonValue, Outcome } from '../event/event.js';
+import type { Store } from '../store/store.js';
+
+/** What the server knows about the request it audits. */
+export interface RequestContext {
+  sourceIp?: string;
+  userAgent?: string;
+  requestId?: string;
+}
+
+/**
+ * Records the service's own events (trail reads and exports, refused access,
+ * key changes) in the log itself, so every reader and sink sees them. These
+ * are appended directly, never through the HTTP read path, so recording a
+ * read is not itself a read (no recursion).
+ */
+export class SelfAudit {
+  constructor(
+    private readonly store: Store,
+    private readonly defaultTenant: string,
+  ) {}
+
+  async record(
+    action: string,
+    principal: Principal | null,
+    detail: {
+      outcome: Outcome;
+      /** Who acted, when it is not an API key (e.g. the local CLI). */
+      actor?: AuditEvent['actor'];
+      tenantId?: string;
+      reason?: string;
+      resource?: AuditEvent['resource'];
+      metadata?: { [key: string]: JsonValue };
+      request?: RequestContext;
+    },
+  ): Promise<void> {
+    const event: AuditEvent = {
+      event_id: `evt_${ulid()}`,
+      timestamp: new Date().toISOString(),
+      tenant_id: detail.tenantId ?? principal?.tenantId ?? this.defaultTenant,
+      actor: detail.actor
+        ? detail.actor
+        : principal
+          ? { type: 'api_key', id: principal.keyId, name: principal.name }
+          : { type: 'anonymous', id: 'anonymous' },
+      action,
+      outcome: detail.outcome,
+    };
+    if (detail.resource) event.resource = detail.resource;
+    if (detail.reason) event.reason = detail.reason;
+    const req = detail.request;
+    if (req?.sourceIp) event.source_ip = req.sourceIp;
+    if (req?.userAgent) event.user_agent = req.userAgent.slice(0, 1024);
+    if (req?.requestId) event.request_id = req.requestId;
+    if (detail.metadata) event.metadata = detail.metadata;
+    await this.store.append([{ event, contentHash: contentHashOf(event) }]);
+  }
+}

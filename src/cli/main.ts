@@ -1,0 +1,49 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { isTrailwardenError } from '../errors.js';
+import { registerExportCommand } from './export.js';
+import { registerKeysCommand } from './keys.js';
+import { registerSendCommand } from './send.js';
+import { registerServeCommand } from './serve.js';
+import { registerTailCommand } from './tail.js';
+import { registerVerifyCommand } from './verify.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+/** Builds the `trailwarden` command line. */
+export function buildProgram(): Command {
+  const program = new Command('trailwarden')
+    .description('Tamper-evident audit trail: ingest, query, stream and verify security events.')
+    .version(version())
+    .showHelpAfterError();
+  registerServeCommand(program);
+  registerKeysCommand(program);
+  registerVerifyCommand(program);
+  registerSendCommand(program);
+  registerTailCommand(program);
+  registerExportCommand(program);
+  return program;
+}
+
+/** Runs the CLI; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram().exitOverride();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    const message = isTrailwardenError(err)
+      ? `${err.code}: ${err.message}`
+      : err instanceof Error
+        ? err.message
+        : String(err);
+    process.stderr.write(`trailwarden: ${message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,233 @@
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
+import type { Command } from 'commander';
+import type { StoredEvent } from '../event/event.js';
+import { type NoteVerifier, parseVerifierKey } from '../log/checkpoint.js';
+import { loadOrCreateSigningKey } from '../log/signing-key.js';
+import { openStore } from '../store/open-store.js';
+import type { CheckpointRecord, Store } from '../store/store.js';
+import { type VerifyLogResult, verifyLog } from '../verify/verify-log.js';
+import { ApiClient, addClientOptions, clientOptionsFrom } from './http-client.js';
+import { createProgress } from './progress.js';
+import { type ConfigFlags, configFromFlags } from './serve.js';
+
+export interface VerifyFlags extends ConfigFlags {
+  url?: string;
+  key?: string;
+  file?: string;
+  checkpoints?: string;
+  vkey?: string;
+}
+
+interface Source {
+  events: AsyncIterable<StoredEvent>;
+  checkpoints: CheckpointRecord[];
+  verifier: NoteVerifier | undefined;
+  describe: string;
+  close(): Promise<void>;
+}
+
+const PAGE = 1000;
+
+async function* storeEvents(store: Store): AsyncGenerator<StoredEvent> {
+  let after = 0;
+  for (;;) {
+    const page = await store.readRange(after, PAGE);
+    yield* page;
+    if (page.length < PAGE) return;
+    after = page.at(-1)!.seq;
+  }
+}
+
+async function storeCheckpoints(store: Store): Promise<CheckpointRecord[]> {
+  const all: CheckpointRecord[] = [];
+  for (;;) {
+    const page = await store.listCheckpoints({ fromSize: (all.at(-1)?.treeSize ?? -1) + 1, limit: PAGE });
+    all.push(...page);
+    if (page.length < PAGE) return all;
+  }
+}
+
+async function* jsonLines<T>(lines: AsyncIterable<string>, what: string): AsyncGenerator<T> {
+  let n = 0;
+  for await (const line of lines) {
+    n += 1;
+    if (line.trim() === '') continue;
+    try {
+      yield JSON.parse(line) as T;
+    } catch {
+      throw new Error(`${what} line ${n} is not valid JSON`);
+    }
+  }
+}
+
+/** The log in the local data folder; the verifier key defaults to the folder's own signing key. */
+async function dataFolderSource(flags: VerifyFlags): Promise<Source> {
+  const config = await configFromFlags(flags);
+  const dataDir = resolve(config.data_dir);
+  const store = await openStore(config, dataDir);
+  let verifier: NoteVerifier | undefined;
+  if (flags.vkey === undefined) {
+    const key = await loadOrCreateSigningKey(dataDir, {
+      ...(config.checkpoints.key_file === null ? {} : { keyFile: config.checkpoints.key_file }),
+      ...(config.checkpoints.key_pem === null ? {} : { keyPem: config.checkpoints.key_pem }),
+    });
+    const origin = config.checkpoints.origin ?? (await store.getMeta('origin')) ?? '';
+    verifier = { name: config.checkpoints.key_name ?? origin, publicKeyRaw: key.publicKeyRaw };
+  }
+  return {
+    events: storeEvents(store),
+    checkpoints: await storeCheckpoints(store),
+    verifier,
+    describe: `data folder ${dataDir}`,
+    close: () => store.close(),
+  };
+}
+
+/** A running server: events from its export, checkpoints and key from its API. */
+async function serverSource(flags: VerifyFlags): Promise<Source> {
+  const client = new ApiClient(clientOptionsFrom(flags, process.env));
+  const checkpoints: CheckpointRecord[] = [];
+  for (;;) {
+    const from = (checkpoints.at(-1)?.treeSize ?? -1) + 1;
+    const page = await client.json<{
+      checkpoints: Array<{ tree_size: number; root_hash: string; issued_at: string; note: string }>;
+    }>('GET', '/v1/checkpoints', { query: { from_size: from, limit: PAGE } });
+    checkpoints.push(
+      ...page.checkpoints.map((c) => ({
+        treeSize: c.tree_size,
+        rootHash: c.root_hash,
+        issuedAt: c.issued_at,
+        note: c.note,
+      })),
+    );
+    if (page.checkpoints.length < PAGE) break;
+  }
+  let verifier: NoteVerifier | undefined;
+  if (flags.vkey === undefined) {
+    const key = await client.json<{ verifier_key: string }>('GET', '/v1/checkpoints/key');
+    verifier = parseVerifierKey(key.verifier_key);
+  }
+  const res = await client.request('GET', '/v1/export', { query: { format: 'jsonl', order: 'asc' } });
+  if (!res.body) throw new Error('the server sent an empty export');
+  const lines = createInterface({
+    input: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream),
+    crlfDelay: Infinity,
+  });
+  return {
+    events: jsonLines<StoredEvent>(lines, 'export'),
+    checkpoints,
+    verifier,
+    describe: `server ${client.baseUrl.origin}`,
+    close: async () => lines.close(),
+  };
+}
+
+/** An export file (JSON Lines), with checkpoints from a file saved from GET /v1/checkpoints. */
+async function fileSource(flags: VerifyFlags & { file: string }): Promise<Source> {
+  let checkpoints: CheckpointRecord[] = [];
+  if (flags.checkpoints !== undefined) {
+    const parsed = JSON.parse(await readFile(flags.checkpoints, 'utf8')) as {
+      checkpoints: Array<{ tree_size: number; root_hash: string; issued_at: string; note: string }>;
+    };
+    checkpoints = parsed.checkpoints.map((c) => ({
+      treeSize: c.tree_size,
+      rootHash: c.root_hash,
+      issuedAt: c.issued_at,
+      note: c.note,
+    }));
+    if (flags.vkey === undefined)
+      throw new Error('--checkpoints needs --vkey (the verifier key from GET /v1/checkpoints/key)');
+  }
+  const lines = createInterface({ input: createReadStream(flags.file), crlfDelay: Infinity });
+  return {
+    events: jsonLines<StoredEvent>(lines, flags.file),
+    checkpoints,
+    verifier: undefined,
+    describe: `export file ${flags.file}`,
+    close: async () => lines.close(),
+  };
+}
+
+export function describeResult(r: VerifyLogResult): string {
+  if (r.ok) {
+    const tail =
+      r.uncovered > 0
+        ? `; ${r.uncovered} event(s) after the last checkpoint are consistent but not yet signed`
+        : '';
+    return `OK: ${r.events} events, ${r.checkpoints} signed checkpoint(s) verified; tree size ${r.treeSize}, root ${r.root}${tail}`;
+  }
+  const where =
+    r.seq === null
+      ? r.checkpointSize === undefined
+        ? ''
+        : ` at checkpoint ${r.checkpointSize}`
+      : ` at seq ${r.seq}`;
+  return `FAILED${where}: ${r.problem}: ${r.message}`;
+}
+
+/** `trailwarden verify`: exit 0 when the log is intact, 1 with the first problem otherwise. */
+export async function verifyCommand(
+  flags: VerifyFlags,
+  out: NodeJS.WritableStream = process.stdout,
+): Promise<number> {
+  const source =
+    flags.file !== undefined
+      ? await fileSource({ ...flags, file: flags.file })
+      : flags.url !== undefined || flags.key !== undefined
+        ? await serverSource(flags)
+        : await dataFolderSource(flags);
+  const verifier = flags.vkey !== undefined ? parseVerifierKey(flags.vkey) : source.verifier;
+  const progress = createProgress();
+  try {
+    if (!verifier && source.checkpoints.length > 0) throw new Error('a verifier key is needed: pass --vkey');
+    const result = await verifyLog({
+      events: source.events,
+      checkpoints: source.checkpoints,
+      verifier: verifier ?? { name: '', publicKeyRaw: Buffer.alloc(32) },
+      onProgress: (seq) => progress.update(`verifying ${source.describe}: ${seq} events`),
+    });
+    progress.done();
+    out.write(`${describeResult(result)}\n`);
+    if (result.ok && source.checkpoints.length === 0) {
+      out.write(
+        'Note: no checkpoints were checked, so only the internal consistency of the events was verified.\n',
+      );
+    }
+    return result.ok ? 0 : 1;
+  } finally {
+    progress.done();
+    await source.close();
+  }
+}
+
+export function registerVerifyCommand(program: Command): void {
+  addClientOptions(
+    program
+      .command('verify')
+      .description(
+        'Check the log: recompute every leaf hash, rebuild the Merkle tree, check every signed checkpoint and their consistency.',
+      )
+      .option('-c, --config <file>', 'YAML config file (data folder mode)')
+      .option('-d, --data-dir <dir>', 'data folder to verify offline (default ./data)')
+      .option(
+        '-f, --file <export.jsonl>',
+        'verify an export file (GET /v1/export?format=jsonl of the whole log)',
+      )
+      .option('--checkpoints <file>', 'with --file: the JSON of GET /v1/checkpoints')
+      .option(
+        '--vkey <verifier-key>',
+        'pin the verifier key (from GET /v1/checkpoints/key) instead of trusting the source',
+      ),
+  )
+    .addHelpText(
+      'after',
+      '\nModes: the local data folder (default), a running server (--url/--key, an all-tenant auditor key),\nor an export file (--file). Exit status 0 when intact, 1 with the first bad seq otherwise.',
+    )
+    .action(async (flags: VerifyFlags) => {
+      process.exitCode = await verifyCommand(flags);
+    });
+}

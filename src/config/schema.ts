@@ -1,0 +1,131 @@
+import { z } from 'zod';
+
+/**
+ * The config file's schema (docs/configuration.md documents every field).
+ * Every object is strict, so a misspelt key is an error rather than a setting
+ * silently ignored. Messages are written to follow the field's path, as in
+ * `limits.max_event_bytes: must be an integer between 1024 and 1048576`.
+ */
+
+/** Log levels, as pino names them. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Store backends that exist today. */
+export const STORE_KINDS = ['sqlite'] as const;
+
+function intBetween(min: number, max: number) {
+  const error = `must be an integer between ${min} and ${max}`;
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+}
+
+const KIB = 1024;
+const MIB = 1024 * KIB;
+const SECOND_MS = 1000;
+const DAY_MS = 86_400_000;
+
+/** `HOST:PORT`, `[IPv6]:PORT`; the port may be 0 (any free port, for tests). */
+const LISTEN_PATTERN = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/;
+
+/** Splits a validated `listen` value into the host and port `net.Server#listen` takes. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = LISTEN_PATTERN.exec(listen);
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw new Error(`listen: expected HOST:PORT, got "${listen}"`);
+  return { host: m[1] ?? m[2] ?? '', port };
+}
+
+const listenSchema = z.string({ error: 'expected HOST:PORT, e.g. "127.0.0.1:8080"' }).refine(
+  (v) => {
+    try {
+      parseListen(v);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { error: 'expected HOST:PORT with a port from 0 to 65535, e.g. "127.0.0.1:8080" or "[::1]:8080"' },
+);
+
+const storeSchema = z.enum(STORE_KINDS, {
+  error: (iss) =>
+    typeof iss.input === 'string' && /^postgres(ql)?:\/\//.test(iss.input)
+      ? 'the PostgreSQL store is not available yet; use "sqlite"'
+      : `expected "sqlite", got ${JSON.stringify(iss.input)}`,
+});
+
+const nonEmpty = (what: string) =>
+  z.string({ error: `expected ${what}` }).min(1, { error: `expected ${what}, got an empty string` });
+
+const limitsSchema = z
+  .strictObject({
+    max_event_bytes: intBetween(1 * KIB, 1 * MIB).default(32 * KIB),
+    max_batch_events: intBetween(1, 10_000).default(1000),
+    max_body_bytes: intBetween(1 * KIB, 100 * MIB).default(5 * MIB),
+    max_metadata_depth: intBetween(1, 32).default(8),
+    max_metadata_keys: intBetween(1, 10_000).default(256),
+    max_string_length: intBetween(16, 65_536).default(1024),
+    max_text_length: intBetween(16, 1 * MIB).default(8192),
+    max_clock_skew_ms: intBetween(0, DAY_MS).default(300_000),
+    /** `null`: events of any age are accepted. */
+    max_event_age_ms: intBetween(SECOND_MS, 3650 * DAY_MS)
+      .nullable()
+      .default(null),
+    max_page_size: intBetween(1, 10_000).default(1000),
+  })
+  .superRefine((l, ctx) => {
+    if (l.max_body_bytes < l.max_event_bytes) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['max_body_bytes'],
+        message: `must be at least limits.max_event_bytes (${l.max_event_bytes}), or no event could be sent`,
+      });
+    }
+  });
+
+const checkpointsSchema = z.strictObject({
+  every_events: intBetween(1, 1_000_000).default(1000),
+  every_ms: intBetween(100, DAY_MS).default(10_000),
+  /** `null`: derived on first start and kept in the store. */
+  origin: nonEmpty('a log origin line')
+    .refine((v) => !/[\r\n]/.test(v), { error: 'must be a single line' })
+    .nullable()
+    .default(null),
+  key_file: nonEmpty('a file path').nullable().default(null),
+  key_name: nonEmpty('a key name')
+    .refine((v) => !/[\s+]/.test(v), { error: 'must not contain spaces or "+" (C2SP signed-note key name)' })
+    .nullable()
+    .default(null),
+});
+
+const streamSchema = z.strictObject({
+  heartbeat_ms: intBetween(1 * SECOND_MS, 300 * SECOND_MS).default(15_000),
+  max_buffered_bytes: intBetween(64 * KIB, 100 * MIB).default(1 * MIB),
+});
+
+/** The file as written, with defaults filled in. `prefault` runs the defaults of nested objects too. */
+export const fileConfigSchema = z.strictObject({
+  listen: listenSchema.default('127.0.0.1:8080'),
+  data_dir: nonEmpty('a directory path').default('./data'),
+  store: storeSchema.default('sqlite'),
+  default_tenant: nonEmpty('a tenant id').default('default'),
+  strict_actions: z.boolean({ error: 'expected true or false' }).default(false),
+  audit_reads: z.boolean({ error: 'expected true or false' }).default(true),
+  limits: limitsSchema.prefault({}),
+  checkpoints: checkpointsSchema.prefault({}),
+  stream: streamSchema.prefault({}),
+  log_level: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+});
+
+export type FileConfig = z.output<typeof fileConfigSchema>;
+
+/**
+ * Trailwarden's configuration after loading: the file, environment overrides
+ * and CLI flags merged, validated, defaults filled in.
+ */
+export type Config = Omit<FileConfig, 'checkpoints'> & {
+  checkpoints: FileConfig['checkpoints'] & {
+    /** Ed25519 private key (PEM) from `TRAILWARDEN_SIGNING_KEY`; never read from the file. */
+    key_pem: string | null;
+  };
+};

@@ -1,0 +1,473 @@
+import { isIP } from 'node:net';
+import { ulid } from 'ulid';
+import { findSeedName, KNOWN_ACTIONS } from './catalog.js';
+import type { Actor, AuditEvent, Change, JsonValue, Outcome, Resource } from './event.js';
+import { OUTCOMES } from './event.js';
+import type { EventLimits } from './limits.js';
+
+/** One thing wrong with an event. `path` is `''` for the event as a whole; `message` does not repeat it. */
+export interface EventProblem {
+  path: string;
+  message: string;
+}
+
+/** What `validateEvent` needs to know about where the event is going. */
+export interface ValidationContext {
+  limits: EventLimits;
+  /** The server clock, for the skew and age bounds and for a generated `event_id`. */
+  now: Date;
+  /** The tenant the event will belong to, decided by the caller (from the API key). */
+  tenantId: string;
+  /** Refuse actions the catalog does not know. */
+  strictActions: boolean;
+  /** Known action names; default `KNOWN_ACTIONS` (a set with custom ones works too). */
+  catalog?: { has(name: string): boolean };
+}
+
+export type ValidationResult = { ok: true; event: AuditEvent } | { ok: false; problems: EventProblem[] };
+
+/** More problems than this are summarised, so one broken event cannot produce a huge response. */
+export const MAX_PROBLEMS_PER_EVENT = 20;
+export const EVENT_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+export const TENANT_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+/** Lowercase `category(.sub)*.verb`, at most `MAX_ACTION_CHARS`. */
+export const ACTION_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
+export const MAX_ACTION_CHARS = 128;
+
+const TIMESTAMP_EXAMPLE = '2026-03-15T08:42:17.003Z';
+const EVENT_KEYS =
+  'event_id timestamp tenant_id actor action resource outcome reason source_ip user_agent session_id request_id changes metadata'.split(
+    ' ',
+  );
+const SERVER_KEYS = new Set(['seq', 'received_at', 'leaf_hash']);
+// Keys that would reach Object.prototype (or a class) if some later code merged them naively.
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const EMAIL = /^[^\s@]+@[^\s@]+$/;
+const hasOwn = (o: object, k: string): boolean => Object.hasOwn(o, k);
+
+type Obj = Record<string, unknown>;
+type StringKind = 'name' | 'text';
+
+function isPlainObject(v: unknown): v is Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/** A short, safe rendering of a value for a message (strings quoted and cut at 60 characters). */
+function show(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object') return 'an object';
+  if (typeof v === 'number') return `the number ${v}`;
+  return String(v);
+}
+
+function codePoint(s: string, re: RegExp): string {
+  return hex(re.exec(s)?.[0]?.codePointAt(0) ?? 0);
+}
+
+function hex(cp: number): string {
+  return `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+/** The first C0 control character or DEL in `s` (free text may keep tab, LF, CR), or -1. */
+function firstControl(s: string, kind: StringKind): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if ((c < 0x20 || c === 0x7f) && !(kind === 'text' && (c === 9 || c === 10 || c === 13))) return c;
+  }
+  return -1;
+}
+
+function childPath(parent: string, key: string): string {
+  const seg = /^[A-Za-z_][A-Za-z0-9_-]*$/.test(key) ? key : JSON.stringify(key);
+  return parent === '' ? seg : /^[A-Za-z_]/.test(seg) ? `${parent}.${seg}` : `${parent}[${seg}]`;
+}
+
+/**
+ * Parses an ISO 8601 / RFC 3339 date-time with a timezone (`Z`, `±hh:mm`, or
+ * the Java-style `±hhmm`) into UTC `YYYY-MM-DDTHH:mm:ss.sssZ`. Digits past
+ * milliseconds are truncated. Shared with the query layer's `from`/`to`.
+ */
+export function parseTimestamp(
+  text: string,
+): { ok: true; iso: string; ms: number } | { ok: false; reason: string } {
+  const m =
+    /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|([+-])(\d{2}):?(\d{2}))$/.exec(text);
+  const bad = `${show(text)} is not an ISO 8601 date-time with a timezone, e.g. ${TIMESTAMP_EXAMPLE}`;
+  if (!m) return { ok: false, reason: bad };
+  const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const frac = Number((m[7] ?? '').padEnd(3, '0').slice(0, 3));
+  const offH = Number(m[10] ?? 0);
+  const offM = Number(m[11] ?? 0);
+  if (mo < 1 || mo > 12) return { ok: false, reason: `${bad} (month ${mo} is out of range)` };
+  const days = new Date(Date.UTC(2000, mo, 0)).getUTCDate() - (mo === 2 && !isLeap(y) ? 1 : 0);
+  if (d < 1 || d > days)
+    return { ok: false, reason: `${show(text)} is not a real date: ${y}-${m[2]} has ${days} days` };
+  if (h > 23 || mi > 59 || s > 59) return { ok: false, reason: `${show(text)} is not a real time of day` };
+  if (offH > 23 || offM > 59) return { ok: false, reason: `${show(text)} has an impossible timezone offset` };
+  const date = new Date(0);
+  date.setUTCFullYear(y, mo - 1, d); // not Date.UTC: it maps years 0–99 to 1900–1999
+  date.setUTCHours(h, mi, s, frac);
+  const ms = date.getTime() - (m[9] === '-' ? -1 : 1) * (offH * 60 + offM) * 60_000;
+  const iso = new Date(ms).toISOString();
+  if (iso.length !== 24) return { ok: false, reason: `${show(text)} is outside the years 0000–9999 in UTC` };
+  return { ok: true, iso, ms };
+}
+
+function isLeap(y: number): boolean {
+  return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+}
+
+/**
+ * The `tenant_id` a raw event asks for, if it names one as a string. The
+ * caller compares it with the tenant of the API key; `validateEvent` only
+ * checks its syntax.
+ */
+export function requestedTenantId(raw: unknown): string | undefined {
+  if (!isPlainObject(raw) || !hasOwn(raw, 'tenant_id')) return undefined;
+  const t = raw['tenant_id'];
+  return typeof t === 'string' ? t : undefined;
+}
+
+/**
+ * Validates and normalises one producer event. Reports every problem (up to
+ * `MAX_PROBLEMS_PER_EVENT`), each saying what to fix. On success the event has
+ * a UTC millisecond timestamp, an `event_id` (`evt_` + ULID when absent), the
+ * context's tenant, and keys only for fields that are present, so its
+ * canonical JSON is stable. `null` in an optional field counts as absent.
+ */
+export function validateEvent(raw: unknown, ctx: ValidationContext): ValidationResult {
+  return new EventChecker(ctx).check(raw);
+}
+
+class EventChecker {
+  private readonly problems: EventProblem[] = [];
+  private readonly limits: EventLimits;
+  private metadataKeys = 0;
+
+  constructor(private readonly ctx: ValidationContext) {
+    this.limits = ctx.limits;
+  }
+
+  private get full(): boolean {
+    return this.problems.length > MAX_PROBLEMS_PER_EVENT;
+  }
+
+  private report(path: string, message: string): undefined {
+    if (this.problems.length < MAX_PROBLEMS_PER_EVENT) this.problems.push({ path, message });
+    else if (this.problems.length === MAX_PROBLEMS_PER_EVENT) {
+      this.problems.push({
+        path: '',
+        message: `more problems not shown (first ${MAX_PROBLEMS_PER_EVENT} listed)`,
+      });
+    }
+    return undefined;
+  }
+
+  check(raw: unknown): ValidationResult {
+    if (!isPlainObject(raw)) {
+      return {
+        ok: false,
+        problems: [{ path: '', message: `an event must be a JSON object, got ${show(raw)}` }],
+      };
+    }
+    this.keys(raw, '', EVENT_KEYS, 'an event');
+    const event = {
+      event_id: this.eventId(raw),
+      timestamp: this.timestamp(raw['timestamp']),
+      tenant_id: this.ctx.tenantId,
+      actor: this.actor(raw['actor']),
+      action: this.action(raw['action']),
+      resource: this.resource(raw),
+      outcome: this.outcome(raw['outcome']),
+      reason: this.optString(raw, 'reason', 'text'),
+      source_ip: this.sourceIp(raw),
+      user_agent: this.optString(raw, 'user_agent', 'text'),
+      session_id: this.optString(raw, 'session_id', 'name'),
+      request_id: this.optString(raw, 'request_id', 'name'),
+      changes: this.changes(raw),
+      metadata: this.metadata(raw),
+    };
+    if (hasOwn(raw, 'tenant_id') && raw['tenant_id'] !== null) {
+      const t = raw['tenant_id'];
+      if (typeof t !== 'string' || !TENANT_ID_PATTERN.test(t)) {
+        this.report(
+          'tenant_id',
+          `${show(t)} is not a tenant id: use 1–128 characters from A–Z a–z 0–9 . _ -`,
+        );
+      }
+    }
+    if (this.problems.length > 0) return { ok: false, problems: this.problems };
+    const out = Object.fromEntries(
+      Object.entries(event).filter(([, v]) => v !== undefined),
+    ) as unknown as AuditEvent;
+    const bytes = Buffer.byteLength(JSON.stringify(out), 'utf8');
+    if (bytes > this.limits.max_event_bytes) {
+      const msg = `the event is ${bytes} bytes as JSON; the limit is ${this.limits.max_event_bytes} bytes (max_event_bytes) — move bulky data out of metadata and changes`;
+      return { ok: false, problems: [{ path: '', message: msg }] };
+    }
+    return { ok: true, event: out };
+  }
+
+  /** Refuses unknown and prototype-polluting keys of a fixed-shape object. */
+  private keys(obj: Obj, path: string, allowed: string[], what: string): void {
+    for (const key of Object.keys(obj)) {
+      const p = childPath(path, key);
+      if (FORBIDDEN_KEYS.has(key)) this.report(p, `the key ${show(key)} is not allowed anywhere in an event`);
+      else if (SERVER_KEYS.has(key) && path === '')
+        this.report(p, `${key} is set by the server; leave it out`);
+      else if (!allowed.includes(key)) {
+        this.report(p, `unknown field ${show(key)}; ${what} has only: ${allowed.join(', ')}`);
+      }
+    }
+  }
+
+  /** Checks a string's content; returns it, or undefined after reporting. */
+  private str(v: unknown, path: string, kind: StringKind): string | undefined {
+    if (typeof v !== 'string') return this.report(path, `must be a string, got ${show(v)}`);
+    if (kind === 'name' && v.length === 0) return this.report(path, 'must not be empty');
+    if (LONE_SURROGATE.test(v)) {
+      return this.report(
+        path,
+        `contains a lone UTF-16 surrogate (${codePoint(v, LONE_SURROGATE)}) that has no UTF-8 form`,
+      );
+    }
+    const control = firstControl(v, kind);
+    if (control >= 0) {
+      const allowed =
+        kind === 'name' ? 'ids and names may have none' : 'only tab, newline and carriage return are allowed';
+      return this.report(path, `contains the control character ${hex(control)}; ${allowed}`);
+    }
+    const max = kind === 'name' ? this.limits.max_string_length : this.limits.max_text_length;
+    if (v.length > max) {
+      const chars = [...v].length; // code points; only counted when the cheap UTF-16 length is over
+      const limit = kind === 'name' ? 'max_string_length' : 'max_text_length';
+      if (chars > max)
+        return this.report(path, `is ${chars} characters long; the limit is ${max} (${limit})`);
+    }
+    return v;
+  }
+
+  /** An optional field's value, with `null` treated as absent. */
+  private opt(obj: Obj, key: string): unknown {
+    return hasOwn(obj, key) && obj[key] !== null ? obj[key] : undefined;
+  }
+
+  private optString(obj: Obj, key: string, kind: StringKind, path = key): string | undefined {
+    const v = this.opt(obj, key);
+    return v === undefined ? undefined : this.str(v, path, kind);
+  }
+
+  private reqString(obj: Obj, key: string, path: string): string | undefined {
+    const v = this.opt(obj, key);
+    return v === undefined ? this.report(path, 'is required') : this.str(v, path, 'name');
+  }
+
+  private eventId(raw: Obj): string | undefined {
+    const v = this.opt(raw, 'event_id');
+    if (v === undefined) return `evt_${ulid(this.ctx.now.getTime())}`;
+    if (typeof v !== 'string' || !EVENT_ID_PATTERN.test(v)) {
+      return this.report(
+        'event_id',
+        `${show(v)} is not an event id: use 1–128 characters from A–Z a–z 0–9 . _ : -`,
+      );
+    }
+    return v;
+  }
+
+  private timestamp(v: unknown): string | undefined {
+    if (v === undefined || v === null)
+      return this.report('timestamp', `is required, e.g. ${TIMESTAMP_EXAMPLE}`);
+    if (typeof v !== 'string') {
+      return this.report(
+        'timestamp',
+        `must be an ISO 8601 string such as ${TIMESTAMP_EXAMPLE}, got ${show(v)}`,
+      );
+    }
+    const parsed = parseTimestamp(v);
+    if (!parsed.ok) return this.report('timestamp', parsed.reason);
+    const now = this.ctx.now.getTime();
+    const ahead = parsed.ms - now;
+    if (ahead > this.limits.max_clock_skew_ms) {
+      return this.report(
+        'timestamp',
+        `${parsed.iso} is ${ahead} ms ahead of the server clock (${this.ctx.now.toISOString()}); at most ${this.limits.max_clock_skew_ms} ms (max_clock_skew_ms) is allowed — check the producer's clock`,
+      );
+    }
+    const maxAge = this.limits.max_event_age_ms;
+    if (maxAge !== null && now - parsed.ms > maxAge) {
+      return this.report(
+        'timestamp',
+        `${parsed.iso} is ${now - parsed.ms} ms older than the server clock (${this.ctx.now.toISOString()}); events older than ${maxAge} ms (max_event_age_ms) are refused`,
+      );
+    }
+    return parsed.iso;
+  }
+
+  private actor(v: unknown): Actor | undefined {
+    if (v === undefined || v === null)
+      return this.report('actor', 'is required: {"type": "user", "id": "…"}');
+    if (!isPlainObject(v)) return this.report('actor', `must be an object with type and id, got ${show(v)}`);
+    this.keys(v, 'actor', ['type', 'id', 'name', 'email'], 'actor');
+    const type = this.reqString(v, 'type', 'actor.type');
+    const id = this.reqString(v, 'id', 'actor.id');
+    const name = this.optString(v, 'name', 'name', 'actor.name');
+    let email = this.optString(v, 'email', 'name', 'actor.email');
+    if (email !== undefined && !EMAIL.test(email)) {
+      email = this.report('actor.email', `${show(email)} is not an email address (name@domain)`);
+    }
+    if (type === undefined || id === undefined) return undefined;
+    return { type, id, ...(name !== undefined && { name }), ...(email !== undefined && { email }) };
+  }
+
+  private resource(raw: Obj): Resource | undefined {
+    const v = this.opt(raw, 'resource');
+    if (v === undefined) return undefined;
+    if (!isPlainObject(v))
+      return this.report('resource', `must be an object with type and id, got ${show(v)}`);
+    this.keys(v, 'resource', ['type', 'id', 'name'], 'resource');
+    const type = this.reqString(v, 'type', 'resource.type');
+    const id = this.reqString(v, 'id', 'resource.id');
+    const name = this.optString(v, 'name', 'name', 'resource.name');
+    if (type === undefined || id === undefined) return undefined;
+    return { type, id, ...(name !== undefined && { name }) };
+  }
+
+  private action(v: unknown): string | undefined {
+    if (v === undefined || v === null) return this.report('action', 'is required, e.g. "user.login"');
+    if (typeof v !== 'string')
+      return this.report('action', `must be a string such as "user.login", got ${show(v)}`);
+    if (v.length > MAX_ACTION_CHARS) {
+      return this.report('action', `is ${v.length} characters long; the limit is ${MAX_ACTION_CHARS}`);
+    }
+    if (!ACTION_PATTERN.test(v)) {
+      const seedHit = findSeedName(v)[0];
+      if (seedHit) {
+        const outcome = seedHit.mapping.outcome ? ` with outcome "${seedHit.mapping.outcome}"` : '';
+        return this.report(
+          'action',
+          `${show(v)} is a seed event name; send action "${seedHit.action}"${outcome}`,
+        );
+      }
+      const lower = v.toLowerCase();
+      const hint = lower !== v && ACTION_PATTERN.test(lower) ? ` (use lowercase: "${lower}")` : '';
+      return this.report(
+        'action',
+        `${show(v)} is not an action: use lowercase dot-separated words, category then verb, e.g. "user.password.reset"${hint}`,
+      );
+    }
+    if (this.ctx.strictActions && !(this.ctx.catalog ?? KNOWN_ACTIONS).has(v)) {
+      return this.report(
+        'action',
+        `${show(v)} is not in the action catalog, and strict actions are on (see docs/events.md)`,
+      );
+    }
+    return v;
+  }
+
+  private outcome(v: unknown): Outcome | undefined {
+    if (typeof v === 'string' && (OUTCOMES as readonly string[]).includes(v)) return v as Outcome;
+    const allowed = OUTCOMES.map((o) => `"${o}"`).join(', ');
+    if (v === undefined || v === null) return this.report('outcome', `is required: one of ${allowed}`);
+    return this.report('outcome', `${show(v)} is not an outcome: use one of ${allowed}`);
+  }
+
+  private sourceIp(raw: Obj): string | undefined {
+    const v = this.optString(raw, 'source_ip', 'name');
+    if (v !== undefined && isIP(v) === 0)
+      return this.report('source_ip', `${show(v)} is not an IPv4 or IPv6 address`);
+    return v;
+  }
+
+  private changes(raw: Obj): Change[] | undefined {
+    const v = this.opt(raw, 'changes');
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v))
+      return this.report('changes', `must be an array of {field, old, new}, got ${show(v)}`);
+    if (v.length > this.limits.max_array_length) {
+      return this.report(
+        'changes',
+        `has ${v.length} entries; the limit is ${this.limits.max_array_length} (max_array_length)`,
+      );
+    }
+    const out: Change[] = [];
+    for (const [i, c] of (v as unknown[]).entries()) {
+      const p = `changes[${i}]`;
+      if (this.full) break;
+      if (!isPlainObject(c)) {
+        this.report(p, `must be an object {field, old, new}, got ${show(c)}`);
+        continue;
+      }
+      this.keys(c, p, ['field', 'old', 'new'], 'a change');
+      const field = this.reqString(c, 'field', `${p}.field`);
+      const change: Change = { field: field ?? '' };
+      for (const side of ['old', 'new'] as const) {
+        if (hasOwn(c, side) && c[side] !== undefined)
+          change[side] = this.json(c[side], `${p}.${side}`, 1, false);
+      }
+      out.push(change);
+    }
+    return out;
+  }
+
+  private metadata(raw: Obj): Record<string, JsonValue> | undefined {
+    const v = this.opt(raw, 'metadata');
+    if (v === undefined) return undefined;
+    if (!isPlainObject(v)) return this.report('metadata', `must be an object, got ${show(v)}`);
+    return this.json(v, 'metadata', 1, true) as Record<string, JsonValue> | undefined;
+  }
+
+  /**
+   * Copies a free-form JSON value (metadata, change values) while checking it.
+   * `depth` is the nesting level the value would have if it is a container.
+   */
+  private json(v: unknown, path: string, depth: number, countKeys: boolean): JsonValue | undefined {
+    if (this.full) return undefined;
+    if (v === null || typeof v === 'boolean') return v;
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) return this.report(path, `${v} is not a finite number`);
+      return v === 0 ? 0 : v; // -0 has no JSON form of its own
+    }
+    if (typeof v === 'string') return this.str(v, path, 'text');
+    const isArray = Array.isArray(v);
+    if (!isArray && !isPlainObject(v)) return this.report(path, `is not a JSON value (${typeof v})`);
+    if (depth > this.limits.max_metadata_depth) {
+      return this.report(
+        path,
+        `nests deeper than ${this.limits.max_metadata_depth} levels (max_metadata_depth)`,
+      );
+    }
+    if (isArray) {
+      if (v.length > this.limits.max_array_length) {
+        return this.report(
+          path,
+          `has ${v.length} elements; the limit is ${this.limits.max_array_length} (max_array_length)`,
+        );
+      }
+      return v.map((item, i) => this.json(item, `${path}[${i}]`, depth + 1, countKeys) ?? null);
+    }
+    const out: Record<string, JsonValue> = {};
+    for (const key of Object.keys(v)) {
+      const p = childPath(path, key);
+      if (countKeys && ++this.metadataKeys === this.limits.max_metadata_keys + 1) {
+        this.report(
+          'metadata',
+          `has more than ${this.limits.max_metadata_keys} keys in all (max_metadata_keys)`,
+        );
+      }
+      if (this.full || (countKeys && this.metadataKeys > this.limits.max_metadata_keys)) break;
+      if (FORBIDDEN_KEYS.has(key)) {
+        this.report(p, `the key ${show(key)} is not allowed anywhere in an event`);
+        continue;
+      }
+      if (this.str(key, `${p} (key)`, 'name') === undefined) continue;
+      const item = this.json((v as Obj)[key], p, depth + 1, countKeys);
+      if (item !== undefined) out[key] = item;
+    }
+    return out;
+  }
+}

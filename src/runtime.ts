@@ -1,0 +1,166 @@
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './api/app.js';
+import type { AppContext } from './api/context.js';
+import { SelfAudit } from './audit/self-audit.js';
+import { createApiKey, importApiKey } from './auth/api-keys.js';
+import type { Config } from './config/schema.js';
+import { parseListen } from './config/schema.js';
+import type { EventLimits } from './event/limits.js';
+import { IngestService } from './ingest/ingest-service.js';
+import { loadOrCreateSigningKey } from './log/signing-key.js';
+import { Checkpointer } from './store/checkpointer.js';
+import { openStore } from './store/open-store.js';
+import type { Store } from './store/store.js';
+
+/** A running Trailwarden: the HTTP server and what it owns. */
+export interface Running {
+  app: FastifyInstance;
+  store: Store;
+  url: string;
+  origin: string;
+  /** Set only when this start created the first admin key (shown once). */
+  createdAdminToken: string | undefined;
+  close(): Promise<void>;
+}
+
+export function eventLimitsFrom(config: Config): EventLimits {
+  const l = config.limits;
+  return {
+    max_event_bytes: l.max_event_bytes,
+    max_string_length: l.max_string_length,
+    max_text_length: l.max_text_length,
+    max_metadata_depth: l.max_metadata_depth,
+    max_metadata_keys: l.max_metadata_keys,
+    max_array_length: 256,
+    max_clock_skew_ms: l.max_clock_skew_ms,
+    max_event_age_ms: l.max_event_age_ms,
+  };
+}
+
+/** The log's origin line: configured, or chosen once and kept in the store. */
+async function resolveOrigin(store: Store, config: Config): Promise<string> {
+  if (config.checkpoints.origin !== null) return config.checkpoints.origin;
+  const kept = await store.getMeta('origin');
+  if (kept !== undefined) return kept;
+  const origin = `trailwarden/${randomBytes(4).toString('hex')}`;
+  await store.setMeta('origin', origin);
+  return origin;
+}
+
+/** Everything a server is made of, before it listens. */
+export interface Assembled {
+  ctx: AppContext;
+  checkpointer: Checkpointer;
+  createdAdminToken: string | undefined;
+  /** Opens the doors: /readyz turns ready. */
+  setReady(ready: boolean): void;
+  /** Stops the checkpointer (issuing a last checkpoint) and closes the store. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the store, loads (or creates) the signing key, bootstraps the first
+ * admin key and starts the checkpointer. Tests use this with `buildApp` and
+ * `inject()`; `start` adds the listening server.
+ */
+export async function assemble(config: Config, env: NodeJS.ProcessEnv = process.env): Promise<Assembled> {
+  const dataDir = resolve(config.data_dir);
+  const store = await openStore(config, dataDir);
+  try {
+    const key = await loadOrCreateSigningKey(dataDir, {
+      ...(config.checkpoints.key_file === null ? {} : { keyFile: config.checkpoints.key_file }),
+      ...(config.checkpoints.key_pem === null ? {} : { keyPem: config.checkpoints.key_pem }),
+    });
+    const origin = await resolveOrigin(store, config);
+    const keyName = config.checkpoints.key_name ?? origin;
+
+    let createdAdminToken: string | undefined;
+    const bootstrap = env['TRAILWARDEN_ADMIN_KEY'];
+    if (bootstrap !== undefined && bootstrap !== '') {
+      await importApiKey(store, bootstrap, {
+        role: 'admin',
+        tenantId: null,
+        name: 'bootstrap admin (TRAILWARDEN_ADMIN_KEY)',
+      });
+    } else if ((await store.countKeys()) === 0) {
+      createdAdminToken = (await createApiKey(store, { role: 'admin', tenantId: null, name: 'first admin' }))
+        .token;
+    }
+
+    const checkpointer = new Checkpointer(
+      store,
+      { name: keyName, privateKey: key.privateKey, publicKeyRaw: key.publicKeyRaw },
+      { everyEvents: config.checkpoints.every_events, everyMs: config.checkpoints.every_ms, origin },
+    );
+    let ready = false;
+    const ctx: AppContext = {
+      store,
+      config,
+      ingest: new IngestService(store, {
+        limits: eventLimitsFrom(config),
+        strictActions: config.strict_actions,
+        defaultTenant: config.default_tenant,
+      }),
+      audit: new SelfAudit(store, config.default_tenant),
+      log: { origin, keyName, publicKeyRaw: key.publicKeyRaw },
+      ready: () => ready,
+    };
+    await checkpointer.start();
+    let closing: Promise<void> | undefined;
+    return {
+      ctx,
+      checkpointer,
+      createdAdminToken,
+      setReady: (r) => {
+        ready = r;
+      },
+      close: () => {
+        closing ??= (async () => {
+          ready = false;
+          await checkpointer.stop();
+          await checkpointer.issue();
+          await store.close();
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
+
+/** `assemble`, then build the HTTP app and listen on `config.listen`. */
+export async function start(
+  config: Config,
+  opts: { env?: NodeJS.ProcessEnv; logger?: boolean | object } = {},
+): Promise<Running> {
+  const parts = await assemble(config, opts.env ?? process.env);
+  try {
+    const app = await buildApp(parts.ctx, opts.logger ?? { level: config.log_level });
+    const { host, port } = parseListen(config.listen);
+    const address = await app.listen({ host, port });
+    parts.setReady(true);
+    let closing: Promise<void> | undefined;
+    return {
+      app,
+      store: parts.ctx.store,
+      url: address,
+      origin: parts.ctx.log.origin,
+      createdAdminToken: parts.createdAdminToken,
+      close: () => {
+        closing ??= (async () => {
+          parts.setReady(false);
+          await app.close();
+          await parts.close();
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await parts.close();
+    throw err;
+  }
+}

@@ -1,0 +1,20 @@
+import { createHash } from 'node:crypto';
+
+/** Size in bytes of every hash in the tree (SHA-256). */
+export const HASH_SIZE = 32;
+
+/** RFC 6962 §2.1 leaf hash: SHA-256(0x00 ‖ data). */
+export function hashLeaf(data: Buffer): Buffer {
+  return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
+}
+
+/** RFC 6962 §2.1 interior node hash: SHA-256(0x01 ‖ left ‖ right). */
+export function hashChildren(left: Buffer, right: Buffer): Buffer {
+  return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+}
+
+/** Root of the empty tree: SHA-256 of the empty string. */
+export const EMPTY_ROOT: Buffer = createHash('sha256').digest();
+
+const LEAF_PREFIX = Buffer.of(0x00);
+const NODE_PREFIX = Buffer.of(0x01);

@@ -1,0 +1,17 @@
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { SqliteStore } from './sqlite/sqlite-store.js';
+import type { Store } from './store.js';
+
+/** The SQLite file inside the data folder. */
+export function sqliteFile(dataDir: string): string {
+  return join(dataDir, 'trailwarden.db');
+}
+
+/** Opens the store the configuration names. */
+export async function openStore(config: Pick<Config, 'store'>, dataDir: string): Promise<Store> {
+  switch (config.store) {
+    case 'sqlite':
+      return SqliteStore.open(sqliteFile(dataDir));
+  }
+}

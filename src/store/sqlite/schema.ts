@@ -1,0 +1,83 @@
+import type { Database } from 'better-sqlite3';
+
+/**
+ * Versioned migrations, applied in order inside one transaction on open. The
+ * version lives in SQLite's `user_version`, so a newer file opened by older
+ * code is refused instead of misread.
+ */
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE events (
+    seq           INTEGER PRIMARY KEY,
+    event_id      TEXT NOT NULL,
+    tenant_id     TEXT NOT NULL,
+    ts            TEXT NOT NULL,
+    action        TEXT NOT NULL,
+    actor_id      TEXT NOT NULL,
+    resource_type TEXT,
+    resource_id   TEXT,
+    outcome       TEXT NOT NULL,
+    search        TEXT NOT NULL,
+    content_hash  TEXT NOT NULL,
+    leaf_hash     BLOB NOT NULL,
+    body          TEXT NOT NULL
+  );
+  CREATE UNIQUE INDEX events_tenant_event_id ON events (tenant_id, event_id);
+  CREATE INDEX events_event_id ON events (event_id);
+  CREATE INDEX events_tenant_action ON events (tenant_id, action, seq);
+  CREATE INDEX events_tenant_ts ON events (tenant_id, ts);
+  CREATE INDEX events_action ON events (action, seq);
+  CREATE INDEX events_ts ON events (ts);
+  CREATE INDEX events_actor ON events (actor_id, seq);
+  CREATE INDEX events_resource ON events (resource_type, resource_id, seq);
+
+  -- Perfect-subtree hashes of the Merkle tree above the leaves (level >= 1):
+  -- node (level, idx) covers leaves [idx * 2^level, (idx + 1) * 2^level).
+  -- Leaves (level 0) are events.leaf_hash at seq = idx + 1.
+  CREATE TABLE tree_nodes (
+    level INTEGER NOT NULL,
+    idx   INTEGER NOT NULL,
+    hash  BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE checkpoints (
+    tree_size INTEGER PRIMARY KEY,
+    root_hash TEXT NOT NULL,
+    issued_at TEXT NOT NULL,
+    note      TEXT NOT NULL
+  );
+
+  CREATE TABLE api_keys (
+    key_id      TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    tenant_id   TEXT,
+    name        TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    revoked_at  TEXT
+  );
+
+  CREATE TABLE meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Brings the database to the current schema version. */
+export function migrate(db: Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > SCHEMA_VERSION) {
+    throw new Error(
+      `database schema version ${current} is newer than this trailwarden (${SCHEMA_VERSION}); upgrade trailwarden`,
+    );
+  }
+  const apply = db.transaction(() => {
+    for (let v = current; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  });
+  apply.immediate();
+}

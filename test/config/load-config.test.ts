@@ -1,0 +1,217 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: these strings are config text with ${VAR} references
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { z } from 'zod';
+import { formatPath, loadConfig, parseConfig, substituteEnv } from '../../src/config/load-config.js';
+import { parseListen } from '../../src/config/schema.js';
+import { isTrailwardenError } from '../../src/errors.js';
+
+/** Runs `fn` expecting a TW_ERR_CONFIG error and returns its message. */
+function configError(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(isTrailwardenError(err), `expected a TrailwardenError, got ${String(err)}`);
+    assert.equal(err.code, 'TW_ERR_CONFIG');
+    return err.message;
+  }
+  assert.fail('expected a configuration error');
+}
+
+const parse = (text: string, env: NodeJS.ProcessEnv = {}, overrides = {}) =>
+  parseConfig(text, { env, overrides, fileName: 'trailwarden.yaml' });
+
+describe('loadConfig', () => {
+  test('without a file every setting has its documented default', async () => {
+    const config = await loadConfig({ env: {} });
+    assert.deepEqual(config, {
+      listen: '127.0.0.1:8080',
+      data_dir: './data',
+      store: 'sqlite',
+      default_tenant: 'default',
+      strict_actions: false,
+      audit_reads: true,
+      limits: {
+        max_event_bytes: 32768,
+        max_batch_events: 1000,
+        max_body_bytes: 5242880,
+        max_metadata_depth: 8,
+        max_metadata_keys: 256,
+        max_string_length: 1024,
+        max_text_length: 8192,
+        max_clock_skew_ms: 300000,
+        max_event_age_ms: null,
+        max_page_size: 1000,
+      },
+      checkpoints: {
+        every_events: 1000,
+        every_ms: 10000,
+        origin: null,
+        key_file: null,
+        key_name: null,
+        key_pem: null,
+      },
+      stream: { heartbeat_ms: 15000, max_buffered_bytes: 1048576 },
+      log_level: 'info',
+    });
+  });
+
+  test('a file sets nested values and keeps the defaults of the others', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tw-config-'));
+    try {
+      const file = join(dir, 'trailwarden.yaml');
+      await writeFile(file, 'listen: 0.0.0.0:9000\nlimits:\n  max_page_size: 50\n');
+      const config = await loadConfig({ file, env: {} });
+      assert.equal(config.listen, '0.0.0.0:9000');
+      assert.equal(config.limits.max_page_size, 50);
+      assert.equal(config.limits.max_event_bytes, 32768);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a missing file is a config error naming the file', async () => {
+    await assert.rejects(loadConfig({ file: '/nonexistent/tw.yaml', env: {} }), (err: unknown) => {
+      assert.ok(isTrailwardenError(err));
+      assert.equal(err.code, 'TW_ERR_CONFIG');
+      assert.match(err.message, /\/nonexistent\/tw\.yaml/);
+      return true;
+    });
+  });
+
+  test('environment variables override the file and CLI flags override both', () => {
+    const text = 'listen: 127.0.0.1:1000\ndata_dir: /file\nlog_level: warn\n';
+    const env = {
+      TRAILWARDEN_LISTEN: '127.0.0.1:2000',
+      TRAILWARDEN_DATA_DIR: '/env',
+      TRAILWARDEN_LOG_LEVEL: 'debug',
+    };
+    const config = parse(text, env, { listen: '127.0.0.1:3000' });
+    assert.equal(config.listen, '127.0.0.1:3000');
+    assert.equal(config.data_dir, '/env');
+    assert.equal(config.log_level, 'debug');
+  });
+
+  test('an invalid override names the variable it came from', () => {
+    const message = configError(() => parse('', { TRAILWARDEN_LOG_LEVEL: 'loud' }));
+    assert.match(
+      message,
+      /log_level: expected one of fatal, error, warn, info, debug, trace, silent \(from TRAILWARDEN_LOG_LEVEL\)/,
+    );
+  });
+
+  test('the signing key is read from TRAILWARDEN_SIGNING_KEY and refused in the file', () => {
+    const pem = '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n';
+    assert.equal(parse('', { TRAILWARDEN_SIGNING_KEY: pem }).checkpoints.key_pem, pem);
+    const message = configError(() => parse('checkpoints:\n  key_pem: secret\n'));
+    assert.match(
+      message,
+      /checkpoints\.key_pem: unknown setting; the signing key is read only from the TRAILWARDEN_SIGNING_KEY/,
+    );
+  });
+
+  test('a postgres store URL is refused as not available yet', () => {
+    const message = configError(() => parse('store: postgres://db/trail\n'));
+    assert.match(message, /store: the PostgreSQL store is not available yet; use "sqlite"/);
+  });
+
+  test('listen must be HOST:PORT with a valid port', () => {
+    assert.deepEqual(parseListen('[::1]:0'), { host: '::1', port: 0 });
+    assert.match(
+      configError(() => parse('listen: localhost\n')),
+      /listen: expected HOST:PORT/,
+    );
+    assert.match(
+      configError(() => parse('listen: "127.0.0.1:70000"\n')),
+      /listen: expected HOST:PORT/,
+    );
+  });
+});
+
+describe('environment substitution', () => {
+  test('replaces ${VAR} and falls back to ${VAR:-default} when unset or empty', () => {
+    const env = { DIR: '/srv/tw', EMPTY: '' };
+    assert.equal(substituteEnv('${DIR}/data', env).value, '/srv/tw/data');
+    assert.equal(substituteEnv('${NOPE:-x}-${EMPTY:-y}', env).value, 'x-y');
+    assert.equal(substituteEnv('$${DIR}', env).value, '${DIR}');
+  });
+
+  test('a substituted value containing YAML syntax stays one string', () => {
+    const config = parse('default_tenant: ${TENANT}\ndata_dir: "${DIR}"\n', {
+      TENANT: 'acme: {}',
+      DIR: 'x\nstrict_actions: true',
+    });
+    assert.equal(config.default_tenant, 'acme: {}');
+    assert.equal(config.data_dir, 'x\nstrict_actions: true');
+    assert.equal(config.strict_actions, false);
+  });
+
+  test('an unquoted substitution that is a number is read as a number, a quoted one is not', () => {
+    assert.equal(parse('limits:\n  max_page_size: ${PAGE}\n', { PAGE: '25' }).limits.max_page_size, 25);
+    const message = configError(() => parse('limits:\n  max_page_size: "${PAGE}"\n', { PAGE: '25' }));
+    assert.match(message, /limits\.max_page_size: must be an integer between 1 and 10000/);
+  });
+
+  test('an unset variable without a default names the variable and the path', () => {
+    const message = configError(() => parse('checkpoints:\n  key_file: ${KEY_DIR}/key.pem\n'));
+    assert.match(message, /trailwarden\.yaml/);
+    assert.match(message, /checkpoints\.key_file: environment variable KEY_DIR is not set/);
+  });
+
+  test('keys are left alone: only values are substituted', () => {
+    const message = configError(() => parse('${X}: 1\n', { X: 'listen' }));
+    assert.match(message, /\$\{X\}/);
+  });
+});
+
+describe('validation messages', () => {
+  test('name the exact nested path and the allowed range', () => {
+    const message = configError(() => parse('limits:\n  max_event_bytes: 10\n  max_page_size: 2.5\n'));
+    assert.match(message, /^Invalid configuration in trailwarden\.yaml:/);
+    assert.match(
+      message,
+      / {2}- limits\.max_event_bytes: must be an integer between 1024 and 1048576 \(line 2\)/,
+    );
+    assert.match(message, / {2}- limits\.max_page_size: must be an integer between 1 and 10000 \(line 3\)/);
+  });
+
+  test('list every problem at once', () => {
+    const message = configError(() => parse('strict_actions: maybe\nstream:\n  heartbeat_ms: 1\n'));
+    assert.match(message, /strict_actions: expected true or false/);
+    assert.match(message, /stream\.heartbeat_ms: must be an integer between 1000 and 300000/);
+  });
+
+  test('refuse unknown keys and suggest the closest known one', () => {
+    const message = configError(() => parse('limits:\n  max_event_byte: 2048\nbogus: 1\n'));
+    assert.match(
+      message,
+      /limits\.max_event_byte: unknown setting; did you mean "max_event_bytes"\? \(line 2\)/,
+    );
+    assert.match(message, /bogus: unknown setting \(line 3\)/);
+  });
+
+  test('format array indexes and odd keys in paths', () => {
+    assert.equal(formatPath(['sinks', 0, 'url']), 'sinks[0].url');
+    assert.equal(formatPath(['labels', 'a b']), 'labels["a b"]');
+    const schema = z.strictObject({
+      sinks: z.array(z.strictObject({ url: z.url({ error: 'expected a URL' }) })),
+    });
+    const issue = schema.safeParse({ sinks: [{ url: 'http://ok' }, { url: 'nope' }] }).error?.issues[0];
+    assert.equal(`${formatPath(issue?.path ?? [])}: ${issue?.message}`, 'sinks[1].url: expected a URL');
+  });
+
+  test('a YAML syntax error names the line and column', () => {
+    const message = configError(() => parse('listen: 127.0.0.1:8080\nlimits: [1, 2\nlog_level: "info\n'));
+    assert.match(message, /line 3, column \d+: YAML syntax error: /);
+  });
+
+  test('a document that is not a mapping is refused', () => {
+    assert.match(
+      configError(() => parse('- a\n- b\n')),
+      /\(top level\): expected a mapping/,
+    );
+  });
+});

@@ -1,0 +1,291 @@
+/**
+ * The store contract, run against every backend. TW_STORE narrows the run to
+ * one backend (e.g. TW_STORE=sqlite); PostgreSQL joins this list with its own
+ * factory, never with copies of these tests.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { leafHashOf } from '../../src/event/canonical.js';
+import { verifyConsistency, verifyInclusion } from '../../src/store/merkle/proofs.js';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import type { Store } from '../../src/store/store.js';
+import { makeEvent, prepare } from '../helpers/events.js';
+
+interface Backend {
+  name: string;
+  /** A fresh, empty store; `reopen` opens the same data again. */
+  create(): Promise<{ store: Store; reopen(): Promise<Store>; cleanup(): void }>;
+}
+
+const backends: Backend[] = [
+  {
+    name: 'sqlite',
+    async create() {
+      const dir = mkdtempSync(join(tmpdir(), 'tw-store-'));
+      const file = join(dir, 'trailwarden.db');
+      return {
+        store: await SqliteStore.open(file),
+        reopen: () => SqliteStore.open(file),
+        cleanup: () => rmSync(dir, { recursive: true, force: true }),
+      };
+    },
+  },
+];
+
+const only = process.env['TW_STORE'];
+
+for (const backend of backends.filter((b) => !only || b.name === only)) {
+  describe(`store contract: ${backend.name}`, () => {
+    const cleanups: Array<() => void> = [];
+    const fresh = async () => {
+      const h = await backend.create();
+      cleanups.push(h.cleanup);
+      return h;
+    };
+    after(() => {
+      for (const c of cleanups) c();
+    });
+
+    test('appends get gap-free seq from 1 and the stored event carries a correct leaf hash', async () => {
+      const { store } = await fresh();
+      const out = await store.append([prepare(makeEvent()), prepare(makeEvent())]);
+      assert.deepEqual(
+        out.map((o) => [o.status, o.seq]),
+        [
+          ['created', 1],
+          ['created', 2],
+        ],
+      );
+      const [first] = await store.readRange(0, 10);
+      assert.ok(first);
+      assert.equal(first.seq, 1);
+      assert.equal(first.leaf_hash, leafHashOf(first).toString('base64'));
+      assert.equal(await store.headSeq(), 2);
+      await store.close();
+    });
+
+    test('re-sending the same event is a duplicate and stores nothing new', async () => {
+      const { store } = await fresh();
+      const e = prepare(makeEvent());
+      await store.append([e]);
+      const again = await store.append([e]);
+      assert.deepEqual(again, [{ status: 'duplicate', seq: 1 }]);
+      assert.equal(await store.headSeq(), 1);
+      await store.close();
+    });
+
+    test('the same event_id with other content refuses the whole batch and stores none of it', async () => {
+      const { store } = await fresh();
+      const e = makeEvent();
+      await store.append([prepare(e)]);
+      const changed = prepare({ ...e, outcome: 'failure' });
+      await assert.rejects(
+        store.append([prepare(makeEvent()), changed]),
+        (err: Error & { code?: string }) => {
+          assert.equal(err.code, 'TW_ERR_EVENT_CONFLICT');
+          return true;
+        },
+      );
+      assert.equal(await store.headSeq(), 1);
+      await store.close();
+    });
+
+    test('the same event_id in two tenants is two events', async () => {
+      const { store } = await fresh();
+      const e = makeEvent();
+      const out = await store.append([prepare(e), prepare({ ...e, tenant_id: 'other' })]);
+      assert.deepEqual(
+        out.map((o) => o.status),
+        ['created', 'created'],
+      );
+      assert.equal((await store.findByEventId(e.event_id, null)).length, 2);
+      assert.equal((await store.findByEventId(e.event_id, 'other')).length, 1);
+      await store.close();
+    });
+
+    test('concurrent appends commit together without gaps, and a conflicting request does not roll back others', async () => {
+      const { store } = await fresh();
+      const taken = makeEvent();
+      await store.append([prepare(taken)]);
+      const results = await Promise.allSettled(
+        Array.from({ length: 50 }, (_, i) =>
+          i === 25
+            ? store.append([prepare(makeEvent()), prepare({ ...taken, reason: 'changed' })])
+            : store.append([prepare(makeEvent()), prepare(makeEvent())]),
+        ),
+      );
+      assert.equal(results.filter((r) => r.status === 'rejected').length, 1);
+      assert.equal(await store.headSeq(), 1 + 49 * 2);
+      const all = await store.readRange(0, 1000);
+      assert.deepEqual(
+        all.map((e) => e.seq),
+        Array.from({ length: 99 }, (_, i) => i + 1),
+      );
+      await store.close();
+    });
+
+    test('queries filter by tenant, action prefix, actor, resource, outcome, time and text, newest first', async () => {
+      const { store } = await fresh();
+      await store.append([
+        prepare(makeEvent({ action: 'user.login', timestamp: '2026-01-01T00:00:00.000Z' })),
+        prepare(makeEvent({ action: 'user.password.reset', outcome: 'failure', reason: 'Too Weak' })),
+        prepare(
+          makeEvent({ action: 'role.assign', tenant_id: 'globex', actor: { type: 'user', id: 'usr_bob' } }),
+        ),
+        prepare(makeEvent({ action: 'userx.thing', resource: { type: 'group', id: 'g1', name: 'Admins' } })),
+      ]);
+      const seqs = async (f: Parameters<Store['query']>[0]) =>
+        (await store.query(f, { order: 'desc', limit: 100 })).map((e) => e.seq);
+      assert.deepEqual(await seqs({ tenantIds: null }), [4, 3, 2, 1]);
+      assert.deepEqual(await seqs({ tenantIds: ['acme'] }), [4, 2, 1]);
+      assert.deepEqual(await seqs({ tenantIds: [] }), []);
+      assert.deepEqual(await seqs({ tenantIds: null, action: { value: 'user.', prefix: true } }), [2, 1]);
+      assert.deepEqual(await seqs({ tenantIds: null, action: { value: 'role.assign', prefix: false } }), [3]);
+      assert.deepEqual(await seqs({ tenantIds: null, actorId: 'usr_bob' }), [3]);
+      assert.deepEqual(await seqs({ tenantIds: null, resourceType: 'group', resourceId: 'g1' }), [4]);
+      assert.deepEqual(await seqs({ tenantIds: null, outcome: 'failure' }), [2]);
+      assert.deepEqual(await seqs({ tenantIds: null, q: 'too weak' }), [2]);
+      assert.deepEqual(await seqs({ tenantIds: null, q: 'admins' }), [4]);
+      assert.deepEqual(await seqs({ tenantIds: null, q: '%' }), []);
+      assert.deepEqual(await seqs({ tenantIds: null, to: '2026-01-02T00:00:00.000Z' }), [1]);
+      assert.deepEqual(await seqs({ tenantIds: null, from: '2026-01-02T00:00:00.000Z' }), [4, 3, 2]);
+      await store.close();
+    });
+
+    test('keyset pages stay correct while events keep arriving', async () => {
+      const { store } = await fresh();
+      await store.append(Array.from({ length: 10 }, () => prepare(makeEvent())));
+      const p1 = await store.query({ tenantIds: null }, { order: 'desc', limit: 4 });
+      await store.append(Array.from({ length: 5 }, () => prepare(makeEvent())));
+      const p2 = await store.query(
+        { tenantIds: null },
+        { order: 'desc', limit: 4, afterSeq: p1.at(-1)!.seq },
+      );
+      assert.deepEqual(
+        [...p1, ...p2].map((e) => e.seq),
+        [10, 9, 8, 7, 6, 5, 4, 3],
+      );
+      const asc = await store.query({ tenantIds: null }, { order: 'asc', limit: 3, afterSeq: 13 });
+      assert.deepEqual(
+        asc.map((e) => e.seq),
+        [14, 15],
+      );
+      await store.close();
+    });
+
+    test('inclusion and consistency proofs verify against the roots, also after reopening', async () => {
+      const h = await fresh();
+      let store = h.store;
+      for (let i = 0; i < 13; i++) await store.append([prepare(makeEvent())]);
+      const check = async (s: Store) => {
+        const events = await s.readRange(0, 100);
+        for (const size of [1, 5, 8, 13]) {
+          const root = await s.tree.rootAt(size);
+          for (const e of events.filter((x) => x.seq <= size)) {
+            const proof = await s.tree.inclusionProof(e.seq - 1, size);
+            assert.ok(verifyInclusion(Buffer.from(e.leaf_hash, 'base64'), e.seq - 1, size, proof, root));
+          }
+        }
+        for (const [m, n] of [
+          [1, 13],
+          [4, 8],
+          [5, 13],
+          [12, 13],
+        ] as const) {
+          const proof = await s.tree.consistencyProof(m, n);
+          assert.ok(verifyConsistency(m, n, await s.tree.rootAt(m), await s.tree.rootAt(n), proof));
+        }
+      };
+      await check(store);
+      const rootBefore = await store.tree.rootAt(13);
+      await store.close();
+      store = await h.reopen();
+      assert.deepEqual(await store.tree.rootAt(13), rootBefore);
+      await store.append([prepare(makeEvent())]);
+      assert.equal(await store.tree.size(), 14);
+      await check(store);
+      await store.close();
+    });
+
+    test('a tree size beyond the log is refused with TW_ERR_TREE_SIZE', async () => {
+      const { store } = await fresh();
+      await store.append([prepare(makeEvent())]);
+      await assert.rejects(store.tree.rootAt(2), { code: 'TW_ERR_TREE_SIZE' });
+      await store.close();
+    });
+
+    test('checkpoints are all kept and listed by tree size', async () => {
+      const { store } = await fresh();
+      for (const n of [1, 5, 9]) {
+        await store.addCheckpoint({
+          treeSize: n,
+          rootHash: `r${n}`,
+          issuedAt: new Date().toISOString(),
+          note: `n${n}`,
+        });
+      }
+      assert.equal((await store.latestCheckpoint())?.treeSize, 9);
+      assert.equal((await store.checkpointAt(5))?.note, 'n5');
+      assert.deepEqual(
+        (await store.listCheckpoints({ fromSize: 2, limit: 10 })).map((c) => c.treeSize),
+        [5, 9],
+      );
+      await store.close();
+    });
+
+    test('api keys are stored, listed, revoked once and counted', async () => {
+      const { store } = await fresh();
+      const rec = {
+        keyId: 'k1',
+        secretHash: 'h',
+        role: 'auditor' as const,
+        tenantId: 'acme',
+        name: 'n',
+        createdAt: new Date().toISOString(),
+        revokedAt: null,
+      };
+      await store.createKey(rec);
+      assert.deepEqual(await store.getKey('k1'), rec);
+      assert.equal(await store.countKeys(), 1);
+      assert.equal(await store.revokeKey('k1', 'now'), true);
+      assert.equal(await store.revokeKey('k1', 'now'), false);
+      assert.equal(await store.countKeys(), 0);
+      await store.setMeta('origin', 'a');
+      await store.setMeta('origin', 'b');
+      assert.equal(await store.getMeta('origin'), 'b');
+      await store.close();
+    });
+
+    test('listeners hear the new head after each commit', async () => {
+      const { store } = await fresh();
+      const heads: number[] = [];
+      store.onAppend((h) => heads.push(h));
+      await store.append([prepare(makeEvent())]);
+      await store.append([prepare(makeEvent()), prepare(makeEvent())]);
+      assert.deepEqual(heads, [1, 3]);
+      await store.close();
+    });
+
+    test('two handles on the same data append without gaps (a CLI beside the server)', async () => {
+      const h = await fresh();
+      const other = await h.reopen();
+      await h.store.append([prepare(makeEvent())]);
+      await other.append([prepare(makeEvent())]);
+      await h.store.append([prepare(makeEvent())]);
+      const all = await h.store.readRange(0, 10);
+      assert.deepEqual(
+        all.map((e) => e.seq),
+        [1, 2, 3],
+      );
+      const proof = await h.store.tree.inclusionProof(1, 3);
+      assert.ok(
+        verifyInclusion(Buffer.from(all[1]!.leaf_hash, 'base64'), 1, 3, proof, await h.store.tree.rootAt(3)),
+      );
+      await other.close();
+      await h.store.close();
+    });
+  });
+}
