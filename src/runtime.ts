@@ -33,7 +33,7 @@ export function eventLimitsFrom(config: Config): EventLimits {
     max_text_length: l.max_text_length,
     max_metadata_depth: l.max_metadata_depth,
     max_metadata_keys: l.max_metadata_keys,
-    max_array_length: 256,
+    max_array_length: l.max_array_length,
     max_clock_skew_ms: l.max_clock_skew_ms,
     max_event_age_ms: l.max_event_age_ms,
   };

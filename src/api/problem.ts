@@ -47,7 +47,10 @@ function fromFastifyError(err: FastifyError, limits: { maxBodyBytes: number }): 
         'the request body is empty; send at least one event',
       );
     case 'FST_ERR_VALIDATION':
-      return new TrailwardenError('TW_ERR_INVALID_PARAMETER', err.message);
+      return new TrailwardenError(
+        err.validationContext === 'body' ? 'TW_ERR_BAD_REQUEST' : 'TW_ERR_INVALID_PARAMETER',
+        err.message,
+      );
     default:
       if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
         return new TrailwardenError('TW_ERR_BAD_REQUEST', err.message);

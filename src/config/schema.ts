@@ -66,6 +66,7 @@ const limitsSchema = z
     max_metadata_keys: intBetween(1, 10_000).default(256),
     max_string_length: intBetween(16, 65_536).default(1024),
     max_text_length: intBetween(16, 1 * MIB).default(8192),
+    max_array_length: intBetween(1, 10_000).default(256),
     max_clock_skew_ms: intBetween(0, DAY_MS).default(300_000),
     /** `null`: events of any age are accepted. */
     max_event_age_ms: intBetween(SECOND_MS, 3650 * DAY_MS)

@@ -3,7 +3,7 @@ import { type FieldProblem, TrailwardenError } from '../errors.js';
 import { contentHashOf } from '../event/canonical.js';
 import type { AuditEvent } from '../event/event.js';
 import type { EventLimits } from '../event/limits.js';
-import { validateEvent } from '../event/validate.js';
+import { requestedTenantId, validateEvent } from '../event/validate.js';
 import type { AppendOutcome, PreparedEvent, Store } from '../store/store.js';
 
 export interface IngestOptions {
@@ -48,7 +48,7 @@ export class IngestService {
     const prepared: PreparedEvent[] = [];
     const seen = new Map<string, { hash: string; index: number }>();
     raws.forEach((raw, index) => {
-      const requested = requestedTenant(raw);
+      const requested = requestedTenantId(raw);
       if (principal.tenantId !== null && requested !== undefined && requested !== principal.tenantId) {
         throw new ForeignTenantWrite(requested, index);
       }
@@ -97,10 +97,4 @@ export class IngestService {
       })),
     };
   }
-}
-
-function requestedTenant(raw: unknown): string | undefined {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
-  const t = (raw as Record<string, unknown>)['tenant_id'];
-  return typeof t === 'string' ? t : undefined;
 }
