@@ -4,6 +4,7 @@ import { findSeedName, KNOWN_ACTIONS } from './catalog.js';
 import type { Actor, AuditEvent, Change, JsonValue, Outcome, Resource } from './event.js';
 import { OUTCOMES } from './event.js';
 import type { EventLimits } from './limits.js';
+import { parseTimestamp, TIMESTAMP_EXAMPLE } from './timestamp.js';
 
 /** One thing wrong with an event. `path` is `''` for the event as a whole; `message` does not repeat it. */
 export interface EventProblem {
@@ -34,7 +35,6 @@ export const TENANT_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
 export const ACTION_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
 export const MAX_ACTION_CHARS = 128;
 
-const TIMESTAMP_EXAMPLE = '2026-03-15T08:42:17.003Z';
 const EVENT_KEYS =
   'event_id timestamp tenant_id actor action resource outcome reason source_ip user_agent session_id request_id changes metadata'.split(
     ' ',
@@ -85,41 +85,6 @@ function firstControl(s: string, kind: StringKind): number {
 function childPath(parent: string, key: string): string {
   const seg = /^[A-Za-z_][A-Za-z0-9_-]*$/.test(key) ? key : JSON.stringify(key);
   return parent === '' ? seg : /^[A-Za-z_]/.test(seg) ? `${parent}.${seg}` : `${parent}[${seg}]`;
-}
-
-/**
- * Parses an ISO 8601 / RFC 3339 date-time with a timezone (`Z`, `±hh:mm`, or
- * the Java-style `±hhmm`) into UTC `YYYY-MM-DDTHH:mm:ss.sssZ`. Digits past
- * milliseconds are truncated. Shared with the query layer's `from`/`to`.
- */
-export function parseTimestamp(
-  text: string,
-): { ok: true; iso: string; ms: number } | { ok: false; reason: string } {
-  const m =
-    /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|([+-])(\d{2}):?(\d{2}))$/.exec(text);
-  const bad = `${show(text)} is not an ISO 8601 date-time with a timezone, e.g. ${TIMESTAMP_EXAMPLE}`;
-  if (!m) return { ok: false, reason: bad };
-  const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
-  const frac = Number((m[7] ?? '').padEnd(3, '0').slice(0, 3));
-  const offH = Number(m[10] ?? 0);
-  const offM = Number(m[11] ?? 0);
-  if (mo < 1 || mo > 12) return { ok: false, reason: `${bad} (month ${mo} is out of range)` };
-  const days = new Date(Date.UTC(2000, mo, 0)).getUTCDate() - (mo === 2 && !isLeap(y) ? 1 : 0);
-  if (d < 1 || d > days)
-    return { ok: false, reason: `${show(text)} is not a real date: ${y}-${m[2]} has ${days} days` };
-  if (h > 23 || mi > 59 || s > 59) return { ok: false, reason: `${show(text)} is not a real time of day` };
-  if (offH > 23 || offM > 59) return { ok: false, reason: `${show(text)} has an impossible timezone offset` };
-  const date = new Date(0);
-  date.setUTCFullYear(y, mo - 1, d); // not Date.UTC: it maps years 0–99 to 1900–1999
-  date.setUTCHours(h, mi, s, frac);
-  const ms = date.getTime() - (m[9] === '-' ? -1 : 1) * (offH * 60 + offM) * 60_000;
-  const iso = new Date(ms).toISOString();
-  if (iso.length !== 24) return { ok: false, reason: `${show(text)} is outside the years 0000–9999 in UTC` };
-  return { ok: true, iso, ms };
-}
-
-function isLeap(y: number): boolean {
-  return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { TrailwardenError } from '../errors.js';
 import { OUTCOMES, type Outcome, type StoredEvent } from '../event/event.js';
+import { parseTimestamp } from '../event/timestamp.js';
 import type { EventFilter } from '../store/store.js';
 
 /** Parameters every filtered read (query, stream, export) accepts. */
@@ -17,7 +18,6 @@ export const FILTER_PARAMS = [
 
 export type RawQuery = Record<string, unknown>;
 
-const ISO_RE = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
 const ACTION_RE = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/;
 
 function invalid(message: string): TrailwardenError {
@@ -48,13 +48,10 @@ export function single(query: RawQuery, name: string): string | undefined {
 function timestampParam(query: RawQuery, name: string): string | undefined {
   const v = single(query, name);
   if (v === undefined) return undefined;
-  const d = ISO_RE.test(v) ? new Date(v) : null;
-  if (d === null || Number.isNaN(d.getTime())) {
-    throw invalid(
-      `${name}: ${JSON.stringify(v)} is not an ISO 8601 date or date-time, e.g. 2026-03-15T08:42:17Z`,
-    );
-  }
-  return d.toISOString();
+  // A bare date means midnight UTC, the natural reading of `from=2026-03-01`.
+  const parsed = parseTimestamp(/^\d{4}-\d{2}-\d{2}$/.test(v) ? `${v}T00:00:00Z` : v);
+  if (!parsed.ok) throw invalid(`${name}: ${parsed.reason}`);
+  return parsed.iso;
 }
 
 /** An integer parameter within [min, max]. */

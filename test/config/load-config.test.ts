@@ -42,6 +42,7 @@ describe('loadConfig', () => {
         max_metadata_keys: 256,
         max_string_length: 1024,
         max_text_length: 8192,
+        max_array_length: 256,
         max_clock_skew_ms: 300000,
         max_event_age_ms: null,
         max_page_size: 1000,

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { canonicalJson } from '../../src/event/canonical.js';
 import { DEFAULT_EVENT_LIMITS, type EventLimits } from '../../src/event/limits.js';
+import { parseTimestamp } from '../../src/event/timestamp.js';
 import {
   type EventProblem,
   MAX_PROBLEMS_PER_EVENT,
-  parseTimestamp,
   requestedTenantId,
   type ValidationContext,
   validateEvent,
