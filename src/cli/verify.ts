@@ -68,15 +68,21 @@ async function* jsonLines<T>(lines: AsyncIterable<string>, what: string): AsyncG
 async function dataFolderSource(flags: VerifyFlags): Promise<Source> {
   const config = await configFromFlags(flags);
   const dataDir = resolve(config.data_dir);
-  const store = await openStore(config, dataDir);
+  const store = await openStore(config, dataDir, { readOnly: true });
   let verifier: NoteVerifier | undefined;
-  if (flags.vkey === undefined) {
-    const key = await loadOrCreateSigningKey(dataDir, {
-      ...(config.checkpoints.key_file === null ? {} : { keyFile: config.checkpoints.key_file }),
-      ...(config.checkpoints.key_pem === null ? {} : { keyPem: config.checkpoints.key_pem }),
-    });
-    const origin = config.checkpoints.origin ?? (await store.getMeta('origin')) ?? '';
-    verifier = { name: config.checkpoints.key_name ?? origin, publicKeyRaw: key.publicKeyRaw };
+  try {
+    if (flags.vkey === undefined) {
+      const key = await loadOrCreateSigningKey(dataDir, {
+        mustExist: true,
+        ...(config.checkpoints.key_file === null ? {} : { keyFile: config.checkpoints.key_file }),
+        ...(config.checkpoints.key_pem === null ? {} : { keyPem: config.checkpoints.key_pem }),
+      });
+      const origin = config.checkpoints.origin ?? (await store.getMeta('origin')) ?? '';
+      verifier = { name: config.checkpoints.key_name ?? origin, publicKeyRaw: key.publicKeyRaw };
+    }
+  } catch (err) {
+    await store.close();
+    throw err;
   }
   return {
     events: storeEvents(store),

@@ -21,6 +21,8 @@ export interface SigningKey {
 }
 
 export interface SigningKeyOptions {
+  /** Refuse to generate a key when none exists (verify must not write into what it checks). */
+  mustExist?: boolean;
   /** Path to a PKCS#8 PEM file holding the key (must be mode 0600 or stricter). */
   keyFile?: string;
   /** The PKCS#8 PEM text itself, e.g. from a secret store. */
@@ -44,6 +46,12 @@ export async function loadOrCreateSigningKey(
     return await readKeyFile(file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if (opts.mustExist) {
+      throw new TrailwardenError(
+        'TW_ERR_CONFIG',
+        `no signing key at ${file}; pass the verifier key with --vkey, or point --data-dir at the right folder`,
+      );
+    }
   }
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const { privateKey } = generateKeyPairSync('ed25519');

@@ -8,10 +8,14 @@ export function sqliteFile(dataDir: string): string {
   return join(dataDir, 'trailwarden.db');
 }
 
-/** Opens the store the configuration names. */
-export async function openStore(config: Pick<Config, 'store'>, dataDir: string): Promise<Store> {
+/** Opens the store the configuration names; `readOnly` never writes or creates anything (verify). */
+export async function openStore(
+  config: Pick<Config, 'store'>,
+  dataDir: string,
+  opts: { readOnly?: boolean } = {},
+): Promise<Store> {
   switch (config.store) {
     case 'sqlite':
-      return SqliteStore.open(sqliteFile(dataDir));
+      return SqliteStore.open(sqliteFile(dataDir), opts);
   }
 }

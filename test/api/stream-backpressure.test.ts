@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { makeEvent, prepare } from '../helpers/events.js';
 import { type TestApp, testApp } from '../helpers/app.js';
+import { makeEvent, prepare } from '../helpers/events.js';
 
 describe('GET /v1/stream with a slow client', () => {
   let t: TestApp;
@@ -15,7 +15,9 @@ describe('GET /v1/stream with a slow client', () => {
     const url = await t.app.listen({ host: '127.0.0.1', port: 0 });
     port = Number(new URL(url).port);
     auditor = await t.key('auditor', null);
-    t.app.server.on('request', (req: IncomingMessage, res: ServerResponse) => responses.push({ url: req.url ?? '', res }));
+    t.app.server.on('request', (req: IncomingMessage, res: ServerResponse) =>
+      responses.push({ url: req.url ?? '', res }),
+    );
     // ~80 MB of events: far more than any sane buffer.
     const blob = 'x'.repeat(4000);
     for (let i = 0; i < 20; i++) {
@@ -48,7 +50,10 @@ describe('GET /v1/stream with a slow client', () => {
 
   test('an idle stream sends heartbeats', async () => {
     const ac = new AbortController();
-    const res = await fetch(`http://127.0.0.1:${port}/v1/stream`, { headers: { authorization: auditor }, signal: ac.signal });
+    const res = await fetch(`http://127.0.0.1:${port}/v1/stream`, {
+      headers: { authorization: auditor },
+      signal: ac.signal,
+    });
     const reader = res.body!.getReader();
     let text = '';
     const deadline = setTimeout(() => ac.abort(), 5000);

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import { TrailwardenError } from '../../errors.js';
@@ -18,7 +18,7 @@ import type {
   TreeReader,
 } from '../store.js';
 import { filterToSql } from './filter-sql.js';
-import { migrate } from './schema.js';
+import { migrate, SCHEMA_VERSION } from './schema.js';
 
 interface PendingAppend {
   events: PreparedEvent[];
@@ -58,6 +58,7 @@ export class SqliteStore implements Store {
   private readonly stmt: Record<string, Statement>;
   private readonly nodes: NodeSource;
   private closed = false;
+  private readOnly = false;
 
   private constructor(db: Database) {
     this.db = db;
@@ -114,8 +115,14 @@ export class SqliteStore implements Store {
     };
   }
 
-  /** Opens (creating if needed) the database file and loads the tree's right edge. */
-  static async open(file: string): Promise<SqliteStore> {
+  /**
+   * Opens (creating if needed) the database file and loads the tree's right
+   * edge. `readOnly` opens an existing file without writing anything and
+   * without trusting its tree nodes: what `verify` needs, which must report a
+   * tampered file rather than fail to open it.
+   */
+  static async open(file: string, opts: { readOnly?: boolean } = {}): Promise<SqliteStore> {
+    if (opts.readOnly) return SqliteStore.openReadOnly(file);
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
     const db = new BetterSqlite3(file);
     db.pragma('journal_mode = WAL');
@@ -130,6 +137,25 @@ export class SqliteStore implements Store {
     return store;
   }
 
+  private static openReadOnly(file: string): SqliteStore {
+    if (!existsSync(file)) {
+      throw new TrailwardenError('TW_ERR_CONFIG', `no Trailwarden database at ${file}; check --data-dir`);
+    }
+    const db = new BetterSqlite3(file, { readonly: true, fileMustExist: true });
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version !== SCHEMA_VERSION) {
+      db.close();
+      throw new TrailwardenError(
+        'TW_ERR_CONFIG',
+        `${file} has schema version ${version}; this trailwarden reads version ${SCHEMA_VERSION}`,
+      );
+    }
+    const store = new SqliteStore(db);
+    store.frontier = new MerkleFrontier();
+    store.readOnly = true;
+    return store;
+  }
+
   private nodeSync(level: number, index: number): Buffer {
     const hash =
       level === 0
@@ -140,6 +166,7 @@ export class SqliteStore implements Store {
   }
 
   private checkTreeSize(treeSize: number): void {
+    if (this.readOnly) throw new Error('the tree is not loaded in a read-only store');
     if (!Number.isSafeInteger(treeSize) || treeSize < 0 || treeSize > this.frontier.size) {
       throw new TrailwardenError(
         'TW_ERR_TREE_SIZE',
@@ -149,6 +176,7 @@ export class SqliteStore implements Store {
   }
 
   append(events: PreparedEvent[]): Promise<AppendOutcome[]> {
+    if (this.readOnly) return Promise.reject(new Error('the store was opened read-only'));
     if (this.closed) return Promise.reject(new TrailwardenError('TW_ERR_NOT_READY', 'the store is closed'));
     return new Promise((resolve, reject) => {
       this.queue.push({ events, resolve, reject });
