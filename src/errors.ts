@@ -17,11 +17,16 @@ export const ERROR_CODES = {
   TW_ERR_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed' },
   TW_ERR_EVENT_CONFLICT: { status: 409, title: 'Event ID already used with other content' },
   TW_ERR_AMBIGUOUS_EVENT_ID: { status: 409, title: 'Event ID exists in several tenants' },
+  TW_ERR_SINK_EXISTS: { status: 409, title: 'Sink exists' },
+  TW_ERR_SINK_READ_ONLY: { status: 409, title: 'Sink defined in the config file' },
+  TW_ERR_SINK_DISABLED: { status: 409, title: 'Sink not enabled' },
   TW_ERR_PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload too large' },
   TW_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
   TW_ERR_INVALID_EVENTS: { status: 422, title: 'Invalid events' },
   TW_ERR_TREE_SIZE: { status: 422, title: 'Tree size out of range' },
+  TW_ERR_INVALID_SINK: { status: 422, title: 'Invalid sink configuration' },
   TW_ERR_NOT_READY: { status: 503, title: 'Not ready' },
+  TW_ERR_EMIT_TIMEOUT: { status: 504, title: 'Sinks did not confirm in time' },
   TW_ERR_INTERNAL: { status: 500, title: 'Internal error' },
   TW_ERR_CONFIG: { status: 500, title: 'Invalid configuration' },
 } as const;
@@ -43,11 +48,18 @@ export class TrailwardenError extends Error {
   readonly status: number;
   readonly problems: FieldProblem[] | undefined;
   readonly headers: Record<string, string> | undefined;
+  /** Extra members of the problem document (RFC 9457 extensions). */
+  readonly extensions: Record<string, unknown> | undefined;
 
   constructor(
     code: ErrorCode,
     message: string,
-    opts: { problems?: FieldProblem[]; headers?: Record<string, string>; cause?: unknown } = {},
+    opts: {
+      problems?: FieldProblem[];
+      headers?: Record<string, string>;
+      extensions?: Record<string, unknown>;
+      cause?: unknown;
+    } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'TrailwardenError';
@@ -55,6 +67,7 @@ export class TrailwardenError extends Error {
     this.status = ERROR_CODES[code].status;
     this.problems = opts.problems;
     this.headers = opts.headers;
+    this.extensions = opts.extensions;
   }
 }
 

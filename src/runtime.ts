@@ -1,12 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { type Logger, pino } from 'pino';
 import { buildApp } from './api/app.js';
 import type { AppContext } from './api/context.js';
 import { SelfAudit } from './audit/self-audit.js';
 import { createApiKey, importApiKey } from './auth/api-keys.js';
 import type { Config } from './config/schema.js';
 import { parseListen } from './config/schema.js';
+import { DeliveryEngine } from './delivery/delivery-engine.js';
+import type { SinkConfig } from './delivery/sink-config.js';
 import type { EventLimits } from './event/limits.js';
 import { IngestService } from './ingest/ingest-service.js';
 import { loadOrCreateSigningKey } from './log/signing-key.js';
@@ -65,7 +68,11 @@ export interface Assembled {
  * admin key and starts the checkpointer. Tests use this with `buildApp` and
  * `inject()`; `start` adds the listening server.
  */
-export async function assemble(config: Config, env: NodeJS.ProcessEnv = process.env): Promise<Assembled> {
+export async function assemble(
+  config: Config,
+  env: NodeJS.ProcessEnv = process.env,
+  logger: Logger = pino({ level: 'silent' }),
+): Promise<Assembled> {
   const dataDir = resolve(config.data_dir);
   const store = await openStore(config, dataDir);
   try {
@@ -94,6 +101,15 @@ export async function assemble(config: Config, env: NodeJS.ProcessEnv = process.
       { name: keyName, privateKey: key.privateKey, publicKeyRaw: key.publicKeyRaw },
       { everyEvents: config.checkpoints.every_events, everyMs: config.checkpoints.every_ms, origin },
     );
+    const delivery = new DeliveryEngine({
+      store,
+      audit: new SelfAudit(store, config.default_tenant),
+      dataDir,
+      env,
+      configSinks: config.sinks.map((c) => ({ config: c as SinkConfig, raw: c as Record<string, unknown> })),
+      emit: config.emit,
+      log: engineLog(logger),
+    });
     let ready = false;
     const ctx: AppContext = {
       store,
@@ -105,9 +121,11 @@ export async function assemble(config: Config, env: NodeJS.ProcessEnv = process.
       }),
       audit: new SelfAudit(store, config.default_tenant),
       log: { origin, keyName, publicKeyRaw: key.publicKeyRaw },
+      delivery,
       ready: () => ready,
     };
     await checkpointer.start();
+    await delivery.start();
     let closing: Promise<void> | undefined;
     return {
       ctx,
@@ -119,6 +137,7 @@ export async function assemble(config: Config, env: NodeJS.ProcessEnv = process.
       close: () => {
         closing ??= (async () => {
           ready = false;
+          await delivery.stop();
           await checkpointer.stop();
           await checkpointer.issue();
           await store.close();
@@ -132,14 +151,38 @@ export async function assemble(config: Config, env: NodeJS.ProcessEnv = process.
   }
 }
 
+/** Secrets never reach a log line: API keys in headers, and any `secret`/`token`/`password` field. */
+const REDACT = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  '*.secret',
+  '*.token',
+  '*.password',
+  '*.headers.authorization',
+];
+
+/** The process logger (pino, JSON lines on stdout). */
+export function createLogger(level: Config['log_level']): Logger {
+  return pino({ level, redact: { paths: REDACT, censor: '[redacted]' } });
+}
+
+function engineLog(logger: Logger) {
+  const log = logger.child({ component: 'delivery' });
+  return {
+    info: (msg: string, extra?: object) => log.info(extra ?? {}, msg),
+    warn: (msg: string, extra?: object) => log.warn(extra ?? {}, msg),
+  };
+}
+
 /** `assemble`, then build the HTTP app and listen on `config.listen`. */
 export async function start(
   config: Config,
-  opts: { env?: NodeJS.ProcessEnv; logger?: boolean | object } = {},
+  opts: { env?: NodeJS.ProcessEnv; logger?: Logger } = {},
 ): Promise<Running> {
-  const parts = await assemble(config, opts.env ?? process.env);
+  const logger = opts.logger ?? createLogger(config.log_level);
+  const parts = await assemble(config, opts.env ?? process.env, logger);
   try {
-    const app = await buildApp(parts.ctx, opts.logger ?? { level: config.log_level });
+    const app = await buildApp(parts.ctx, logger);
     const { host, port } = parseListen(config.listen);
     const address = await app.listen({ host, port });
     parts.setReady(true);

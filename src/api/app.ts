@@ -1,5 +1,5 @@
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { AppContext } from './context.js';
 import { makeErrorHandler, notFoundHandler } from './problem.js';
 import { checkpointRoutes } from './routes/checkpoints.js';
@@ -7,21 +7,16 @@ import { eventRoutes } from './routes/events.js';
 import { exportRoutes } from './routes/export.js';
 import { keyRoutes } from './routes/keys.js';
 import { metaRoutes } from './routes/meta.js';
+import { sinkRoutes } from './routes/sinks.js';
 import { streamRoutes } from './routes/stream.js';
-
-/** Redacts secrets from request logs: API keys never reach a log line. */
-const REDACT = ['req.headers.authorization', 'req.headers.cookie'];
 
 /**
  * Builds the HTTP application (routes, error handling, OpenAPI) without
  * listening, so tests can call `inject()` and `serve` can listen.
  */
-export async function buildApp(
-  ctx: AppContext,
-  logger: FastifyServerOptions['logger'] = false,
-): Promise<FastifyInstance> {
+export async function buildApp(ctx: AppContext, logger?: FastifyBaseLogger): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: logger === false ? false : { ...(typeof logger === 'object' ? logger : {}), redact: REDACT },
+    ...(logger ? { loggerInstance: logger } : { logger: false }),
     bodyLimit: ctx.config.limits.max_body_bytes,
     // Query values stay strings and unknown parameters stay visible: routes
     // parse and refuse them with precise messages.
@@ -69,6 +64,7 @@ export async function buildApp(
   streamRoutes(app, ctx);
   exportRoutes(app, ctx);
   keyRoutes(app, ctx);
+  sinkRoutes(app, ctx);
   metaRoutes(app, ctx);
   await app.ready();
   return app;

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { RequestContext, SelfAudit } from '../audit/self-audit.js';
 import { authenticate, type Principal, requirePermission } from '../auth/api-keys.js';
 import type { Config } from '../config/schema.js';
+import type { DeliveryEngine } from '../delivery/delivery-engine.js';
 import { TrailwardenError } from '../errors.js';
 import type { IngestService } from '../ingest/ingest-service.js';
 import type { Store } from '../store/store.js';
@@ -20,6 +21,7 @@ export interface AppContext {
   ingest: IngestService;
   audit: SelfAudit;
   log: LogIdentity;
+  delivery: DeliveryEngine;
   /** Flips to false while shutting down, so /readyz turns a load balancer away first. */
   ready: () => boolean;
 }

@@ -24,7 +24,7 @@ export function toProblem(err: TrailwardenError, instance?: string): Problem {
   };
   if (instance) p.instance = instance;
   if (err.problems) p.problems = err.problems;
-  return p;
+  return err.extensions ? { ...err.extensions, ...p } : p;
 }
 
 /** Fastify's own 4xx errors, mapped to our codes with messages that say what to do. */

@@ -1,7 +1,7 @@
-import { ulid } from 'ulid';
 import type { Principal } from '../auth/api-keys.js';
 import { contentHashOf } from '../event/canonical.js';
 import type { AuditEvent, JsonValue, Outcome } from '../event/event.js';
+import { newEventId } from '../event/event-id.js';
 import type { Store } from '../store/store.js';
 
 /** What the server knows about the request it audits. */
@@ -38,7 +38,7 @@ export class SelfAudit {
     },
   ): Promise<void> {
     const event: AuditEvent = {
-      event_id: `evt_${ulid()}`,
+      event_id: newEventId(),
       timestamp: new Date().toISOString(),
       tenant_id: detail.tenantId ?? principal?.tenantId ?? this.defaultTenant,
       actor: detail.actor

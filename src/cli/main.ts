@@ -5,6 +5,7 @@ import { registerExportCommand } from './export.js';
 import { registerKeysCommand } from './keys.js';
 import { registerSendCommand } from './send.js';
 import { registerServeCommand } from './serve.js';
+import { registerSinksCommand } from './sinks.js';
 import { registerTailCommand } from './tail.js';
 import { registerVerifyCommand } from './verify.js';
 
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerSendCommand(program);
   registerTailCommand(program);
   registerExportCommand(program);
+  registerSinksCommand(program);
   return program;
 }
 

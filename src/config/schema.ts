@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { emitSchema, sinkConfigSchema } from '../delivery/sink-config.js';
 
 /**
  * The config file's schema (docs/configuration.md documents every field).
@@ -105,18 +106,49 @@ const streamSchema = z.strictObject({
 });
 
 /** The file as written, with defaults filled in. `prefault` runs the defaults of nested objects too. */
-export const fileConfigSchema = z.strictObject({
-  listen: listenSchema.default('127.0.0.1:8080'),
-  data_dir: nonEmpty('a directory path').default('./data'),
-  store: storeSchema.default('sqlite'),
-  default_tenant: nonEmpty('a tenant id').default('default'),
-  strict_actions: z.boolean({ error: 'expected true or false' }).default(false),
-  audit_reads: z.boolean({ error: 'expected true or false' }).default(true),
-  limits: limitsSchema.prefault({}),
-  checkpoints: checkpointsSchema.prefault({}),
-  stream: streamSchema.prefault({}),
-  log_level: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
-});
+export const fileConfigSchema = z
+  .strictObject({
+    listen: listenSchema.default('127.0.0.1:8080'),
+    data_dir: nonEmpty('a directory path').default('./data'),
+    store: storeSchema.default('sqlite'),
+    default_tenant: nonEmpty('a tenant id').default('default'),
+    strict_actions: z.boolean({ error: 'expected true or false' }).default(false),
+    audit_reads: z.boolean({ error: 'expected true or false' }).default(true),
+    limits: limitsSchema.prefault({}),
+    checkpoints: checkpointsSchema.prefault({}),
+    stream: streamSchema.prefault({}),
+    log_level: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+    sinks: z.array(sinkConfigSchema).max(100, { error: 'at most 100 sinks' }).default([]),
+    /** Seed 003's emitToAllOf / emitAtLeastOneOf / emitTimeoutInSec; null = answer on commit. */
+    emit: emitSchema.nullable().default(null),
+  })
+  .superRefine((c, ctx) => {
+    const names = new Set<string>();
+    c.sinks.forEach((sink, i) => {
+      const name = (sink as { name: string }).name;
+      if (names.has(name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['sinks', i, 'name'],
+          message: `${name} is used by another sink`,
+        });
+      }
+      names.add(name);
+    });
+    if (c.emit) {
+      for (const key of ['to_all_of', 'at_least_one_of'] as const) {
+        c.emit[key].forEach((name, i) => {
+          if (!names.has(name)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['emit', key, i],
+              message: `no sink named ${name} in sinks`,
+            });
+          }
+        });
+      }
+    }
+  });
 
 export type FileConfig = z.output<typeof fileConfigSchema>;
 

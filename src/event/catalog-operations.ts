@@ -232,6 +232,20 @@ const TRAILWARDEN: ActionEntry[] = [
     'A sink has kept failing to deliver; its lag is growing.',
   ),
   action('trailwarden', 'sink.delivery.recovered', 'medium', 'A failing sink delivered again.'),
+  action('trailwarden', 'sink.paused', 'medium', 'An operator paused a sink.'),
+  action('trailwarden', 'sink.resumed', 'medium', 'An operator resumed (or re-enabled) a sink.'),
+  action(
+    'trailwarden',
+    'sink.replayed',
+    'high',
+    "An operator moved a sink's cursor to deliver events again.",
+  ),
+  action(
+    'trailwarden',
+    'sink.dead_letters.redriven',
+    'medium',
+    'An operator had a sink deliver its dead letters again.',
+  ),
   action('trailwarden', 'key.created', 'high', 'An API key was created.'),
   action('trailwarden', 'key.revoked', 'high', 'An API key was revoked.'),
 ];

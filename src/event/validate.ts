@@ -1,8 +1,8 @@
 import { isIP } from 'node:net';
-import { ulid } from 'ulid';
 import { findSeedName, KNOWN_ACTIONS } from './catalog.js';
 import type { Actor, AuditEvent, Change, JsonValue, Outcome, Resource } from './event.js';
 import { OUTCOMES } from './event.js';
+import { newEventId } from './event-id.js';
 import type { EventLimits } from './limits.js';
 import { parseTimestamp, TIMESTAMP_EXAMPLE } from './timestamp.js';
 
@@ -234,7 +234,7 @@ class EventChecker {
 
   private eventId(raw: Obj): string | undefined {
     const v = this.opt(raw, 'event_id');
-    if (v === undefined) return `evt_${ulid(this.ctx.now.getTime())}`;
+    if (v === undefined) return newEventId(this.ctx.now.getTime());
     if (typeof v !== 'string' || !EVENT_ID_PATTERN.test(v)) {
       return this.report(
         'event_id',

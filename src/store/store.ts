@@ -51,6 +51,9 @@ export interface Store {
   getMeta(name: string): Promise<string | undefined>;
   setMeta(name: string, value: string): Promise<void>;
 
+  /** Sink configurations, cursors and dead letters. */
+  readonly delivery: DeliveryStore;
+
   /** Called after each commit that added events, with the new head `seq`. */
   onAppend(listener: (headSeq: number) => void): () => void;
 
@@ -128,4 +131,81 @@ export interface ApiKeyRecord {
   name: string;
   createdAt: string;
   revokedAt: string | null;
+}
+
+/**
+ * What the delivery engine keeps: sinks defined through the API, each sink's
+ * cursor (moved only by compare-and-set) and its dead letters.
+ */
+export interface DeliveryStore {
+  /** Sinks created through the API (sinks from the config file are not stored). */
+  listSinkConfigs(): Promise<SinkConfigRecord[]>;
+  putSinkConfig(rec: SinkConfigRecord): Promise<void>;
+  deleteSinkConfig(name: string): Promise<boolean>;
+
+  /** A sink's delivery state; created at `initialCursor` the first time. */
+  ensureSinkState(name: string, initialCursor: number): Promise<SinkState>;
+  getSinkState(name: string): Promise<SinkState | undefined>;
+  /**
+   * Compare-and-set of a sink's cursor: succeeds only if the stored cursor is
+   * still `expected`. Dead letters in `park` are written in the same
+   * transaction, so an event is either parked and passed, or neither.
+   */
+  moveSinkCursor(
+    name: string,
+    expected: number,
+    next: number,
+    opts?: { inflightTo?: number | null; park?: DeadLetterInput[]; epochBump?: boolean },
+  ): Promise<CursorMove>;
+  setSinkFlags(name: string, flags: { paused?: boolean; disabledReason?: string | null }): Promise<void>;
+  deleteSinkState(name: string): Promise<void>;
+
+  listDeadLetters(sink: string, page: { afterId?: number; limit: number }): Promise<DeadLetter[]>;
+  getDeadLetters(sink: string, ids: number[]): Promise<DeadLetter[]>;
+  countDeadLetters(sink: string): Promise<number>;
+  /** Removes dead letters (after a successful redrive); returns how many were removed. */
+  removeDeadLetters(sink: string, ids: number[]): Promise<number>;
+  recordDeadLetterAttempt(sink: string, id: number, reason: string): Promise<void>;
+}
+
+/** A sink defined through the API, kept as its validated JSON. */
+export interface SinkConfigRecord {
+  name: string;
+  /** The sink's settings as JSON; `${ENV}` references are kept unresolved. */
+  config: string;
+  /** The tenant a tenant-bound admin limited it to; `null` = all tenants. */
+  tenantId: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Where a sink stands in the log. */
+export interface SinkState {
+  name: string;
+  /** Last `seq` the sink confirmed (or passed: filtered out or parked). */
+  cursor: number;
+  /** End of the delivery in flight, so a restart resends exactly the same batch. */
+  inflightTo: number | null;
+  /** Bumped by each replay, so replayed deliveries get fresh delivery ids. */
+  epoch: number;
+  paused: boolean;
+  disabledReason: string | null;
+  updatedAt: string;
+}
+
+export type CursorMove = { ok: true; state: SinkState } | { ok: false; actual: number | undefined };
+
+export interface DeadLetterInput {
+  seq: number;
+  eventId: string;
+  reason: string;
+  attempts: number;
+}
+
+/** An event a sink gave up on; the event itself stays in the log at `seq`. */
+export interface DeadLetter extends DeadLetterInput {
+  id: number;
+  sink: string;
+  parkedAt: string;
+  lastAttemptAt: string;
 }

@@ -57,6 +57,8 @@ describe('loadConfig', () => {
       },
       stream: { heartbeat_ms: 15000, max_buffered_bytes: 1048576 },
       log_level: 'info',
+      sinks: [],
+      emit: null,
     });
   });
 

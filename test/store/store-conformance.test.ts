@@ -287,5 +287,63 @@ for (const backend of backends.filter((b) => !only || b.name === only)) {
       await other.close();
       await h.store.close();
     });
+
+    test('a sink cursor moves only by compare-and-set, and parking happens with the move or not at all', async () => {
+      const { store } = await fresh();
+      const d = store.delivery;
+      const s0 = await d.ensureSinkState('siem', 5);
+      assert.equal(s0.cursor, 5);
+      assert.equal((await d.ensureSinkState('siem', 0)).cursor, 5, 'ensure keeps an existing state');
+      const inflight = await d.moveSinkCursor('siem', 5, 5, { inflightTo: 9 });
+      assert.ok(inflight.ok && inflight.state.inflightTo === 9);
+      const stale = await d.moveSinkCursor('siem', 4, 9, {
+        park: [{ seq: 7, eventId: 'e7', reason: 'x', attempts: 1 }],
+      });
+      assert.deepEqual(stale, { ok: false, actual: 5 });
+      assert.equal(await d.countDeadLetters('siem'), 0, 'a failed move parks nothing');
+      const moved = await d.moveSinkCursor('siem', 5, 9, {
+        park: [{ seq: 7, eventId: 'e7', reason: 'HTTP 400', attempts: 1 }],
+      });
+      assert.ok(moved.ok);
+      assert.equal(moved.state.cursor, 9);
+      assert.equal(moved.state.inflightTo, null);
+      const [letter] = await d.listDeadLetters('siem', { limit: 10 });
+      assert.equal(letter?.seq, 7);
+      assert.equal(letter?.reason, 'HTTP 400');
+      await d.recordDeadLetterAttempt('siem', letter!.id, 'HTTP 400 again');
+      assert.equal((await d.getDeadLetters('siem', [letter!.id]))[0]?.attempts, 2);
+      assert.equal(await d.removeDeadLetters('siem', [letter!.id]), 1);
+      const replayed = await d.moveSinkCursor('siem', 9, 0, { epochBump: true });
+      assert.ok(replayed.ok && replayed.state.epoch === 1);
+      await d.setSinkFlags('siem', { paused: true, disabledReason: 'HTTP 410' });
+      const flagged = await d.getSinkState('siem');
+      assert.equal(flagged?.paused, true);
+      assert.equal(flagged?.disabledReason, 'HTTP 410');
+      await d.deleteSinkState('siem');
+      assert.equal(await d.getSinkState('siem'), undefined);
+      await store.close();
+    });
+
+    test('sink configurations are kept, replaced and deleted by name', async () => {
+      const h = await fresh();
+      const d = h.store.delivery;
+      const rec = {
+        name: 'a',
+        config: '{"type":"stdout"}',
+        tenantId: 'acme',
+        createdAt: 't0',
+        updatedAt: 't0',
+      };
+      await d.putSinkConfig(rec);
+      await d.putSinkConfig({ ...rec, config: '{"type":"file"}', updatedAt: 't1' });
+      await h.store.close();
+      const reopened = await h.reopen();
+      assert.deepEqual(await reopened.delivery.listSinkConfigs(), [
+        { ...rec, config: '{"type":"file"}', updatedAt: 't1' },
+      ]);
+      assert.equal(await reopened.delivery.deleteSinkConfig('a'), true);
+      assert.equal(await reopened.delivery.deleteSinkConfig('a'), false);
+      await reopened.close();
+    });
   });
 }

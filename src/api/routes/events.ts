@@ -43,6 +43,11 @@ export function eventRoutes(app: FastifyInstance, ctx: AppContext): void {
       });
       try {
         const result = await ctx.ingest.ingest(raws, principal);
+        // With an emit policy the answer also waits for the chosen sinks (seed 003).
+        await ctx.delivery.emit.wait(
+          result.events.map((e) => e.seq),
+          result.events,
+        );
         return reply.status(201).send(result);
       } catch (err) {
         if (err instanceof ForeignTenantWrite) {

@@ -6,6 +6,9 @@ export interface SqlFragment {
   params: unknown[];
 }
 
+/** Matches every tenant that has events, through the `tenants` table. */
+export const ALL_TENANTS = 'tenant_id IN (SELECT tenant_id FROM tenants)';
+
 /** Escapes LIKE wildcards so user text matches literally (ESCAPE '\'). */
 export function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
@@ -22,6 +25,10 @@ export function filterToSql(
     if (filter.tenantIds.length === 0) return { where: '0', params: [] };
     clauses.push(`tenant_id IN (${filter.tenantIds.map(() => '?').join(',')})`);
     params.push(...filter.tenantIds);
+  } else if (filter.action !== undefined) {
+    // No index starts with action (it would cost every insert); naming every
+    // tenant lets the (tenant_id, action, seq) index serve all-tenant queries.
+    clauses.push(ALL_TENANTS);
   }
   if (filter.from !== undefined) {
     clauses.push('ts >= ?');

@@ -1,15 +1,16 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import { TrailwardenError } from '../../errors.js';
-import { leafHashOf } from '../../event/canonical.js';
-import type { AuditEvent, StoredEvent } from '../../event/event.js';
-import { MerkleFrontier } from '../merkle/frontier.js';
+import type { StoredEvent } from '../../event/event.js';
+import { MerkleFrontier, type TreeNode } from '../merkle/frontier.js';
 import { consistencyProof, inclusionProof, type NodeSource, rootAt } from '../merkle/proofs.js';
 import type {
   ApiKeyRecord,
   AppendOutcome,
   CheckpointRecord,
+  DeliveryStore,
   EventFilter,
   PageRequest,
   PreparedEvent,
@@ -17,8 +18,18 @@ import type {
   Store,
   TreeReader,
 } from '../store.js';
-import { filterToSql } from './filter-sql.js';
+import { ALL_TENANTS, filterToSql } from './filter-sql.js';
 import { migrate, SCHEMA_VERSION } from './schema.js';
+import { SqliteDeliveryStore } from './sqlite-delivery-store.js';
+import {
+  deserializeError,
+  openWriteConnection,
+  READER_CACHE_KIB,
+  type ToWriter,
+  type WalCheckpointerData,
+  type WriterData,
+  type WriterReply,
+} from './writer-protocol.js';
 
 interface PendingAppend {
   events: PreparedEvent[];
@@ -26,59 +37,65 @@ interface PendingAppend {
   reject: (err: unknown) => void;
 }
 
+/** A checkpoint waiting to be written with the next commit. */
+interface PendingCheckpoint {
+  checkpoint: CheckpointRecord;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
 interface EventRow {
   body: string;
 }
 
-/** Another process appended to the file since we loaded the tree's right edge. */
-class StaleFrontier extends Error {}
-
-/** Thrown inside a request's savepoint to roll back just that request. */
-class ConflictInBatch extends Error {
-  constructor(readonly index: number) {
-    super('conflict');
-  }
-}
-
 /**
  * The embedded backend: one SQLite file in WAL mode with `synchronous=FULL`,
- * so every commit is fsync'd before `append` resolves. This process is the
- * single writer and therefore the sequencer: appends queued while a commit is
- * running are committed together (group commit), each request inside its own
- * savepoint so one request's conflict never rolls back another's events.
+ * so every commit is fsync'd before `append` resolves. A writer thread
+ * (`sqlite-writer.ts`) is the single writer and therefore the sequencer:
+ * appends queued while a commit is running are sent to it together (group
+ * commit), each request inside its own savepoint so one request's conflict
+ * never rolls back another's events. Reads use this thread's own connection;
+ * WAL lets them run beside the writer.
  */
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
   readonly tree: TreeReader;
+  readonly delivery: DeliveryStore;
   private readonly db: Database;
-  private frontier!: MerkleFrontier;
+  private readonly stateDb: Database | undefined;
+  private frontier = new MerkleFrontier();
+  private writer: Worker | undefined;
+  private walCheckpointer: Worker | undefined;
+  private walCheckpointerStarted = false;
+  /** Events appended through this store since it opened (starts the WAL checkpointer). */
+  private appendedHere = 0;
+  private readonly file: string;
+  /** Set once the writer thread died: every later append fails with it. */
+  private writerError: Error | undefined;
   private queue: PendingAppend[] = [];
+  private checkpointQueue: PendingCheckpoint[] = [];
+  private inFlight: { appends: PendingAppend[]; checkpoints: PendingCheckpoint[] } | undefined;
   private flushScheduled = false;
+  private idleWaiters: Array<() => void> = [];
   private readonly listeners = new Set<(head: number) => void>();
   private readonly stmt: Record<string, Statement>;
   private readonly nodes: NodeSource;
   private closed = false;
   private readOnly = false;
 
-  private constructor(db: Database) {
+  private constructor(file: string, db: Database, stateDb?: Database) {
+    this.file = file;
     this.db = db;
+    this.stateDb = stateDb;
+    // A read-only store (verify) never touches delivery state; reading it is harmless.
+    this.delivery = new SqliteDeliveryStore(stateDb ?? db);
     const s = (sql: string) => db.prepare(sql);
     this.stmt = {
-      findExisting: s('SELECT seq, content_hash FROM events WHERE tenant_id = ? AND event_id = ?'),
-      insertEvent: s(
-        `INSERT INTO events (seq, event_id, tenant_id, ts, action, actor_id, resource_type, resource_id,
-           outcome, search, content_hash, leaf_hash, body) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-      ),
-      insertNode: s('INSERT INTO tree_nodes (level, idx, hash) VALUES (?,?,?)'),
       leaf: s('SELECT leaf_hash FROM events WHERE seq = ?').pluck(),
       node: s('SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?').pluck(),
-      head: s('SELECT COALESCE(MAX(seq), 0) FROM events').pluck(),
       range: s('SELECT body FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
-      byEventIdAll: s('SELECT body FROM events WHERE event_id = ? ORDER BY seq'),
+      byEventIdAll: s(`SELECT body FROM events WHERE ${ALL_TENANTS} AND event_id = ? ORDER BY seq`),
       byEventIdTenant: s('SELECT body FROM events WHERE event_id = ? AND tenant_id = ?'),
-      addCheckpoint: s(
-        'INSERT OR IGNORE INTO checkpoints (tree_size, root_hash, issued_at, note) VALUES (?,?,?,?)',
-      ),
       latestCheckpoint: s('SELECT * FROM checkpoints ORDER BY tree_size DESC LIMIT 1'),
       checkpointAt: s('SELECT * FROM checkpoints WHERE tree_size = ?'),
       listCheckpoints: s(
@@ -116,24 +133,32 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Opens (creating if needed) the database file and loads the tree's right
-   * edge. `readOnly` opens an existing file without writing anything and
-   * without trusting its tree nodes: what `verify` needs, which must report a
-   * tampered file rather than fail to open it.
+   * Opens (creating if needed) the database file and starts the writer
+   * thread, which loads the tree's right edge. `readOnly` opens an existing
+   * file without writing anything and without trusting its tree nodes: what
+   * `verify` needs, which must report a tampered file rather than fail to
+   * open it.
    */
   static async open(file: string, opts: { readOnly?: boolean } = {}): Promise<SqliteStore> {
     if (opts.readOnly) return SqliteStore.openReadOnly(file);
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
-    const db = new BetterSqlite3(file);
-    db.pragma('journal_mode = WAL');
-    // FULL: the WAL is fsync'd at every commit, so an acknowledged event survives power loss.
-    db.pragma('synchronous = FULL');
-    db.pragma('busy_timeout = 5000');
-    db.pragma('cache_size = -65536');
+    // The writer thread opens the file again, which an in-memory database cannot share.
+    if (file === ':memory:') throw new Error('the SQLite store needs a file; :memory: is not supported');
+    mkdirSync(dirname(file), { recursive: true });
+    const db = openWriteConnection(new BetterSqlite3(file), READER_CACHE_KIB);
+    // Its rare commits (keys, settings) must never stall the event loop copying the WAL.
+    db.pragma('wal_autocheckpoint = 0');
     migrate(db);
-    const store = new SqliteStore(db);
-    const head = store.stmt.head!.get() as number;
-    store.frontier = await MerkleFrontier.load(head, store.nodes);
+    const stateDb = new BetterSqlite3(file);
+    stateDb.pragma('synchronous = NORMAL');
+    stateDb.pragma('busy_timeout = 5000');
+    const store = new SqliteStore(file, db, stateDb);
+    try {
+      await store.startWriter(file);
+    } catch (err) {
+      stateDb.close();
+      db.close();
+      throw err;
+    }
     return store;
   }
 
@@ -150,10 +175,52 @@ export class SqliteStore implements Store {
         `${file} has schema version ${version}; this trailwarden reads version ${SCHEMA_VERSION}`,
       );
     }
-    const store = new SqliteStore(db);
-    store.frontier = new MerkleFrontier();
+    const store = new SqliteStore(file, db);
     store.readOnly = true;
     return store;
+  }
+
+  /** Starts the writer thread and waits until it has loaded the tree. */
+  private async startWriter(file: string): Promise<void> {
+    const writer = startThread('sqlite-writer', {
+      workerData: { file } satisfies WriterData,
+      // The writer keeps little alive between commits; a small young generation bounds its memory.
+      resourceLimits: { maxYoungGenerationSizeMb: WRITER_YOUNG_GENERATION_MB },
+    });
+    const first = await new Promise<WriterReply>((resolve, reject) => {
+      const exited = (code: number) => reject(new Error(`the SQLite writer thread exited with ${code}`));
+      writer.once('message', (reply: WriterReply) => {
+        writer.off('error', reject);
+        writer.off('exit', exited);
+        resolve(reply);
+      });
+      writer.once('error', reject);
+      writer.once('exit', exited);
+    });
+    if (first.type !== 'ready') {
+      await writer.terminate();
+      throw first.type === 'failed' ? deserializeError(first.error) : new Error('unexpected writer reply');
+    }
+    await this.setHead(first);
+    writer.on('message', (reply: WriterReply) => void this.onReply(reply));
+    writer.on('error', (err) => this.writerDied(err));
+    writer.on('exit', (code) => {
+      if (!this.closed) this.writerDied(new Error(`the SQLite writer thread exited with ${code}`));
+    });
+    // Referenced only while a commit is in flight, so an idle store never keeps the process alive.
+    writer.unref();
+    this.writer = writer;
+  }
+
+  private async setHead(reply: WriterReply): Promise<void> {
+    const byKey = new Map(reply.edge.map((n: TreeNode) => [`${n.level}/${n.index}`, Buffer.from(n.hash)]));
+    this.frontier = await MerkleFrontier.load(reply.head, {
+      node: async (level, index) => {
+        const hash = byKey.get(`${level}/${index}`);
+        if (hash === undefined) throw new Error(`the writer sent no node (${level}, ${index})`);
+        return hash;
+      },
+    });
   }
 
   private nodeSync(level: number, index: number): Buffer {
@@ -178,125 +245,119 @@ export class SqliteStore implements Store {
   append(events: PreparedEvent[]): Promise<AppendOutcome[]> {
     if (this.readOnly) return Promise.reject(new Error('the store was opened read-only'));
     if (this.closed) return Promise.reject(new TrailwardenError('TW_ERR_NOT_READY', 'the store is closed'));
+    if (this.writerError) return Promise.reject(this.writerError);
     return new Promise((resolve, reject) => {
       this.queue.push({ events, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        // setImmediate lets every request already parsed in this turn of the
-        // event loop join the same commit (one fsync for all of them).
-        setImmediate(() => this.flush());
-      }
+      this.scheduleFlush();
     });
   }
 
-  private flush(): void {
-    this.flushScheduled = false;
-    const batch = this.queue;
-    this.queue = [];
-    if (batch.length === 0) return;
-    const results: Array<{ ok: AppendOutcome[] } | { err: unknown }> = [];
-    const before = this.frontier;
-    let frontier = before.clone();
-    try {
-      this.db
-        .transaction(() => {
-          // Under the write lock: if another process (e.g. `trailwarden keys`
-          // recording a key change) appended meanwhile, reload and retry, so
-          // seq stays gap-free and the tree stays whole.
-          if ((this.stmt.head!.get() as number) !== before.size) throw new StaleFrontier();
-          const receivedAt = new Date().toISOString();
-          for (const req of batch) {
-            const attempt = frontier.clone();
-            try {
-              const outcomes = this.db.transaction(() =>
-                this.appendRequest(req.events, attempt, receivedAt),
-              )();
-              frontier = attempt;
-              results.push({ ok: outcomes });
-            } catch (err) {
-              results.push({
-                err: err instanceof ConflictInBatch ? conflictError(req.events, err.index) : err,
-              });
-            }
-          }
-        })
-        .immediate();
-    } catch (err) {
-      this.frontier = before;
-      if (err instanceof StaleFrontier) {
-        this.queue = [...batch, ...this.queue];
-        void this.reloadThenFlush();
-        return;
-      }
-      // The commit itself failed (disk full, I/O error): nothing was stored.
-      for (const req of batch) req.reject(err);
-      return;
-    }
-    this.frontier = frontier;
-    results.forEach((r, i) => {
-      const req = batch[i]!;
-      if ('ok' in r) req.resolve(r.ok);
-      else req.reject(r.err);
-    });
-    if (frontier.size !== before.size) for (const l of this.listeners) l(frontier.size);
-  }
-
-  private async reloadThenFlush(): Promise<void> {
-    this.flushScheduled = true;
-    try {
-      this.frontier = await MerkleFrontier.load(this.stmt.head!.get() as number, this.nodes);
-    } catch (err) {
-      const batch = this.queue;
-      this.queue = [];
-      for (const req of batch) req.reject(err);
-    }
-    this.flushScheduled = false;
-    if (this.queue.length > 0) {
+  private scheduleFlush(): void {
+    if (this.inFlight === undefined && !this.flushScheduled) {
       this.flushScheduled = true;
+      // setImmediate lets every request already parsed in this turn of the
+      // event loop join the same commit (one fsync for all of them).
       setImmediate(() => this.flush());
     }
   }
 
-  private appendRequest(
-    events: PreparedEvent[],
-    frontier: MerkleFrontier,
-    receivedAt: string,
-  ): AppendOutcome[] {
-    const outcomes: AppendOutcome[] = [];
-    events.forEach(({ event, contentHash }, index) => {
-      const existing = this.stmt.findExisting!.get(event.tenant_id, event.event_id) as
-        | { seq: number; content_hash: string }
-        | undefined;
-      if (existing) {
-        if (existing.content_hash !== contentHash) throw new ConflictInBatch(index);
-        outcomes.push({ status: 'duplicate', seq: existing.seq });
-        return;
-      }
-      const seq = frontier.size + 1;
-      const stored = toStored(event, seq, receivedAt);
-      const leaf = leafHashOf(stored);
-      stored.leaf_hash = leaf.toString('base64');
-      this.stmt.insertEvent!.run(
-        seq,
-        event.event_id,
-        event.tenant_id,
-        event.timestamp,
-        event.action,
-        event.actor.id,
-        event.resource?.type ?? null,
-        event.resource?.id ?? null,
-        event.outcome,
-        searchText(event),
-        contentHash,
-        leaf,
-        JSON.stringify(stored),
-      );
-      for (const n of frontier.append(leaf)) {
-        if (n.level > 0) this.stmt.insertNode!.run(n.level, n.index, n.hash);
-      }
-      outcomes.push({ status: 'created', seq });
+  /** Sends everything queued to the writer as one commit; one commit is in flight at a time. */
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.inFlight !== undefined || this.writer === undefined) return;
+    if (this.queue.length === 0 && this.checkpointQueue.length === 0) return;
+    const batch = { appends: this.queue, checkpoints: this.checkpointQueue };
+    this.queue = [];
+    this.checkpointQueue = [];
+    this.inFlight = batch;
+    this.writer.ref();
+    const msg: ToWriter = {
+      type: 'commit',
+      requests: batch.appends.map((r) => r.events),
+      checkpoints: batch.checkpoints.map((c) => c.checkpoint),
+    };
+    this.writer.postMessage(msg);
+  }
+
+  private async onReply(reply: WriterReply): Promise<void> {
+    const batch = this.inFlight ?? { appends: [], checkpoints: [] };
+    const before = this.frontier.size;
+    try {
+      await this.setHead(reply);
+    } catch (err) {
+      this.writerDied(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    this.inFlight = undefined;
+    if (reply.type === 'committed') {
+      reply.results.forEach((r, i) => {
+        const req = batch.appends[i]!;
+        if ('ok' in r) req.resolve(r.ok);
+        else req.reject(conflictError(req.events, r.conflict));
+      });
+      for (const c of batch.checkpoints) c.resolve();
+    } else if (reply.type === 'failed') {
+      // The commit itself failed (disk full, I/O error): nothing was stored.
+      const err = deserializeError(reply.error);
+      for (const req of [...batch.appends, ...batch.checkpoints]) req.reject(err);
+    }
+    if (this.frontier.size !== before) for (const l of this.listeners) l(this.frontier.size);
+    this.appendedHere += Math.max(0, this.frontier.size - before);
+    if (!this.walCheckpointerStarted && !this.closed && this.appendedHere >= WAL_CHECKPOINTER_AFTER_EVENTS) {
+      this.walCheckpointerStarted = true;
+      this.startWalCheckpointer();
+    }
+    // Whatever arrived during this commit goes out as the next one at once.
+    if (this.queue.length > 0 || this.checkpointQueue.length > 0) this.flush();
+    else this.becameIdle();
+  }
+
+  private startWalCheckpointer(): void {
+    const data: WalCheckpointerData = { file: this.file, everyMs: WAL_CHECKPOINT_EVERY_MS };
+    const thread = startThread('wal-checkpointer', {
+      workerData: data,
+      resourceLimits: { maxYoungGenerationSizeMb: 2 },
     });
-    return outcomes;
+    // Maintenance only: the writer's own backstop takes over if this thread fails.
+    thread.on('error', () => {});
+    thread.once('exit', () => {
+      if (this.walCheckpointer === thread) this.walCheckpointer = undefined;
+    });
+    thread.unref();
+    this.walCheckpointer = thread;
+  }
+
+  private writerDied(err: Error): void {
+    this.writerError ??= err;
+    const pending = [
+      ...(this.inFlight?.appends ?? []),
+      ...(this.inFlight?.checkpoints ?? []),
+      ...this.queue,
+      ...this.checkpointQueue,
+    ];
+    this.inFlight = undefined;
+    this.queue = [];
+    this.checkpointQueue = [];
+    for (const req of pending) req.reject(this.writerError);
+    this.becameIdle();
+  }
+
+  private becameIdle(): void {
+    this.writer?.unref();
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Resolves once no append is queued or in flight. */
+  private drained(): Promise<void> {
+    if (this.inFlight === undefined && this.queue.length === 0 && this.checkpointQueue.length === 0) {
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.idleWaiters.push(resolve);
+      if (this.inFlight === undefined) this.flush();
+    });
   }
 
   async headSeq(): Promise<number> {
@@ -321,8 +382,15 @@ export class SqliteStore implements Store {
     return rows.map(parseRow);
   }
 
-  async addCheckpoint(cp: CheckpointRecord): Promise<void> {
-    this.stmt.addCheckpoint!.run(cp.treeSize, cp.rootHash, cp.issuedAt, cp.note);
+  /** Written by the writer thread with the next commit, so the main thread never waits for the write lock. */
+  addCheckpoint(cp: CheckpointRecord): Promise<void> {
+    if (this.readOnly) return Promise.reject(new Error('the store was opened read-only'));
+    if (this.closed) return Promise.reject(new TrailwardenError('TW_ERR_NOT_READY', 'the store is closed'));
+    if (this.writerError) return Promise.reject(this.writerError);
+    return new Promise((resolve, reject) => {
+      this.checkpointQueue.push({ checkpoint: cp, resolve, reject });
+      this.scheduleFlush();
+    });
   }
 
   async latestCheckpoint(): Promise<CheckpointRecord | undefined> {
@@ -382,28 +450,52 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.queue.length > 0) this.flush();
+    // Appends already accepted are committed before the writer stops.
+    await this.drained();
+    const writer = this.writer;
+    if (writer !== undefined && this.writerError === undefined) {
+      writer.ref();
+      const exited = new Promise((resolve) => writer.once('exit', resolve));
+      writer.postMessage({ type: 'close' } satisfies ToWriter);
+      await exited;
+    }
+    const walCheckpointer = this.walCheckpointer;
+    if (walCheckpointer !== undefined) {
+      walCheckpointer.ref();
+      const exited = new Promise((resolve) => walCheckpointer.once('exit', resolve));
+      walCheckpointer.postMessage('close');
+      await exited;
+    }
     this.listeners.clear();
+    this.stateDb?.close();
     this.db.close();
   }
 }
 
-function toStored(event: AuditEvent, seq: number, receivedAt: string): StoredEvent {
-  // Key order follows EVENT_FIELDS so the served JSON reads naturally; the
-  // leaf hash is over JCS, which sorts keys, so order never affects it.
-  const { event_id, timestamp, ...rest } = event;
-  return { seq, event_id, timestamp, received_at: receivedAt, ...rest, leaf_hash: '' };
-}
-
-function searchText(e: AuditEvent): string {
-  return [e.actor.name, e.actor.email, e.resource?.name, e.reason]
-    .filter((v): v is string => typeof v === 'string')
-    .join('\n')
-    .toLowerCase();
-}
-
 function parseRow(row: EventRow): StoredEvent {
   return JSON.parse(row.body) as StoredEvent;
+}
+
+/** Young-generation heap of the writer thread (V8's default would be several times larger). */
+const WRITER_YOUNG_GENERATION_MB = 8;
+
+/** How often the WAL checkpointer thread copies the WAL into the database file. */
+const WAL_CHECKPOINT_EVERY_MS = 500;
+/** Events this store appends before it starts the WAL checkpointer (small stores never need it). */
+const WAL_CHECKPOINTER_AFTER_EVENTS = 10_000;
+
+/**
+ * A worker thread running `name` (a module next to this one). Built, it is
+ * plain JS; run from TypeScript sources (tests, `tsx`), a worker does not
+ * inherit the parent's loader hooks, so a small bootstrap registers tsx in
+ * the worker first.
+ */
+function startThread(name: string, options: WorkerOptions): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL(`./${name}.js`, import.meta.url), options);
+  const url = new URL(`./${name}.ts`, import.meta.url);
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const bootstrap = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); });`;
+  return new Worker(bootstrap, { ...options, eval: true });
 }
 
 function conflictError(events: PreparedEvent[], index: number): TrailwardenError {

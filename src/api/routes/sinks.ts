@@ -1,0 +1,319 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Principal } from '../../auth/api-keys.js';
+import { maskSecrets } from '../../delivery/sink-config.js';
+import { TrailwardenError } from '../../errors.js';
+import { intParam, type RawQuery, rejectUnknownParams } from '../../query/query-params.js';
+import type { DeadLetter } from '../../store/store.js';
+import { type AppContext, principalFor, requestContext } from '../context.js';
+import { problemResponses } from '../schemas.js';
+
+const nameParam = {
+  type: 'object',
+  properties: { name: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' } },
+  required: ['name'],
+} as const;
+
+function bodyObject(req: FastifyRequest): Record<string, unknown> {
+  const b = req.body;
+  if (b === null || typeof b !== 'object' || Array.isArray(b)) {
+    throw new TrailwardenError('TW_ERR_BAD_REQUEST', 'send the sink configuration as a JSON object');
+  }
+  return b as Record<string, unknown>;
+}
+
+function servedLetter(d: DeadLetter) {
+  return {
+    id: d.id,
+    seq: d.seq,
+    event_id: d.eventId,
+    reason: d.reason,
+    attempts: d.attempts,
+    parked_at: d.parkedAt,
+    last_attempt_at: d.lastAttemptAt,
+  };
+}
+
+/**
+ * Sink administration (admin role). A tenant-bound admin manages only sinks
+ * limited to its tenant — the per-customer "SIEM export" page of seed 001.
+ * Every change is recorded in the log with the fields changed, never values.
+ */
+export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
+  const engine = ctx.delivery;
+  const admin = async (req: FastifyRequest): Promise<Principal> => {
+    const p = await principalFor(ctx, req, 'admin');
+    return p;
+  };
+  const record = (
+    action: string,
+    p: Principal,
+    req: FastifyRequest,
+    name: string,
+    metadata: Record<string, string | string[] | number>,
+    tenantId: string | null,
+  ) =>
+    ctx.audit.record(action, p, {
+      outcome: 'success',
+      resource: { type: 'sink', id: name, name },
+      metadata,
+      request: requestContext(req),
+      ...(tenantId === null ? {} : { tenantId }),
+    });
+
+  app.get(
+    '/v1/sinks',
+    { schema: { summary: 'List sinks (secrets masked)', tags: ['sinks'] } },
+    async (req) => {
+      const p = await admin(req);
+      rejectUnknownParams(req.query as RawQuery, []);
+      return {
+        sinks: engine
+          .list(p)
+          .map((s) => ({ ...maskSecrets(s.raw), source: s.source, tenant_id: s.tenantId })),
+      };
+    },
+  );
+
+  app.post(
+    '/v1/sinks',
+    { schema: { summary: 'Create a sink', tags: ['sinks'], response: problemResponses } },
+    async (req, reply) => {
+      const p = await admin(req);
+      const raw = bodyObject(req);
+      if (p.tenantId !== null) {
+        // A tenant's sink only ever sees that tenant's events.
+        const filter = (raw['filter'] ?? {}) as Record<string, unknown>;
+        const tenants = filter['tenants'];
+        if (
+          tenants !== undefined &&
+          tenants !== null &&
+          JSON.stringify(tenants) !== JSON.stringify([p.tenantId])
+        ) {
+          throw new TrailwardenError(
+            'TW_ERR_FORBIDDEN',
+            `this admin key is bound to tenant ${p.tenantId}; its sinks can only carry that tenant's events`,
+          );
+        }
+        raw['filter'] = { ...filter, tenants: [p.tenantId] };
+      }
+      const config = await engine.create(raw, p.tenantId);
+      await record(
+        'sink.created',
+        p,
+        req,
+        config.name,
+        { sink_type: config.type, fields: Object.keys(raw).sort() },
+        p.tenantId,
+      );
+      const [created] = engine.list(p).filter((s) => s.name === config.name);
+      return reply.status(201).send({ ...maskSecrets(created!.raw), source: 'api', tenant_id: p.tenantId });
+    },
+  );
+
+  app.get(
+    '/v1/sinks/:name',
+    { schema: { summary: 'One sink (secrets masked)', tags: ['sinks'], params: nameParam } },
+    async (req) => {
+      const p = await admin(req);
+      const name = (req.params as { name: string }).name;
+      const e = engine.entry(name, p);
+      return { ...maskSecrets(e.raw), source: e.source, tenant_id: e.tenantId };
+    },
+  );
+
+  app.patch(
+    '/v1/sinks/:name',
+    {
+      schema: {
+        summary: 'Change a sink (JSON merge patch); cursor and dead letters stay',
+        tags: ['sinks'],
+        params: nameParam,
+      },
+    },
+    async (req) => {
+      const p = await admin(req);
+      const name = (req.params as { name: string }).name;
+      const patch = bodyObject(req);
+      const e = engine.entry(name, p);
+      const merged = mergePatch(e.raw, patch) as Record<string, unknown>;
+      if (p.tenantId !== null) {
+        merged['filter'] = { ...((merged['filter'] ?? {}) as object), tenants: [p.tenantId] };
+      }
+      const changed = await engine.update(name, merged, p);
+      await record('sink.updated', p, req, name, { fields: changed.sort() }, e.tenantId);
+      const updated = engine.entry(name, p);
+      return { ...maskSecrets(updated.raw), source: updated.source, tenant_id: updated.tenantId };
+    },
+  );
+
+  app.delete(
+    '/v1/sinks/:name',
+    { schema: { summary: 'Delete a sink', tags: ['sinks'], params: nameParam } },
+    async (req, reply) => {
+      const p = await admin(req);
+      const name = (req.params as { name: string }).name;
+      const e = engine.entry(name, p);
+      await engine.remove(name, p);
+      await record('sink.deleted', p, req, name, { sink_type: e.config.type }, e.tenantId);
+      return reply.status(204).send();
+    },
+  );
+
+  app.get(
+    '/v1/sinks/:name/status',
+    { schema: { summary: 'Health, lag and counters of a sink', tags: ['sinks'], params: nameParam } },
+    async (req) => {
+      const p = await admin(req);
+      return engine.status((req.params as { name: string }).name, p);
+    },
+  );
+
+  app.post(
+    '/v1/sinks/:name/replay',
+    {
+      schema: {
+        summary:
+          'Move the cursor so delivery starts again at from_seq, or at the first event received at or after from_time',
+        tags: ['sinks'],
+        params: nameParam,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            from_seq: { type: 'integer', minimum: 1 },
+            from_time: { type: 'string', format: 'date-time' },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const p = await admin(req);
+      const name = (req.params as { name: string }).name;
+      const body = (req.body ?? {}) as { from_seq?: number; from_time?: string };
+      if ((body.from_seq === undefined) === (body.from_time === undefined)) {
+        throw new TrailwardenError('TW_ERR_BAD_REQUEST', 'give exactly one of from_seq or from_time');
+      }
+      const seq = await engine.replay(
+        name,
+        body.from_seq !== undefined ? { seq: body.from_seq } : { time: body.from_time! },
+        p,
+      );
+      const e = engine.entry(name, p);
+      await record('sink.replayed', p, req, name, { from_seq: seq }, e.tenantId);
+      return { name, from_seq: seq };
+    },
+  );
+
+  for (const action of ['pause', 'resume'] as const) {
+    app.post(
+      `/v1/sinks/:name/${action}`,
+      {
+        schema: {
+          summary: `${action === 'pause' ? 'Pause' : 'Resume (also re-enables a disabled sink)'} a sink`,
+          tags: ['sinks'],
+          params: nameParam,
+        },
+      },
+      async (req) => {
+        const p = await admin(req);
+        const name = (req.params as { name: string }).name;
+        await engine.setPaused(name, action === 'pause', p);
+        const e = engine.entry(name, p);
+        await record(action === 'pause' ? 'sink.paused' : 'sink.resumed', p, req, name, {}, e.tenantId);
+        return engine.status(name, p);
+      },
+    );
+  }
+
+  app.get(
+    '/v1/sinks/:name/dead-letters',
+    { schema: { summary: 'Events a sink gave up on', tags: ['sinks'], params: nameParam } },
+    async (req) => {
+      const p = await admin(req);
+      const q = req.query as RawQuery;
+      rejectUnknownParams(q, ['after_id', 'limit']);
+      const afterId = intParam(q, 'after_id', 0, Number.MAX_SAFE_INTEGER);
+      const limit = intParam(q, 'limit', 1, 1000) ?? 100;
+      const letters = await engine.deadLetters(
+        (req.params as { name: string }).name,
+        { limit, ...(afterId === undefined ? {} : { afterId }) },
+        p,
+      );
+      return {
+        dead_letters: letters.map(servedLetter),
+        next_after_id: letters.length === limit ? letters.at(-1)!.id : null,
+      };
+    },
+  );
+
+  app.get(
+    '/v1/sinks/:name/dead-letters/:id',
+    {
+      schema: {
+        summary: 'One dead letter with its event',
+        tags: ['sinks'],
+        params: {
+          type: 'object',
+          properties: { name: nameParam.properties.name, id: { type: 'string', pattern: '^[0-9]{1,15}$' } },
+          required: ['name', 'id'],
+        },
+      },
+    },
+    async (req) => {
+      const p = await admin(req);
+      const { name, id } = req.params as { name: string; id: string };
+      engine.entry(name, p);
+      const [letter] = await ctx.store.delivery.getDeadLetters(name, [Number(id)]);
+      if (!letter) throw new TrailwardenError('TW_ERR_NOT_FOUND', `no dead letter ${id} in sink ${name}`);
+      const [event] = await ctx.store.readRange(letter.seq - 1, 1);
+      return { ...servedLetter(letter), event: event ?? null };
+    },
+  );
+
+  app.post(
+    '/v1/sinks/:name/dead-letters/redrive',
+    {
+      schema: {
+        summary: 'Deliver dead letters again now (all of them, or the ids given); delivered ones are removed',
+        tags: ['sinks'],
+        params: nameParam,
+        body: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          properties: { ids: { type: 'array', items: { type: 'integer' }, maxItems: 1000 } },
+        },
+      },
+    },
+    async (req) => {
+      const p = await admin(req);
+      const name = (req.params as { name: string }).name;
+      const body = (req.body ?? {}) as { ids?: number[] };
+      const ids = body.ids ?? (await engine.deadLetters(name, { limit: 1000 }, p)).map((d) => d.id);
+      const results = await engine.redrive(name, ids, p);
+      const e = engine.entry(name, p);
+      await record(
+        'sink.dead_letters.redriven',
+        p,
+        req,
+        name,
+        { count: ids.length, delivered: results.filter((r) => r.status === 'delivered').length },
+        e.tenantId,
+      );
+      return { results };
+    },
+  );
+}
+
+/** RFC 7396 JSON merge patch. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> =
+    target !== null && typeof target === 'object' && !Array.isArray(target)
+      ? { ...(target as Record<string, unknown>) }
+      : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}

@@ -1,0 +1,409 @@
+import type { SelfAudit } from '../audit/self-audit.js';
+import type { Principal } from '../auth/api-keys.js';
+import { substituteEnv } from '../config/load-config.js';
+import { TrailwardenError } from '../errors.js';
+import type { DeadLetter, SinkConfigRecord, Store } from '../store/store.js';
+import { EmitWaiters } from './emit-waiters.js';
+import { compileFilter } from './event-filter.js';
+import { formatByName } from './formats/registry.js';
+import { compileShaper } from './shape.js';
+import type { SinkContext } from './sink.js';
+import { type EmitPolicy, retryPolicyOf, type SinkConfig, sinkConfigSchema } from './sink-config.js';
+import { SinkWorker } from './sink-worker.js';
+import { SINKS } from './sinks/registry.js';
+
+/** Where a sink's settings live: the config file (read-only through the API) or the store. */
+export type SinkSource = 'config' | 'api';
+
+interface Entry {
+  config: SinkConfig;
+  /** As given, `${ENV}` references unresolved (what the API stores and shows). */
+  raw: Record<string, unknown>;
+  source: SinkSource;
+  tenantId: string | null;
+  worker: SinkWorker | undefined;
+  close: () => Promise<void>;
+}
+
+export interface EngineOptions {
+  store: Store;
+  audit: SelfAudit;
+  dataDir: string;
+  env: NodeJS.ProcessEnv;
+  /** Sinks of the config file, validated. */
+  configSinks: Array<{ config: SinkConfig; raw: Record<string, unknown> }>;
+  emit: EmitPolicy | null;
+  log: SinkContext['log'];
+  now?: () => number;
+  /** How often to look for sinks that crossed `failing_after_ms`. */
+  healthCheckMs?: number;
+}
+
+/** The system actor of events the engine records (alerts). */
+const ENGINE_ACTOR = { type: 'system', id: 'trailwarden.delivery', name: 'delivery engine' };
+
+/** Validates a sink configuration as given (API body or stored JSON); env references resolved. */
+export function parseSinkConfig(raw: unknown, env: NodeJS.ProcessEnv): SinkConfig {
+  const problems: string[] = [];
+  const resolve = (v: unknown, path: string): unknown => {
+    if (typeof v === 'string') {
+      const r = substituteEnv(v, env);
+      for (const p of r.problems) problems.push(`${path}: ${p}`);
+      return r.value;
+    }
+    if (Array.isArray(v)) return v.map((x, i) => resolve(x, `${path}[${i}]`));
+    if (v !== null && typeof v === 'object') {
+      return Object.fromEntries(
+        Object.entries(v).map(([k, x]) => [k, resolve(x, path ? `${path}.${k}` : k)]),
+      );
+    }
+    return v;
+  };
+  const resolved = resolve(raw, '');
+  const parsed = sinkConfigSchema.safeParse(resolved);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const path = issue.path
+        .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+        .join('')
+        .replace(/^\./, '');
+      problems.push(`${path || '(sink)'}: ${issue.message}`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new TrailwardenError(
+      'TW_ERR_INVALID_SINK',
+      `the sink configuration is invalid: ${problems.join('; ')}`,
+      {
+        problems: problems.map((message) => ({ message })),
+      },
+    );
+  }
+  return parsed.data as SinkConfig;
+}
+
+/**
+ * Runs every sink as an independent consumer of the log: one worker per
+ * sink, woken when events are appended, each with its own cursor. Also the
+ * seam for the admin API (create, change, replay, pause, dead letters) and the
+ * emit policy.
+ */
+export class DeliveryEngine {
+  private readonly sinks = new Map<string, Entry>();
+  readonly emit: EmitWaiters;
+  private unsubscribe: (() => void) | undefined;
+  private healthTimer: NodeJS.Timeout | undefined;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: EngineOptions) {
+    this.now = opts.now ?? Date.now;
+    this.emit = new EmitWaiters(opts.emit, (name) => this.sinks.get(name)?.worker);
+  }
+
+  get emitPolicy(): EmitPolicy | null {
+    return this.opts.emit;
+  }
+
+  async start(): Promise<void> {
+    for (const { config, raw } of this.opts.configSinks) {
+      await this.add(config, raw, 'config', null);
+    }
+    for (const rec of await this.opts.store.delivery.listSinkConfigs()) {
+      if (this.sinks.has(rec.name)) {
+        this.opts.log.warn(
+          `sink ${rec.name} is defined in the config file and through the API; the config file wins`,
+        );
+        continue;
+      }
+      const raw = JSON.parse(rec.config) as Record<string, unknown>;
+      try {
+        await this.add(parseSinkConfig(raw, this.opts.env), raw, 'api', rec.tenantId);
+      } catch (err) {
+        this.opts.log.warn(`sink ${rec.name} could not start: ${(err as Error).message}`);
+      }
+    }
+    this.unsubscribe = this.opts.store.onAppend(() => {
+      for (const e of this.sinks.values()) e.worker?.wake();
+    });
+    this.healthTimer = setInterval(() => {
+      for (const e of this.sinks.values()) e.worker?.checkHealth();
+    }, this.opts.healthCheckMs ?? 1000);
+    this.healthTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.unsubscribe?.();
+    if (this.healthTimer) clearInterval(this.healthTimer);
+    this.emit.cancelAll();
+    await Promise.all([...this.sinks.values()].map((e) => e.close()));
+  }
+
+  private async add(
+    config: SinkConfig,
+    raw: Record<string, unknown>,
+    source: SinkSource,
+    tenantId: string | null,
+  ) {
+    const entry: Entry = { config, raw, source, tenantId, worker: undefined, close: async () => {} };
+    this.sinks.set(config.name, entry);
+    if (!config.enabled) return;
+    const def = SINKS[config.type];
+    if (!def) throw new TrailwardenError('TW_ERR_INVALID_SINK', `unknown sink type ${config.type}`);
+    const ctx: SinkContext = {
+      name: config.name,
+      format: config.format,
+      dataDir: this.opts.dataDir,
+      now: this.now,
+      log: this.opts.log,
+    };
+    const cap = def.batchCap?.(config);
+    if (cap?.max_events !== undefined)
+      config.batch.max_events = Math.min(config.batch.max_events, cap.max_events);
+    const sink = await def.create(config, ctx);
+    const worker = new SinkWorker(config.name, {
+      store: this.opts.store,
+      sink,
+      config,
+      filter: compileFilter(config.filter),
+      shape: compileShaper(config.shape, config.shape.hash_key ?? undefined),
+      format: formatByName(config.format),
+      retry: retryPolicyOf(config),
+      now: this.now,
+      onProgress: (upTo, parked) => this.emit.progress(config.name, upTo, parked),
+      onAlert: (kind, detail) => void this.alert(config, entry.tenantId, kind, detail),
+      log: this.opts.log,
+    });
+    entry.worker = worker;
+    entry.close = async () => {
+      await worker.stop();
+      await sink.close();
+    };
+    await worker.start();
+  }
+
+  private async alert(
+    config: SinkConfig,
+    tenantId: string | null,
+    kind: 'failing' | 'recovered',
+    detail: { reason: string; sinceMs: number },
+  ): Promise<void> {
+    try {
+      await this.opts.audit.record(
+        kind === 'failing' ? 'sink.delivery.failing' : 'sink.delivery.recovered',
+        null,
+        {
+          actor: ENGINE_ACTOR,
+          outcome: kind === 'failing' ? 'failure' : 'success',
+          resource: { type: 'sink', id: config.name, name: config.name },
+          ...(kind === 'failing' ? { reason: detail.reason.slice(0, 1000) } : {}),
+          metadata: { sink_type: config.type, failing_since: new Date(detail.sinceMs).toISOString() },
+          ...(tenantId === null ? {} : { tenantId }),
+        },
+      );
+    } catch (err) {
+      this.opts.log.warn(`could not record the ${kind} alert of sink ${config.name}`, { err });
+    }
+  }
+
+  /** Sinks visible to a principal: a tenant-bound admin sees only its tenant's sinks. */
+  list(principal: Principal | null): Array<{
+    name: string;
+    source: SinkSource;
+    tenantId: string | null;
+    raw: Record<string, unknown>;
+    config: SinkConfig;
+  }> {
+    return [...this.sinks.entries()]
+      .filter(
+        ([, e]) => principal === null || principal.tenantId === null || e.tenantId === principal.tenantId,
+      )
+      .map(([name, e]) => ({ name, source: e.source, tenantId: e.tenantId, raw: e.raw, config: e.config }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The sink, or 404 when it does not exist or the principal may not see it. */
+  entry(name: string, principal: Principal | null): Entry {
+    const e = this.sinks.get(name);
+    if (!e || (principal !== null && principal.tenantId !== null && e.tenantId !== principal.tenantId)) {
+      throw new TrailwardenError('TW_ERR_NOT_FOUND', `no sink ${JSON.stringify(name)} visible to this key`);
+    }
+    return e;
+  }
+
+  private editable(name: string, principal: Principal | null): Entry {
+    const e = this.entry(name, principal);
+    if (e.source === 'config') {
+      throw new TrailwardenError(
+        'TW_ERR_SINK_READ_ONLY',
+        `sink ${name} is defined in the config file; change it there and restart`,
+      );
+    }
+    return e;
+  }
+
+  /** Creates a sink from the API; `raw` is kept as given (env references unresolved). */
+  async create(raw: Record<string, unknown>, tenantId: string | null): Promise<SinkConfig> {
+    const config = parseSinkConfig(raw, this.opts.env);
+    if (this.sinks.has(config.name)) {
+      throw new TrailwardenError(
+        'TW_ERR_SINK_EXISTS',
+        `a sink named ${config.name} exists; choose another name or PATCH it`,
+      );
+    }
+    const now = new Date(this.now()).toISOString();
+    const rec: SinkConfigRecord = {
+      name: config.name,
+      config: JSON.stringify(raw),
+      tenantId,
+      createdAt: now,
+      updatedAt: now,
+    };
+    await this.opts.store.delivery.putSinkConfig(rec);
+    await this.add(config, raw, 'api', tenantId);
+    return config;
+  }
+
+  /** Replaces a sink's settings; its cursor and dead letters stay. Returns the changed top-level fields. */
+  async update(name: string, raw: Record<string, unknown>, principal: Principal | null): Promise<string[]> {
+    const e = this.editable(name, principal);
+    if (raw['name'] !== undefined && raw['name'] !== name) {
+      throw new TrailwardenError(
+        'TW_ERR_INVALID_SINK',
+        'a sink cannot be renamed; create a new one and delete this one',
+      );
+    }
+    const config = parseSinkConfig({ ...raw, name }, this.opts.env);
+    const changed = [...new Set([...Object.keys(raw), ...Object.keys(e.raw)])].filter(
+      (k) => JSON.stringify(raw[k]) !== JSON.stringify(e.raw[k]),
+    );
+    await e.close();
+    const now = new Date(this.now()).toISOString();
+    const records = await this.opts.store.delivery.listSinkConfigs();
+    const createdAt = records.find((r) => r.name === name)?.createdAt ?? now;
+    await this.opts.store.delivery.putSinkConfig({
+      name,
+      config: JSON.stringify({ ...raw, name }),
+      tenantId: e.tenantId,
+      createdAt,
+      updatedAt: now,
+    });
+    this.sinks.delete(name);
+    await this.add(config, { ...raw, name }, 'api', e.tenantId);
+    return changed;
+  }
+
+  async remove(name: string, principal: Principal | null): Promise<void> {
+    const e = this.editable(name, principal);
+    await e.close();
+    this.sinks.delete(name);
+    await this.opts.store.delivery.deleteSinkConfig(name);
+    await this.opts.store.delivery.deleteSinkState(name);
+  }
+
+  private worker(name: string, principal: Principal | null): SinkWorker {
+    const w = this.entry(name, principal).worker;
+    if (!w)
+      throw new TrailwardenError('TW_ERR_SINK_DISABLED', `sink ${name} is not enabled (enabled: false)`);
+    return w;
+  }
+
+  /** The health of a sink: state, lag in events and seconds, last error, counters. */
+  async status(name: string, principal: Principal | null) {
+    const e = this.entry(name, principal);
+    const w = e.worker;
+    const head = await this.opts.store.headSeq();
+    const cursor = w?.cursor ?? (await this.opts.store.delivery.getSinkState(name))?.cursor ?? 0;
+    const [next] = cursor < head ? await this.opts.store.readRange(cursor, 1) : [];
+    const lagSeconds = next ? Math.max(0, (this.now() - Date.parse(next.received_at)) / 1000) : 0;
+    return {
+      name,
+      type: e.config.type,
+      source: e.source,
+      state: w ? w.health : 'disabled',
+      cursor,
+      head_seq: head,
+      lag_events: head - cursor,
+      lag_seconds: Math.round(lagSeconds * 1000) / 1000,
+      in_flight_to: w?.inflightTo ?? null,
+      paused: w?.paused ?? false,
+      disabled_reason: w ? w.disabledReason : 'enabled: false',
+      last_error: w?.lastError ?? null,
+      last_success_at: w?.lastSuccessAt ?? null,
+      counters: w ? { ...w.counters } : null,
+      dead_letters: await this.opts.store.delivery.countDeadLetters(name),
+    };
+  }
+
+  /** Moves a sink's cursor to just before `seq`, or to the first event received at or after `time`. */
+  async replay(
+    name: string,
+    to: { seq: number } | { time: string },
+    principal: Principal | null,
+  ): Promise<number> {
+    const w = this.worker(name, principal);
+    const head = await this.opts.store.headSeq();
+    const seq = 'seq' in to ? to.seq : await this.firstSeqReceivedAt(Date.parse(to.time), head);
+    if (seq < 1 || seq > head + 1) {
+      throw new TrailwardenError(
+        'TW_ERR_INVALID_PARAMETER',
+        `seq must be from 1 to ${head + 1} (the log holds ${head} events)`,
+      );
+    }
+    w.replay(seq - 1);
+    return seq;
+  }
+
+  /** Binary search over `received_at`, which never decreases with `seq`. */
+  private async firstSeqReceivedAt(ms: number, head: number): Promise<number> {
+    let lo = 1;
+    let hi = head + 1;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      const [e] = await this.opts.store.readRange(mid - 1, 1);
+      if (e && Date.parse(e.received_at) < ms) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  async setPaused(name: string, paused: boolean, principal: Principal | null): Promise<void> {
+    await this.worker(name, principal).setPaused(paused);
+  }
+
+  async deadLetters(
+    name: string,
+    page: { afterId?: number; limit: number },
+    principal: Principal | null,
+  ): Promise<DeadLetter[]> {
+    this.entry(name, principal);
+    return this.opts.store.delivery.listDeadLetters(name, page);
+  }
+
+  /** Delivers dead letters again, once each, now; removes those the sink confirms. */
+  async redrive(name: string, ids: number[], principal: Principal | null) {
+    const w = this.worker(name, principal);
+    const letters = await this.opts.store.delivery.getDeadLetters(name, ids);
+    const results: Array<{
+      id: number;
+      seq: number;
+      status: 'delivered' | 'failed' | 'missing';
+      reason?: string;
+    }> = [];
+    for (const id of ids) {
+      const letter = letters.find((l) => l.id === id);
+      if (!letter) {
+        results.push({ id, seq: 0, status: 'missing' });
+        continue;
+      }
+      const outcome = await w.redeliver(letter);
+      if (outcome.kind === 'ok') {
+        await this.opts.store.delivery.removeDeadLetters(name, [id]);
+        results.push({ id, seq: letter.seq, status: 'delivered' });
+      } else {
+        await this.opts.store.delivery.recordDeadLetterAttempt(name, id, outcome.reason);
+        results.push({ id, seq: letter.seq, status: 'failed', reason: outcome.reason });
+      }
+    }
+    return results;
+  }
+}

@@ -1,0 +1,21 @@
+import type { OutputFormat } from './format.js';
+
+/**
+ * The canonical event as JSON, on one line. JSON.stringify escapes control
+ * characters inside strings, so a value can never break the line.
+ */
+export const json: OutputFormat = {
+  name: 'json',
+  description:
+    'The canonical event as one JSON object per line (also the body of webhook batches as an array).',
+  contentType: 'application/json',
+  encode: (event) => JSON.stringify(event),
+};
+
+/** The same encoding as `json`; a webhook batch is then sent as NDJSON rather than an array. */
+export const jsonl: OutputFormat = {
+  ...json,
+  name: 'jsonl',
+  description: 'JSON Lines: like json, and webhook batches are newline-delimited instead of an array.',
+  contentType: 'application/x-ndjson',
+};

@@ -1,0 +1,165 @@
+import { z } from 'zod';
+import { FORMAT_NAMES } from './formats/registry.js';
+import { DEFAULT_RETRY, type RetryConfig, retrySchema } from './retry-policy.js';
+import type { BatchLimits, SinkDefinition } from './sink.js';
+import { SINK_KINDS, SINKS } from './sinks/registry.js';
+
+export const SINK_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** An action name, a prefix pattern (`user.*`) or `*`. */
+const ACTION_PATTERN = /^(\*|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?)$/;
+const TENANT_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+/** A field path in an event: `source_ip`, `actor.email`, `metadata.device.id`. */
+const FIELD_PATH = /^[a-z_][a-z0-9_]*(\.[A-Za-z0-9_-]+)*$/;
+
+const actionList = z
+  .array(
+    z.string().regex(ACTION_PATTERN, { error: 'expected an action (user.login), a prefix (user.*) or *' }),
+  )
+  .max(1000);
+
+const filterSchema = z.strictObject({
+  include_actions: actionList.nullable().default(null),
+  exclude_actions: actionList.default([]),
+  tenants: z
+    .array(z.string().regex(TENANT_PATTERN, { error: 'expected a tenant id' }))
+    .max(1000)
+    .nullable()
+    .default(null),
+  outcomes: z
+    .array(z.enum(['success', 'failure', 'denied']))
+    .nullable()
+    .default(null),
+});
+
+const redactionSchema = z.strictObject({
+  path: z
+    .string()
+    .regex(FIELD_PATH, { error: 'expected a field path such as actor.email or metadata.device' }),
+  mode: z.enum(['drop', 'mask', 'hash'], { error: 'expected drop, mask or hash' }),
+});
+
+const shapeSchema = z.strictObject({
+  /** Fields that go out (top-level names or dotted paths); null = all. `seq` and `event_id` always go. */
+  fields: z
+    .array(z.string().regex(FIELD_PATH, { error: 'expected a field path such as actor.id' }))
+    .max(100)
+    .nullable()
+    .default(null),
+  redact: z.array(redactionSchema).max(100).default([]),
+  /** Seed 000: metadata is left out unless the action matches this list; null = always included. */
+  metadata_for_actions: actionList.nullable().default(null),
+  /** Key of the HMAC behind `hash` redactions (a secret); without it a plain SHA-256 is used. */
+  hash_key: z.string().min(16, { error: 'use at least 16 characters' }).nullable().default(null),
+});
+
+function batchSchema(d: BatchLimits) {
+  return z.strictObject({
+    max_events: z.number().int().min(1).max(10_000).default(d.max_events),
+    max_bytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(64 * 1024 * 1024)
+      .default(d.max_bytes),
+    max_wait_ms: z.number().int().min(0).max(60_000).default(d.max_wait_ms),
+  });
+}
+
+/** The fields every sink has, with the kind's defaults. */
+function commonShape(def: SinkDefinition) {
+  return {
+    name: z.string().regex(SINK_NAME_PATTERN, {
+      error: 'expected 1-63 lowercase letters, digits, - or _, starting with a letter or digit',
+    }),
+    type: z.literal(def.kind),
+    enabled: z.boolean().default(true),
+    format: z
+      .string()
+      .refine((f) => FORMAT_NAMES.includes(f), { error: `expected one of ${FORMAT_NAMES.join(', ')}` })
+      .default('json'),
+    /** Where a new sink starts: only events from now on, or the whole log. */
+    start_from: z.enum(['now', 'beginning']).default('now'),
+    filter: filterSchema.prefault({}),
+    shape: shapeSchema.prefault({}),
+    batch: batchSchema(def.batchDefault).prefault({}),
+    retry: retrySchema.optional(),
+    /** After this long without a successful delivery the sink is `failing` and an alert event is recorded. */
+    failing_after_ms: z
+      .number()
+      .int()
+      .min(1000)
+      .max(7 * 24 * 3_600_000)
+      .default(900_000),
+  };
+}
+
+const perKind = Object.values(SINKS).map((def) => z.strictObject({ ...commonShape(def), ...def.options }));
+
+/** One sink's settings as written (config file or API). */
+export const sinkConfigSchema = z.discriminatedUnion(
+  'type',
+  perKind as unknown as [z.ZodObject, ...z.ZodObject[]],
+  {
+    error: (iss) =>
+      iss.code === 'invalid_union' && (iss.input as { type?: unknown } | undefined)?.type === undefined
+        ? `type is required: one of ${SINK_KINDS.join(', ')}`
+        : `type must be one of ${SINK_KINDS.join(', ')}`,
+  },
+);
+
+/** A validated sink configuration with every default filled in. */
+export interface SinkConfig {
+  name: string;
+  type: string;
+  enabled: boolean;
+  format: string;
+  start_from: 'now' | 'beginning';
+  filter: z.output<typeof filterSchema>;
+  shape: z.output<typeof shapeSchema>;
+  batch: BatchLimits;
+  retry?: RetryConfig;
+  failing_after_ms: number;
+  /** Kind-specific options. */
+  [option: string]: unknown;
+}
+
+/** The retry policy of a sink: its own, or its kind's default. */
+export function retryPolicyOf(config: SinkConfig): RetryConfig {
+  return config.retry ?? DEFAULT_RETRY[SINKS[config.type]!.retryDefault];
+}
+
+/** The emit policy (seed 003): which sinks must confirm before POST /v1/events answers. */
+export const emitSchema = z.strictObject({
+  to_all_of: z.array(z.string().regex(SINK_NAME_PATTERN)).default([]),
+  at_least_one_of: z.array(z.string().regex(SINK_NAME_PATTERN)).default([]),
+  timeout_ms: z.number().int().min(1).max(600_000).default(60_000),
+});
+
+export type EmitPolicy = z.output<typeof emitSchema>;
+
+/** The secret option names of a sink kind; their values are masked in every API answer. */
+export function secretFieldsOf(type: string): readonly string[] {
+  return SINKS[type]?.secretFields ?? [];
+}
+
+export const MASK = '********';
+
+/** A sink configuration safe to show: secret values replaced (a `${ENV}` reference is shown as is). */
+export function maskSecrets(config: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...config };
+  const shape = out['shape'] as Record<string, unknown> | undefined;
+  if (shape?.['hash_key']) out['shape'] = { ...shape, hash_key: maskValue(shape['hash_key']) };
+  for (const field of secretFieldsOf(String(config['type']))) {
+    if (out[field] === undefined || out[field] === null) continue;
+    out[field] = maskValue(out[field]);
+  }
+  return out;
+}
+
+function maskValue(v: unknown): unknown {
+  if (typeof v === 'string') return /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(v) ? v : MASK;
+  if (Array.isArray(v)) return v.map(maskValue);
+  if (v !== null && typeof v === 'object')
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, maskValue(x)]));
+  return MASK;
+}

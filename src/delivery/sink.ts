@@ -1,0 +1,98 @@
+import type { z } from 'zod';
+
+/**
+ * What one delivery attempt came to. The worker acts on it: `ok` moves the
+ * sink's cursor, `retry` waits (honouring `afterMs`, e.g. Retry-After) and
+ * tries the same delivery again, `permanent` parks the events in the
+ * dead-letter list and goes on, `disable` stops the sink until an operator
+ * resumes it (e.g. HTTP 410 Gone).
+ */
+export type DeliveryOutcome =
+  | { kind: 'ok' }
+  | { kind: 'retry'; reason: string; afterMs?: number }
+  | { kind: 'permanent'; reason: string }
+  | { kind: 'disable'; reason: string };
+
+export const ok = (): DeliveryOutcome => ({ kind: 'ok' });
+export const retry = (reason: string, afterMs?: number): DeliveryOutcome =>
+  afterMs === undefined ? { kind: 'retry', reason } : { kind: 'retry', reason, afterMs };
+export const permanent = (reason: string): DeliveryOutcome => ({ kind: 'permanent', reason });
+export const disable = (reason: string): DeliveryOutcome => ({ kind: 'disable', reason });
+
+/** One event on its way out: filtered, shaped and encoded for this sink. */
+export interface OutgoingEvent {
+  seq: number;
+  eventId: string;
+  tenantId: string;
+  action: string;
+  /** The event after projection and redaction. */
+  event: Record<string, unknown>;
+  /** The event encoded with the sink's format (one line for line formats, no trailing newline). */
+  text: string;
+}
+
+/** What a sink is asked to deliver in one attempt. */
+export interface DeliveryBatch {
+  /**
+   * Stable id of this delivery: the same for every retry of the same events,
+   * also after a restart (the worker persists the in-flight range), so a
+   * receiver can drop duplicates (Standard Webhooks `webhook-id`).
+   */
+  id: string;
+  /** 1-based attempt number of this delivery. */
+  attempt: number;
+  /** Range of the log this delivery covers (events filtered out included). */
+  firstSeq: number;
+  lastSeq: number;
+  /** Never empty. */
+  events: OutgoingEvent[];
+}
+
+/** How many events the worker packs into one delivery. */
+export interface BatchLimits {
+  max_events: number;
+  max_bytes: number;
+  /** How long to wait for more events before sending a partial batch. */
+  max_wait_ms: number;
+}
+
+/** A running sink: delivers batches and confirms only once the peer has them. */
+export interface Sink {
+  deliver(batch: DeliveryBatch, signal: AbortSignal): Promise<DeliveryOutcome>;
+  /** Cheap reachability check for /status; no event is sent. */
+  healthcheck?(): Promise<{ ok: boolean; detail?: string }>;
+  close(): Promise<void>;
+}
+
+/** What a sink factory gets besides its options. */
+export interface SinkContext {
+  name: string;
+  /** The sink's output format (from the formats table). */
+  format: string;
+  dataDir: string;
+  /** Milliseconds since the epoch; tests replace it to control rotation. */
+  now: () => number;
+  log: { info(msg: string, extra?: object): void; warn(msg: string, extra?: object): void };
+}
+
+/** Which retry schedule a kind uses unless its config says otherwise. */
+export type RetryDefault = 'webhook' | 'streaming';
+
+/**
+ * A kind of sink: its own options (validated with the common ones), which of
+ * them are secrets, its defaults, and how to build it. Registered once in
+ * `sinks/registry.ts`.
+ */
+export interface SinkDefinition<Options extends Record<string, unknown> = Record<string, unknown>> {
+  kind: string;
+  description: string;
+  /** Zod shape of the kind-specific options (flat, beside the common fields). */
+  options: z.ZodRawShape;
+  /** Option names whose values are secrets: never returned by the API or logged. */
+  secretFields: readonly string[];
+  retryDefault: RetryDefault;
+  batchDefault: BatchLimits;
+  /** Limits the kind's options impose on batching (e.g. one event per request). */
+  batchCap?(options: Options): Partial<BatchLimits>;
+  create(options: Options, ctx: SinkContext): Sink | Promise<Sink>;
+}

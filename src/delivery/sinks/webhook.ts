@@ -1,0 +1,357 @@
+import { readFileSync } from 'node:fs';
+import type { IncomingHttpHeaders } from 'node:http';
+import { type ConnectionOptions, rootCertificates } from 'node:tls';
+import { Agent, buildConnector, request } from 'undici';
+import { z } from 'zod';
+import { TrailwardenError } from '../../errors.js';
+import { formatByName } from '../formats/registry.js';
+import {
+  type DeliveryBatch,
+  type DeliveryOutcome,
+  disable,
+  ok,
+  permanent,
+  retry,
+  type SinkContext,
+  type SinkDefinition,
+} from '../sink.js';
+import { forbiddenAddressIn, guardConnector, guardedLookup } from './network-guard.js';
+import { decodeSecret, signatureHeader, webhookSecretSchema } from './webhook-signature.js';
+
+/** Retry-After values beyond this are clamped: a receiver cannot park a sink for days. */
+const MAX_RETRY_AFTER_MS = 3_600_000;
+/** How much of an error response is quoted in the outcome's reason. */
+const SNIPPET_CHARS = 200;
+/** Error bodies up to this size are read to the end so the connection stays reusable. */
+const DRAIN_LIMIT_BYTES = 65_536;
+/** Formats whose events are JSON values, so they can form an array or be sent alone. */
+const JSON_CONTENT_TYPES = new Set(['application/json', 'application/x-ndjson']);
+/** 408 and 429 ask the client to come back; every 5xx is treated as transient. */
+const RETRY_STATUSES = new Set([408, 429]);
+
+/** Headers a user may not set: hop-by-hop, computed by the HTTP client, or part of the signature scheme. */
+const RESERVED_HEADERS = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+  'content-length',
+  'host',
+]);
+const RESERVED_PREFIXES = ['webhook-', 'x-trailwarden-'];
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+const BAD_HEADER_VALUE = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+
+const url = z.string({ error: 'expected an http(s) URL' }).superRefine((value, ctx) => {
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'expected an http(s) URL, e.g. https://siem.example.com/hook' });
+    return;
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    ctx.addIssue({ code: 'custom', message: `expected an http(s) URL, got a ${parsed.protocol} URL` });
+  } else if (parsed.username || parsed.password) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'put credentials in headers (e.g. authorization), not in the URL',
+    });
+  } else if (parsed.hash) {
+    ctx.addIssue({ code: 'custom', message: 'a webhook URL has no #fragment' });
+  }
+});
+
+const headers = z
+  .record(z.string(), z.string({ error: 'header values must be strings' }))
+  .superRefine((value, ctx) => {
+    for (const [name, v] of Object.entries(value)) {
+      const lower = name.toLowerCase();
+      if (!HEADER_NAME.test(name)) {
+        ctx.addIssue({ code: 'custom', path: [name], message: `"${name}" is not a valid header name` });
+      } else if (RESERVED_HEADERS.has(lower) || RESERVED_PREFIXES.some((p) => lower.startsWith(p))) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [name],
+          message: `"${name}" is set by Trailwarden and cannot be overridden`,
+        });
+      } else if (BAD_HEADER_VALUE.test(v)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [name],
+          message: 'header values cannot contain control characters',
+        });
+      }
+    }
+  });
+
+const tls = z
+  .strictObject({
+    ca_file: z.string().min(1).optional(),
+    cert_file: z.string().min(1).optional(),
+    key_file: z.string().min(1).optional(),
+    reject_unauthorized: z.boolean().default(true),
+  })
+  .refine((t) => (t.cert_file === undefined) === (t.key_file === undefined), {
+    message: 'set cert_file and key_file together (client certificate for mutual TLS)',
+  });
+
+const ms = (def: number) => z.number().int().min(1).max(600_000).default(def);
+
+const webhookOptionsShape = {
+  url,
+  method: z.enum(['POST', 'PUT'], { error: 'expected "POST" or "PUT"' }).default('POST'),
+  headers: headers.default({}),
+  secret: webhookSecretSchema.optional(),
+  body: z.enum(['array', 'object', 'lines'], { error: 'expected "array", "object" or "lines"' }).optional(),
+  connect_timeout_ms: ms(5_000),
+  request_timeout_ms: ms(15_000),
+  tls: tls.optional(),
+  allow_private_networks: z.boolean().default(false),
+  max_connections: z.number().int().min(1).max(256).default(4),
+};
+
+/** The webhook sink's options after validation (defaults applied). */
+export type WebhookOptions = z.output<z.ZodObject<typeof webhookOptionsShape>>;
+
+/** How a batch becomes a request body. */
+export type WebhookBody = 'array' | 'object' | 'lines';
+
+function configError(ctx: SinkContext, message: string): TrailwardenError {
+  return new TrailwardenError('TW_ERR_CONFIG', `sink ${ctx.name}: ${message}`);
+}
+
+function userAgent(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
+    return `trailwarden/${pkg.version ?? 'unknown'}`;
+  } catch {
+    return 'trailwarden';
+  }
+}
+
+function tlsOptions(options: WebhookOptions, ctx: SinkContext): ConnectionOptions {
+  const t = options.tls;
+  if (!t) return {};
+  const read = (field: string, path: string) => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      throw configError(ctx, `cannot read tls.${field} ${path}: ${(err as Error).message}`);
+    }
+  };
+  if (!t.reject_unauthorized)
+    ctx.log.warn('webhook sink does not verify the server certificate', { sink: ctx.name });
+  return {
+    rejectUnauthorized: t.reject_unauthorized,
+    // Added to Node's bundled CAs rather than replacing them.
+    ...(t.ca_file ? { ca: [...rootCertificates, read('ca_file', t.ca_file)] } : {}),
+    ...(t.cert_file && t.key_file
+      ? { cert: read('cert_file', t.cert_file), key: read('key_file', t.key_file) }
+      : {}),
+  };
+}
+
+/** Quotes untrusted text in a reason: first characters only, control characters escaped. */
+export function snippet(text: string, max = SNIPPET_CHARS): string {
+  const chars = Array.from(text);
+  const cut = chars.slice(0, max).join('');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping control characters is the point
+  const escaped = cut.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => {
+    const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+    return named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  });
+  return chars.length > max ? `${escaped}…` : escaped;
+}
+
+/** Milliseconds to wait from a Retry-After value (seconds or HTTP-date), clamped to an hour. */
+export function retryAfterMs(value: string | string[] | undefined, now: number): number | undefined {
+  const v = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (!v) return undefined;
+  const wait = /^\d+$/.test(v) ? Number(v) * 1000 : Date.parse(v) - now;
+  if (Number.isNaN(wait)) return undefined;
+  return Math.min(Math.max(wait, 0), MAX_RETRY_AFTER_MS);
+}
+
+type ResponseBody = Awaited<ReturnType<typeof request>>['body'];
+
+/** Reads the start of an error body for the reason; drains small bodies so the connection is reused. */
+async function readSnippet(body: ResponseBody): Promise<string> {
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  let total = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    if (kept < SNIPPET_CHARS * 4) {
+      chunks.push(chunk);
+      kept += chunk.length;
+    }
+    total += chunk.length;
+    if (total > DRAIN_LIMIT_BYTES) break; // leaving the loop destroys the body and its connection
+  }
+  return snippet(Buffer.concat(chunks).toString('utf8'));
+}
+
+/** Turns an HTTP response into an outcome, always consuming its body. */
+async function classify(
+  status: number,
+  headers: IncomingHttpHeaders,
+  body: ResponseBody,
+  now: number,
+): Promise<DeliveryOutcome> {
+  if (status >= 200 && status < 300) {
+    await body.dump({ limit: DRAIN_LIMIT_BYTES });
+    return ok();
+  }
+  const text = await readSnippet(body);
+  const quoted = text ? `: ${text}` : '';
+  if (status === 410) return disable(`HTTP 410 Gone: the receiver retired this webhook${quoted}`);
+  if (status >= 300 && status < 400) {
+    const location = headers.location ? ` (Location: ${snippet(String(headers.location))})` : '';
+    return permanent(`HTTP ${status}: redirects are not followed; set url to the final address${location}`);
+  }
+  if (RETRY_STATUSES.has(status) || (status >= 500 && status < 600)) {
+    return retry(`HTTP ${status}${quoted}`, retryAfterMs(headers['retry-after'], now));
+  }
+  return permanent(`HTTP ${status}${quoted}`);
+}
+
+/** A connection-level failure in words; never includes the URL's path or query (they may hold tokens). */
+function describeError(err: unknown, host: string): string {
+  const e = err as Error & { code?: string; errors?: Error[] };
+  const message = e.errors?.length ? e.errors.map((x) => x.message).join('; ') : (e.message ?? String(err));
+  const code = e.code && !message.includes(e.code) ? `${e.code}: ` : '';
+  return `cannot deliver to ${host}: ${code}${message}`;
+}
+
+function encodeBody(shape: WebhookBody, batch: DeliveryBatch): string {
+  const texts = batch.events.map((e) => e.text);
+  if (shape === 'object') return texts[0] ?? '';
+  if (shape === 'array') return `[${texts.join(',')}]`;
+  return `${texts.join('\n')}\n`;
+}
+
+/**
+ * Posts batches to an HTTP(S) endpoint, signed with Standard Webhooks headers.
+ * The response decides the outcome: 2xx ok, 408/429/5xx and network errors
+ * retry (honouring Retry-After), 410 disables the sink, 3xx and other 4xx are
+ * permanent. Connections are kept alive and shared; addresses in private
+ * ranges are refused unless `allow_private_networks` is set.
+ */
+export const webhookSink: SinkDefinition<WebhookOptions> = {
+  kind: 'webhook',
+  description: 'HTTP(S) POST of event batches, signed with Standard Webhooks headers.',
+  options: webhookOptionsShape,
+  secretFields: ['secret', 'headers'],
+  retryDefault: 'webhook',
+  batchDefault: { max_events: 100, max_bytes: 1_048_576, max_wait_ms: 200 },
+  batchCap: (options) => (options.body === 'object' ? { max_events: 1 } : {}),
+  create(options, ctx) {
+    const format = formatByName(ctx.format);
+    const isJson = JSON_CONTENT_TYPES.has(format.contentType);
+    const shape: WebhookBody = options.body ?? (format.name === 'json' ? 'array' : 'lines');
+    if (shape !== 'lines' && !isJson) {
+      throw configError(
+        ctx,
+        `body "${shape}" needs a JSON format; with format ${format.name} use body: lines`,
+      );
+    }
+    const contentType =
+      shape !== 'lines' ? 'application/json' : isJson ? 'application/x-ndjson' : format.contentType;
+
+    const target = new URL(options.url);
+    if (options.tls && target.protocol !== 'https:')
+      throw configError(ctx, 'tls options need an https:// url');
+    const secrets = options.secret === undefined ? [] : [options.secret].flat();
+    const keys = secrets.map((s) => {
+      const key = decodeSecret(s);
+      if (typeof key === 'string') throw configError(ctx, `secret: ${key}`);
+      return key;
+    });
+
+    const allowPrivate = options.allow_private_networks;
+    const baseConnect = buildConnector({
+      ...tlsOptions(options, ctx),
+      timeout: options.connect_timeout_ms,
+      ...(allowPrivate ? {} : { lookup: guardedLookup }),
+    });
+    const connect = allowPrivate ? baseConnect : guardConnector(baseConnect);
+    const agent = new Agent({ connections: options.max_connections, connect });
+    const fixedHeaders: Record<string, string> = { 'content-type': contentType, 'user-agent': userAgent() };
+    for (const [name, value] of Object.entries(options.headers)) fixedHeaders[name.toLowerCase()] = value;
+
+    return {
+      async deliver(batch, signal) {
+        if (shape === 'object' && batch.events.length !== 1) {
+          return permanent(
+            `body: object sends one event per request, got ${batch.events.length}; set batch.max_events: 1`,
+          );
+        }
+        const payload = encodeBody(shape, batch);
+        const timestamp = Math.floor(ctx.now() / 1000);
+        const headers: Record<string, string> = {
+          ...fixedHeaders,
+          'webhook-id': batch.id,
+          'webhook-timestamp': String(timestamp),
+          'x-trailwarden-seq-first': String(batch.firstSeq),
+          'x-trailwarden-seq-last': String(batch.lastSeq),
+          'x-trailwarden-attempt': String(batch.attempt),
+        };
+        if (keys.length > 0)
+          headers['webhook-signature'] = signatureHeader(keys, batch.id, timestamp, payload);
+
+        const timeout = AbortSignal.timeout(options.request_timeout_ms);
+        try {
+          const res = await request(target, {
+            dispatcher: agent,
+            method: options.method,
+            headers,
+            body: payload,
+            signal: AbortSignal.any([signal, timeout]),
+          });
+          return await classify(res.statusCode, res.headers, res.body, ctx.now());
+        } catch (err) {
+          const forbidden = forbiddenAddressIn(err);
+          if (forbidden) return permanent(forbidden.message);
+          if (signal.aborted) return retry('delivery aborted: the sink is stopping');
+          if (timeout.aborted)
+            return retry(`no complete response within request_timeout_ms (${options.request_timeout_ms} ms)`);
+          return retry(describeError(err, target.host));
+        }
+      },
+
+      healthcheck() {
+        // Resolve and connect (TLS handshake included), then hang up: no request, no event.
+        return new Promise((resolve) => {
+          const opts = {
+            hostname: target.hostname,
+            host: target.host,
+            protocol: target.protocol,
+            port: target.port,
+          };
+          connect(opts, (err, socket) => {
+            if (err) {
+              const forbidden = forbiddenAddressIn(err);
+              resolve({ ok: false, detail: forbidden ? forbidden.message : describeError(err, target.host) });
+              return;
+            }
+            socket?.destroy();
+            resolve({ ok: true, detail: `connected to ${target.host}` });
+          });
+        });
+      },
+
+      async close() {
+        await agent.close();
+      },
+    };
+  },
+};

@@ -1,0 +1,225 @@
+/**
+ * The SQLite writer thread: the single sequencer of a `SqliteStore`. It owns
+ * the write connection and the Merkle frontier, and commits each batch of
+ * append requests the store sends it in one transaction (one fsync), each
+ * request in its own savepoint. Running here, the commit and its fsync
+ * overlap HTTP parsing and validation on the main thread.
+ *
+ * Protocol (`writer-protocol.ts`): the store sends one `commit` at a time and
+ * the writer answers each with `committed` or `failed`.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
+import { leafHashOf } from '../../event/canonical.js';
+import type { AuditEvent, StoredEvent } from '../../event/event.js';
+import { MerkleFrontier } from '../merkle/frontier.js';
+import type { NodeSource } from '../merkle/proofs.js';
+import type { AppendOutcome, CheckpointRecord, PreparedEvent } from '../store.js';
+import {
+  openWriteConnection,
+  type RequestResult,
+  serializeError,
+  type ToWriter,
+  WRITER_CACHE_KIB,
+  type WriterData,
+  type WriterReply,
+} from './writer-protocol.js';
+
+/** Another process appended to the file since we loaded the tree's right edge. */
+class StaleFrontier extends Error {}
+
+/** Thrown inside a request's savepoint to roll back just that request. */
+class ConflictInBatch extends Error {
+  constructor(readonly index: number) {
+    super('conflict');
+  }
+}
+
+class Writer {
+  private frontier = new MerkleFrontier();
+  /** Tenants known to be in `tenants` (committed), so a tenant costs one write ever. */
+  private readonly tenants = new Set<string>();
+  private readonly stmt: Record<string, Statement>;
+  private readonly nodes: NodeSource;
+
+  constructor(private readonly db: Database) {
+    const s = (sql: string) => db.prepare(sql);
+    this.stmt = {
+      findExisting: s('SELECT seq, content_hash FROM events WHERE tenant_id = ? AND event_id = ?'),
+      insertEvent: s(
+        `INSERT INTO events (seq, event_id, tenant_id, ts, action, actor_id, resource_type, resource_id,
+           outcome, search, content_hash, leaf_hash, body) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+      ),
+      insertNode: s('INSERT INTO tree_nodes (level, idx, hash) VALUES (?,?,?)'),
+      insertTenant: s('INSERT OR IGNORE INTO tenants (tenant_id) VALUES (?)'),
+      leaf: s('SELECT leaf_hash FROM events WHERE seq = ?').pluck(),
+      node: s('SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?').pluck(),
+      head: s('SELECT COALESCE(MAX(seq), 0) FROM events').pluck(),
+      addCheckpoint: s(
+        'INSERT OR IGNORE INTO checkpoints (tree_size, root_hash, issued_at, note) VALUES (?,?,?,?)',
+      ),
+    };
+    this.nodes = {
+      node: async (level, index) => {
+        const hash =
+          level === 0
+            ? (this.stmt.leaf!.get(index + 1) as Buffer | undefined)
+            : (this.stmt.node!.get(level, index) as Buffer | undefined);
+        if (hash === undefined) throw new Error(`merkle node (${level}, ${index}) is missing from the store`);
+        return hash;
+      },
+    };
+  }
+
+  async load(): Promise<void> {
+    this.frontier = await MerkleFrontier.load(this.stmt.head!.get() as number, this.nodes);
+  }
+
+  head(): { head: number; edge: WriterReply['edge'] } {
+    return { head: this.frontier.size, edge: this.frontier.edge.map((n) => ({ ...n })) };
+  }
+
+  /** Commits every request in one transaction; a stale frontier is reloaded and the commit retried. */
+  async commit(requests: PreparedEvent[][], checkpoints: CheckpointRecord[]): Promise<RequestResult[]> {
+    for (;;) {
+      try {
+        return this.commitOnce(requests, checkpoints);
+      } catch (err) {
+        if (!(err instanceof StaleFrontier)) throw err;
+        await this.load();
+      }
+    }
+  }
+
+  private commitOnce(requests: PreparedEvent[][], checkpoints: CheckpointRecord[]): RequestResult[] {
+    const before = this.frontier;
+    let frontier = before.clone();
+    const results: RequestResult[] = [];
+    const newTenants: string[] = [];
+    this.db
+      .transaction(() => {
+        // Under the write lock: if another process (e.g. `trailwarden keys`
+        // recording a key change) appended meanwhile, reload and retry, so
+        // seq stays gap-free and the tree stays whole.
+        if ((this.stmt.head!.get() as number) !== before.size) throw new StaleFrontier();
+        for (const cp of checkpoints)
+          this.stmt.addCheckpoint!.run(cp.treeSize, cp.rootHash, cp.issuedAt, cp.note);
+        for (const events of requests) {
+          for (const { event } of events) {
+            if (this.tenants.has(event.tenant_id) || newTenants.includes(event.tenant_id)) continue;
+            // Outside the savepoints: a tenant row without events is harmless.
+            this.stmt.insertTenant!.run(event.tenant_id);
+            newTenants.push(event.tenant_id);
+          }
+        }
+        const receivedAt = new Date().toISOString();
+        for (const events of requests) {
+          const attempt = frontier.clone();
+          try {
+            const outcomes = this.db.transaction(() => this.appendRequest(events, attempt, receivedAt))();
+            frontier = attempt;
+            results.push({ ok: outcomes });
+          } catch (err) {
+            if (!(err instanceof ConflictInBatch)) throw err;
+            results.push({ conflict: err.index });
+          }
+        }
+      })
+      .immediate();
+    this.frontier = frontier;
+    for (const t of newTenants) this.tenants.add(t);
+    return results;
+  }
+
+  private appendRequest(
+    events: PreparedEvent[],
+    frontier: MerkleFrontier,
+    receivedAt: string,
+  ): AppendOutcome[] {
+    const outcomes: AppendOutcome[] = [];
+    events.forEach(({ event, contentHash }, index) => {
+      const existing = this.stmt.findExisting!.get(event.tenant_id, event.event_id) as
+        | { seq: number; content_hash: string }
+        | undefined;
+      if (existing) {
+        if (existing.content_hash !== contentHash) throw new ConflictInBatch(index);
+        outcomes.push({ status: 'duplicate', seq: existing.seq });
+        return;
+      }
+      const seq = frontier.size + 1;
+      const stored = toStored(event, seq, receivedAt);
+      const leaf = leafHashOf(stored);
+      stored.leaf_hash = leaf.toString('base64');
+      this.stmt.insertEvent!.run(
+        seq,
+        event.event_id,
+        event.tenant_id,
+        event.timestamp,
+        event.action,
+        event.actor.id,
+        event.resource?.type ?? null,
+        event.resource?.id ?? null,
+        event.outcome,
+        searchText(event),
+        contentHash,
+        leaf,
+        JSON.stringify(stored),
+      );
+      for (const n of frontier.append(leaf)) {
+        if (n.level > 0) this.stmt.insertNode!.run(n.level, n.index, n.hash);
+      }
+      outcomes.push({ status: 'created', seq });
+    });
+    return outcomes;
+  }
+}
+
+function toStored(event: AuditEvent, seq: number, receivedAt: string): StoredEvent {
+  // Key order follows EVENT_FIELDS so the served JSON reads naturally; the
+  // leaf hash is over JCS, which sorts keys, so order never affects it.
+  const { event_id, timestamp, ...rest } = event;
+  return { seq, event_id, timestamp, received_at: receivedAt, ...rest, leaf_hash: '' };
+}
+
+function searchText(e: AuditEvent): string {
+  return [e.actor.name, e.actor.email, e.resource?.name, e.reason]
+    .filter((v): v is string => typeof v === 'string')
+    .join('\n')
+    .toLowerCase();
+}
+
+async function main(): Promise<void> {
+  const port = parentPort;
+  if (port === null) throw new Error('sqlite-writer runs only as a worker thread');
+  const { file } = workerData as WriterData;
+  const reply = (msg: WriterReply) => port.postMessage(msg);
+  let db: Database;
+  let writer: Writer;
+  try {
+    db = openWriteConnection(new BetterSqlite3(file), WRITER_CACHE_KIB);
+    writer = new Writer(db);
+    await writer.load();
+  } catch (err) {
+    reply({ type: 'failed', error: serializeError(err), ...emptyHead() });
+    return;
+  }
+  reply({ type: 'ready', ...writer.head() });
+  port.on('message', (msg: ToWriter) => {
+    if (msg.type === 'close') {
+      db.close();
+      port.close();
+      return;
+    }
+    writer.commit(msg.requests, msg.checkpoints).then(
+      (results) => reply({ type: 'committed', results, ...writer.head() }),
+      // The commit itself failed (disk full, I/O error): nothing was stored.
+      (err: unknown) => reply({ type: 'failed', error: serializeError(err), ...writer.head() }),
+    );
+  });
+}
+
+function emptyHead(): { head: number; edge: WriterReply['edge'] } {
+  return { head: 0, edge: [] };
+}
+
+void main();

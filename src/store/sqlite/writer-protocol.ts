@@ -1,0 +1,92 @@
+import BetterSqlite3, { type Database } from 'better-sqlite3';
+import type { TreeNode } from '../merkle/frontier.js';
+import type { AppendOutcome, CheckpointRecord, PreparedEvent } from '../store.js';
+
+/** What the writer thread is started with. */
+export interface WriterData {
+  file: string;
+}
+
+/** What the WAL checkpointer thread is started with. */
+export interface WalCheckpointerData {
+  file: string;
+  /** How often it copies the WAL back into the database file. */
+  everyMs: number;
+}
+
+/**
+ * Store → writer: commit these append requests (and checkpoints, which ride
+ * along at no extra fsync) together, or close.
+ */
+export type ToWriter =
+  | { type: 'commit'; requests: PreparedEvent[][]; checkpoints: CheckpointRecord[] }
+  | { type: 'close' };
+
+/** One request's fate in a commit: stored (or duplicate), or refused by a conflict at `index`. */
+export type RequestResult = { ok: AppendOutcome[] } | { conflict: number };
+
+/** An error as it crosses the thread boundary. */
+export interface SerializedError {
+  name: string;
+  message: string;
+  code?: string;
+  stack?: string;
+}
+
+/**
+ * Writer → store. Every reply carries the writer's head and the tree's right
+ * edge after it, so `headSeq()` and the tree move as soon as `append` resolves.
+ */
+export type WriterReply = { head: number; edge: TreeNode[] } & (
+  | { type: 'ready' }
+  | { type: 'committed'; results: RequestResult[] }
+  | { type: 'failed'; error: SerializedError }
+);
+
+/** WAL pages (4 KiB each) after which a commit checkpoints the WAL itself. */
+export const WAL_BACKSTOP_PAGES = 20_000;
+
+/** Page cache of the writer's connection: the hot pages of every index it maintains. */
+export const WRITER_CACHE_KIB = 49_152;
+/** Page cache of the reading connection; misses are served by the OS file cache. */
+export const READER_CACHE_KIB = 16_384;
+
+/**
+ * Pragmas of a connection on the log: WAL, and `synchronous=FULL` so each
+ * commit is fsync'd. The writer thread's connection appends events; the
+ * store's own connection reads, and writes keys and settings.
+ */
+export function openWriteConnection(db: Database, cacheKiB: number): Database {
+  db.pragma('journal_mode = WAL');
+  // FULL: the WAL is fsync'd at every commit, so an acknowledged event survives power loss.
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 5000');
+  db.pragma(`cache_size = -${cacheKiB}`);
+  // A WAL checkpoint copies every page the WAL holds into the database file
+  // and fsyncs it, on the committing thread. `wal-checkpointer.ts` does that
+  // beside the writer; this is only the backstop if it falls behind.
+  db.pragma(`wal_autocheckpoint = ${WAL_BACKSTOP_PAGES}`);
+  return db;
+}
+
+export function serializeError(err: unknown): SerializedError {
+  if (!(err instanceof Error)) return { name: 'Error', message: String(err) };
+  const code = (err as { code?: unknown }).code;
+  return {
+    name: err.name,
+    message: err.message,
+    ...(typeof code === 'string' ? { code } : {}),
+    ...(err.stack === undefined ? {} : { stack: err.stack }),
+  };
+}
+
+/** The writer's error as the same type on this side: a `SqliteError` keeps its class and code. */
+export function deserializeError(e: SerializedError): Error {
+  const err =
+    e.name === 'SqliteError' && e.code !== undefined
+      ? new BetterSqlite3.SqliteError(e.message, e.code)
+      : Object.assign(new Error(e.message), e.code === undefined ? {} : { code: e.code });
+  err.name = e.name;
+  if (e.stack !== undefined) err.stack = e.stack;
+  return err;
+}
