@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { isTrailwardenError } from '../errors.js';
+import { VERSION } from '../version.js';
 import { registerExportCommand } from './export.js';
 import { registerKeysCommand } from './keys.js';
 import { registerSendCommand } from './send.js';
@@ -9,18 +9,11 @@ import { registerSinksCommand } from './sinks.js';
 import { registerTailCommand } from './tail.js';
 import { registerVerifyCommand } from './verify.js';
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  return pkg.version;
-}
-
 /** Builds the `trailwarden` command line. */
 export function buildProgram(): Command {
   const program = new Command('trailwarden')
     .description('Tamper-evident audit trail: ingest, query, stream and verify security events.')
-    .version(version())
+    .version(VERSION)
     .showHelpAfterError();
   registerServeCommand(program);
   registerKeysCommand(program);

@@ -5,7 +5,7 @@ import { TrailwardenError } from '../errors.js';
 import type { DeadLetter, SinkConfigRecord, Store } from '../store/store.js';
 import { EmitWaiters } from './emit-waiters.js';
 import { compileFilter } from './event-filter.js';
-import { formatByName } from './formats/registry.js';
+import { createEncoder } from './formats/registry.js';
 import { compileShaper } from './shape.js';
 import type { SinkContext } from './sink.js';
 import { type EmitPolicy, retryPolicyOf, type SinkConfig, sinkConfigSchema } from './sink-config.js';
@@ -166,7 +166,7 @@ export class DeliveryEngine {
       config,
       filter: compileFilter(config.filter),
       shape: compileShaper(config.shape, config.shape.hash_key ?? undefined),
-      format: formatByName(config.format),
+      encode: createEncoder(config.format, config.format_options),
       retry: retryPolicyOf(config),
       now: this.now,
       onProgress: (upTo, parked) => this.emit.progress(config.name, upTo, parked),

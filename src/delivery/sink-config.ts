@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { FORMAT_NAMES } from './formats/registry.js';
+import { FORMAT_NAMES, formatOptionsProblems } from './formats/registry.js';
 import { DEFAULT_RETRY, type RetryConfig, retrySchema } from './retry-policy.js';
 import type { BatchLimits, SinkDefinition } from './sink.js';
 import { SINK_KINDS, SINKS } from './sinks/registry.js';
@@ -77,6 +77,8 @@ function commonShape(def: SinkDefinition) {
       .string()
       .refine((f) => FORMAT_NAMES.includes(f), { error: `expected one of ${FORMAT_NAMES.join(', ')}` })
       .default('json'),
+    /** Options of the chosen format (e.g. LEEF's version and delimiter); see docs/formats.md. */
+    format_options: z.record(z.string(), z.unknown()).default({}),
     /** Where a new sink starts: only events from now on, or the whole log. */
     start_from: z.enum(['now', 'beginning']).default('now'),
     filter: filterSchema.prefault({}),
@@ -93,7 +95,13 @@ function commonShape(def: SinkDefinition) {
   };
 }
 
-const perKind = Object.values(SINKS).map((def) => z.strictObject({ ...commonShape(def), ...def.options }));
+const perKind = Object.values(SINKS).map((def) =>
+  z.strictObject({ ...commonShape(def), ...def.options }).superRefine((sink, ctx) => {
+    for (const [path, message] of formatOptionsProblems(sink.format as string, sink.format_options)) {
+      ctx.addIssue({ code: 'custom', path: ['format_options', ...path], message });
+    }
+  }),
+);
 
 /** One sink's settings as written (config file or API). */
 export const sinkConfigSchema = z.discriminatedUnion(
@@ -113,6 +121,7 @@ export interface SinkConfig {
   type: string;
   enabled: boolean;
   format: string;
+  format_options: Record<string, unknown>;
   start_from: 'now' | 'beginning';
   filter: z.output<typeof filterSchema>;
   shape: z.output<typeof shapeSchema>;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { StoredEvent } from '../event/event.js';
 import type { DeadLetterInput, SinkState, Store } from '../store/store.js';
-import type { OutputFormat } from './formats/format.js';
+import type { Encoder } from './formats/format.js';
 import { nextDelay, type RetryConfig } from './retry-policy.js';
 import type { DeliveryBatch, DeliveryOutcome, OutgoingEvent, Sink } from './sink.js';
 import type { SinkConfig } from './sink-config.js';
@@ -15,7 +15,7 @@ export interface WorkerDeps {
   config: SinkConfig;
   filter: (e: StoredEvent) => boolean;
   shape: (e: StoredEvent) => Record<string, unknown>;
-  format: OutputFormat;
+  encode: Encoder;
   retry: RetryConfig;
   now: () => number;
   /** Moves confirmed for the emit policy: everything up to `upTo` passed, `parked` were not delivered. */
@@ -254,7 +254,7 @@ export class SinkWorker {
       tenantId: e.tenant_id,
       action: e.action,
       event,
-      text: this.deps.format.encode(event),
+      text: this.deps.encode(event),
     };
   }
 

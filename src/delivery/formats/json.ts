@@ -6,10 +6,9 @@ import type { OutputFormat } from './format.js';
  */
 export const json: OutputFormat = {
   name: 'json',
-  description:
-    'The canonical event as one JSON object per line (also the body of webhook batches as an array).',
+  description: 'The canonical event as one JSON object per line (a webhook batch is a JSON array).',
   contentType: 'application/json',
-  encode: (event) => JSON.stringify(event),
+  create: () => (event) => JSON.stringify(event),
 };
 
 /** The same encoding as `json`; a webhook batch is then sent as NDJSON rather than an array. */

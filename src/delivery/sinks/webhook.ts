@@ -4,6 +4,7 @@ import { type ConnectionOptions, rootCertificates } from 'node:tls';
 import { Agent, buildConnector, request } from 'undici';
 import { z } from 'zod';
 import { TrailwardenError } from '../../errors.js';
+import { VERSION } from '../../version.js';
 import { formatByName } from '../formats/registry.js';
 import {
   type DeliveryBatch,
@@ -129,14 +130,7 @@ function configError(ctx: SinkContext, message: string): TrailwardenError {
 }
 
 function userAgent(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
-      version?: string;
-    };
-    return `trailwarden/${pkg.version ?? 'unknown'}`;
-  } catch {
-    return 'trailwarden';
-  }
+  return `trailwarden/${VERSION}`;
 }
 
 function tlsOptions(options: WebhookOptions, ctx: SinkContext): ConnectionOptions {

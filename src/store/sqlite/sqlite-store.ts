@@ -480,7 +480,7 @@ function parseRow(row: EventRow): StoredEvent {
 const WRITER_YOUNG_GENERATION_MB = 8;
 
 /** How often the WAL checkpointer thread copies the WAL into the database file. */
-const WAL_CHECKPOINT_EVERY_MS = 500;
+const WAL_CHECKPOINT_EVERY_MS = 2000;
 /** Events this store appends before it starts the WAL checkpointer (small stores never need it). */
 const WAL_CHECKPOINTER_AFTER_EVENTS = 10_000;
 

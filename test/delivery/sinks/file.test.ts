@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { json } from '../../../src/delivery/formats/json.js';
 import type { DeliveryBatch, Sink, SinkContext } from '../../../src/delivery/sink.js';
 import { type FileOptions, fileOptionsSchema, fileSink } from '../../../src/delivery/sinks/file.js';
 
@@ -56,7 +55,7 @@ function batchOf(events: Array<Record<string, unknown>>): DeliveryBatch {
       tenantId: 't',
       action: 'user.login',
       event,
-      text: json.encode(event),
+      text: JSON.stringify(event),
     };
   });
   return { id: `d-${first}`, attempt: 1, firstSeq: first, lastSeq: nextSeq - 1, events: outgoing };
