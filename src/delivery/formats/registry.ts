@@ -2,13 +2,25 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { TrailwardenError } from '../../errors.js';
 import { VERSION } from '../../version.js';
+import { cef } from './cef.js';
+import { ecs } from './ecs.js';
 import type { Encoder, FormatContext, OutputFormat } from './format.js';
 import { json, jsonl } from './json.js';
+import { leef } from './leef.js';
+import { ocsf } from './ocsf.js';
+import { splunkHec } from './splunk-hec.js';
+import { text } from './text.js';
 
 /** Every output format, by name. Adding a format: its file, one line here, its section in docs/formats.md, its tests. */
 export const FORMATS: Readonly<Record<string, OutputFormat>> = Object.freeze({
   json,
   jsonl,
+  cef,
+  leef,
+  text,
+  ocsf,
+  ecs,
+  splunk_hec: splunkHec,
 });
 
 export const FORMAT_NAMES = Object.keys(FORMATS);

@@ -1,6 +1,8 @@
 import type { SinkDefinition } from '../sink.js';
 import { fileSink } from './file.js';
+import { splunkHecSink } from './splunk-hec.js';
 import { stdoutSink } from './stdout.js';
+import { syslogSink } from './syslog.js';
 import { webhookSink } from './webhook.js';
 
 /**
@@ -9,7 +11,9 @@ import { webhookSink } from './webhook.js';
  */
 export const SINKS: Readonly<Record<string, SinkDefinition>> = Object.freeze({
   file: fileSink as unknown as SinkDefinition,
+  splunk_hec: splunkHecSink as unknown as SinkDefinition,
   stdout: stdoutSink as SinkDefinition,
+  syslog: syslogSink as unknown as SinkDefinition,
   webhook: webhookSink as unknown as SinkDefinition,
 });
 

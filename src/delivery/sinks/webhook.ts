@@ -219,7 +219,7 @@ async function classify(
 }
 
 /** A connection-level failure in words; never includes the URL's path or query (they may hold tokens). */
-function describeError(err: unknown, host: string): string {
+export function describeError(err: unknown, host: string): string {
   const e = err as Error & { code?: string; errors?: Error[] };
   const message = e.errors?.length ? e.errors.map((x) => x.message).join('; ') : (e.message ?? String(err));
   const code = e.code && !message.includes(e.code) ? `${e.code}: ` : '';

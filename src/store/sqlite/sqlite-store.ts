@@ -26,7 +26,6 @@ import {
   openWriteConnection,
   READER_CACHE_KIB,
   type ToWriter,
-  type WalCheckpointerData,
   type WriterData,
   type WriterReply,
 } from './writer-protocol.js';
@@ -65,11 +64,6 @@ export class SqliteStore implements Store {
   private readonly stateDb: Database | undefined;
   private frontier = new MerkleFrontier();
   private writer: Worker | undefined;
-  private walCheckpointer: Worker | undefined;
-  private walCheckpointerStarted = false;
-  /** Events appended through this store since it opened (starts the WAL checkpointer). */
-  private appendedHere = 0;
-  private readonly file: string;
   /** Set once the writer thread died: every later append fails with it. */
   private writerError: Error | undefined;
   private queue: PendingAppend[] = [];
@@ -83,8 +77,7 @@ export class SqliteStore implements Store {
   private closed = false;
   private readOnly = false;
 
-  private constructor(file: string, db: Database, stateDb?: Database) {
-    this.file = file;
+  private constructor(db: Database, stateDb?: Database) {
     this.db = db;
     this.stateDb = stateDb;
     // A read-only store (verify) never touches delivery state; reading it is harmless.
@@ -151,7 +144,7 @@ export class SqliteStore implements Store {
     const stateDb = new BetterSqlite3(file);
     stateDb.pragma('synchronous = NORMAL');
     stateDb.pragma('busy_timeout = 5000');
-    const store = new SqliteStore(file, db, stateDb);
+    const store = new SqliteStore(db, stateDb);
     try {
       await store.startWriter(file);
     } catch (err) {
@@ -175,7 +168,7 @@ export class SqliteStore implements Store {
         `${file} has schema version ${version}; this trailwarden reads version ${SCHEMA_VERSION}`,
       );
     }
-    const store = new SqliteStore(file, db);
+    const store = new SqliteStore(db);
     store.readOnly = true;
     return store;
   }
@@ -302,29 +295,9 @@ export class SqliteStore implements Store {
       for (const req of [...batch.appends, ...batch.checkpoints]) req.reject(err);
     }
     if (this.frontier.size !== before) for (const l of this.listeners) l(this.frontier.size);
-    this.appendedHere += Math.max(0, this.frontier.size - before);
-    if (!this.walCheckpointerStarted && !this.closed && this.appendedHere >= WAL_CHECKPOINTER_AFTER_EVENTS) {
-      this.walCheckpointerStarted = true;
-      this.startWalCheckpointer();
-    }
     // Whatever arrived during this commit goes out as the next one at once.
     if (this.queue.length > 0 || this.checkpointQueue.length > 0) this.flush();
     else this.becameIdle();
-  }
-
-  private startWalCheckpointer(): void {
-    const data: WalCheckpointerData = { file: this.file, everyMs: WAL_CHECKPOINT_EVERY_MS };
-    const thread = startThread('wal-checkpointer', {
-      workerData: data,
-      resourceLimits: { maxYoungGenerationSizeMb: 2 },
-    });
-    // Maintenance only: the writer's own backstop takes over if this thread fails.
-    thread.on('error', () => {});
-    thread.once('exit', () => {
-      if (this.walCheckpointer === thread) this.walCheckpointer = undefined;
-    });
-    thread.unref();
-    this.walCheckpointer = thread;
   }
 
   private writerDied(err: Error): void {
@@ -459,13 +432,6 @@ export class SqliteStore implements Store {
       writer.postMessage({ type: 'close' } satisfies ToWriter);
       await exited;
     }
-    const walCheckpointer = this.walCheckpointer;
-    if (walCheckpointer !== undefined) {
-      walCheckpointer.ref();
-      const exited = new Promise((resolve) => walCheckpointer.once('exit', resolve));
-      walCheckpointer.postMessage('close');
-      await exited;
-    }
     this.listeners.clear();
     this.stateDb?.close();
     this.db.close();
@@ -478,11 +444,6 @@ function parseRow(row: EventRow): StoredEvent {
 
 /** Young-generation heap of the writer thread (V8's default would be several times larger). */
 const WRITER_YOUNG_GENERATION_MB = 8;
-
-/** How often the WAL checkpointer thread copies the WAL into the database file. */
-const WAL_CHECKPOINT_EVERY_MS = 2000;
-/** Events this store appends before it starts the WAL checkpointer (small stores never need it). */
-const WAL_CHECKPOINTER_AFTER_EVENTS = 10_000;
 
 /**
  * A worker thread running `name` (a module next to this one). Built, it is
