@@ -120,9 +120,14 @@ describe('GET /v1/stream and GET /v1/export', () => {
   });
 
   test('an export is recorded as audit.trail.export', async () => {
+    const before = await t.parts.ctx.store.headSeq();
     await fetch(`${base}/v1/export?format=jsonl`, { headers: { authorization: auditor } }).then((r) =>
       r.text(),
     );
+    // The export's record joins the next commit; the answer does not wait for it.
+    for (let i = 0; i < 100 && (await t.parts.ctx.store.headSeq()) === before; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
     const rows = await t.parts.ctx.store.query(
       { tenantIds: ['acme'], action: { value: 'audit.trail.export', prefix: false } },
       { order: 'desc', limit: 5 },

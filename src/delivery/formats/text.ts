@@ -1,23 +1,6 @@
 import { findAction } from '../../event/catalog.js';
+import { field, type Obj } from './fields.js';
 import type { OutputFormat } from './format.js';
-
-type Obj = Record<string, unknown>;
-
-/**
- * A field of the shaped event as text, or undefined when it is missing,
- * empty or not a scalar (a sink may have projected, dropped or masked it).
- */
-function field(event: Obj, ...path: string[]): string | undefined {
-  let cur: unknown = event;
-  for (const k of path) {
-    if (cur === null || typeof cur !== 'object' || Array.isArray(cur) || !Object.hasOwn(cur, k))
-      return undefined;
-    cur = (cur as Obj)[k];
-  }
-  if (typeof cur === 'string') return cur === '' ? undefined : cur;
-  if (typeof cur === 'number' && Number.isFinite(cur)) return String(cur);
-  return undefined;
-}
 
 /** First action word → the seed's (CzechIdM's) word for it: accounts are identities there. */
 const NOUNS: Readonly<Record<string, string>> = { user: 'IDENTITY' };

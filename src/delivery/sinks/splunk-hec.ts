@@ -1,7 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type ConnectionOptions, rootCertificates } from 'node:tls';
 import { Agent, buildConnector, request } from 'undici';
 import { z } from 'zod';
 import { TrailwardenError } from '../../errors.js';
@@ -17,6 +15,7 @@ import {
   type SinkDefinition,
 } from '../sink.js';
 import { forbiddenAddressIn, guardConnector, guardedLookup } from './network-guard.js';
+import { tlsConnectionOptions } from './tls-options.js';
 import { describeError, retryAfterMs, snippet, type WebhookOptions, webhookSink } from './webhook.js';
 
 /** HEC answers are a few dozen bytes; anything past this is cut (and the connection dropped). */
@@ -111,26 +110,6 @@ function configError(ctx: SinkContext, message: string): TrailwardenError {
 }
 
 // Mirrors the webhook sink's tlsOptions, which is typed for webhook options and logs as "webhook".
-function tlsOptions(t: SplunkHecOptions['tls'], ctx: SinkContext): ConnectionOptions {
-  if (!t) return {};
-  const read = (field: string, path: string) => {
-    try {
-      return readFileSync(path, 'utf8');
-    } catch (err) {
-      throw configError(ctx, `cannot read tls.${field} ${path}: ${(err as Error).message}`);
-    }
-  };
-  if (!t.reject_unauthorized)
-    ctx.log.warn('splunk_hec sink does not verify the server certificate', { sink: ctx.name });
-  return {
-    rejectUnauthorized: t.reject_unauthorized,
-    ...(t.ca_file ? { ca: [...rootCertificates, read('ca_file', t.ca_file)] } : {}),
-    ...(t.cert_file && t.key_file
-      ? { cert: read('cert_file', t.cert_file), key: read('key_file', t.key_file) }
-      : {}),
-  };
-}
-
 type ResponseBody = Awaited<ReturnType<typeof request>>['body'];
 
 /** Reads a (small) response body; a larger one is cut, which also closes its connection. */
@@ -211,7 +190,7 @@ export const splunkHecSink: SinkDefinition<SplunkHecOptions> = {
 
     const allowPrivate = options.allow_private_networks;
     const baseConnect = buildConnector({
-      ...tlsOptions(options.tls, ctx),
+      ...tlsConnectionOptions(options.tls, ctx, 'splunk_hec'),
       timeout: options.connect_timeout_ms,
       ...(allowPrivate ? {} : { lookup: guardedLookup }),
     });

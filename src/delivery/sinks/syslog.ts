@@ -1,11 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { type ConnectionOptions, rootCertificates } from 'node:tls';
 import { z } from 'zod';
 import { TrailwardenError } from '../../errors.js';
 import { ok, retry, type SinkContext, type SinkDefinition } from '../sink.js';
 import { buildMessage, datagram, frame, messageBytes, type SyslogMessageOptions } from './syslog-message.js';
 import { createTransport, SyslogTransportError } from './syslog-transport.js';
+import { tlsConnectionOptions } from './tls-options.js';
 
 /** RFC 5612 reserves 32473 for documentation; operators put their own PEN here. */
 const EXAMPLE_PEN = 32473;
@@ -60,29 +59,6 @@ function configError(ctx: SinkContext, message: string): TrailwardenError {
   return new TrailwardenError('TW_ERR_CONFIG', `sink ${ctx.name}: ${message}`);
 }
 
-function tlsOptions(options: SyslogOptions, ctx: SinkContext): ConnectionOptions {
-  const t = options.tls;
-  if (!t) return { rejectUnauthorized: true };
-  const read = (field: string, path: string) => {
-    try {
-      return readFileSync(path, 'utf8');
-    } catch (err) {
-      throw configError(ctx, `cannot read tls.${field} ${path}: ${(err as Error).message}`);
-    }
-  };
-  if (!t.reject_unauthorized)
-    ctx.log.warn('syslog sink does not verify the collector certificate', { sink: ctx.name });
-  return {
-    rejectUnauthorized: t.reject_unauthorized,
-    ...(t.servername ? { servername: t.servername } : {}),
-    // Added to Node's bundled CAs rather than replacing them.
-    ...(t.ca_file ? { ca: [...rootCertificates, read('ca_file', t.ca_file)] } : {}),
-    ...(t.cert_file && t.key_file
-      ? { cert: read('cert_file', t.cert_file), key: read('key_file', t.key_file) }
-      : {}),
-  };
-}
-
 /**
  * Sends events to a syslog collector (rsyslog, syslog-ng, a SIEM's syslog
  * input) as RFC 5424 messages (or legacy RFC 3164) over UDP, TCP or TLS. On a
@@ -115,7 +91,7 @@ export const syslogSink: SinkDefinition<SyslogOptions> = {
       host: options.host,
       port,
       connectTimeoutMs: options.connect_timeout_ms,
-      ...(options.protocol === 'tls' ? { tls: tlsOptions(options, ctx) } : {}),
+      ...(options.protocol === 'tls' ? { tls: tlsConnectionOptions(options.tls, ctx, 'syslog') } : {}),
     });
     const where = `${options.protocol}://${options.host}:${port}`;
 

@@ -1,6 +1,4 @@
-import { readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
-import { type ConnectionOptions, rootCertificates } from 'node:tls';
 import { Agent, buildConnector, request } from 'undici';
 import { z } from 'zod';
 import { TrailwardenError } from '../../errors.js';
@@ -17,6 +15,7 @@ import {
   type SinkDefinition,
 } from '../sink.js';
 import { forbiddenAddressIn, guardConnector, guardedLookup } from './network-guard.js';
+import { tlsConnectionOptions } from './tls-options.js';
 import { decodeSecret, signatureHeader, webhookSecretSchema } from './webhook-signature.js';
 
 /** Retry-After values beyond this are clamped: a receiver cannot park a sink for days. */
@@ -131,28 +130,6 @@ function configError(ctx: SinkContext, message: string): TrailwardenError {
 
 function userAgent(): string {
   return `trailwarden/${VERSION}`;
-}
-
-function tlsOptions(options: WebhookOptions, ctx: SinkContext): ConnectionOptions {
-  const t = options.tls;
-  if (!t) return {};
-  const read = (field: string, path: string) => {
-    try {
-      return readFileSync(path, 'utf8');
-    } catch (err) {
-      throw configError(ctx, `cannot read tls.${field} ${path}: ${(err as Error).message}`);
-    }
-  };
-  if (!t.reject_unauthorized)
-    ctx.log.warn('webhook sink does not verify the server certificate', { sink: ctx.name });
-  return {
-    rejectUnauthorized: t.reject_unauthorized,
-    // Added to Node's bundled CAs rather than replacing them.
-    ...(t.ca_file ? { ca: [...rootCertificates, read('ca_file', t.ca_file)] } : {}),
-    ...(t.cert_file && t.key_file
-      ? { cert: read('cert_file', t.cert_file), key: read('key_file', t.key_file) }
-      : {}),
-  };
 }
 
 /** Quotes untrusted text in a reason: first characters only, control characters escaped. */
@@ -273,7 +250,7 @@ export const webhookSink: SinkDefinition<WebhookOptions> = {
 
     const allowPrivate = options.allow_private_networks;
     const baseConnect = buildConnector({
-      ...tlsOptions(options, ctx),
+      ...tlsConnectionOptions(options.tls, ctx, 'webhook'),
       timeout: options.connect_timeout_ms,
       ...(allowPrivate ? {} : { lookup: guardedLookup }),
     });
