@@ -54,14 +54,18 @@ export function priority(facility: number, severity: number): number {
   return facility * 8 + severity;
 }
 
+const PRINTABLE = /^[\x21-\x7e]+$/;
+
 /** Printable US-ASCII without spaces (33–126), others replaced with `_`, cut to `max`; `-` when empty. */
 export function printableAscii(value: string, max: number): string {
+  if (value.length > 0 && value.length <= max && PRINTABLE.test(value)) return value;
   const clean = value.replace(/[^\x21-\x7e]/g, '_').slice(0, max);
   return clean.length > 0 ? clean : '-';
 }
 
 /** Escapes a PARAM-VALUE (RFC 5424 §6.3.3): `"`, `\` and `]` get a backslash. */
 export function escapeParamValue(value: string): string {
+  if (!/["\\\]]/.test(value)) return value;
   return value.replace(/["\\\]]/g, (c) => `\\${c}`);
 }
 
@@ -160,8 +164,15 @@ export function buildMessage(e: OutgoingEvent, o: SyslogMessageOptions, fullSd =
     printableAscii(e.action, MSGID_MAX),
     o.singleLine ? singleLine(sd) : sd,
   ].join(' ');
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: ASCII is 0x00-0x7f
-  return { head: `${head} `, msg, bom: /[^\u0000-\u007f]/.test(msg) };
+  // A string is non-ASCII exactly when its UTF-8 is longer than its UTF-16 length
+  // (every non-ASCII unit takes at least two bytes); no regex over the whole MSG.
+  return { head: `${head} `, msg, bom: Buffer.byteLength(msg) !== msg.length };
+}
+
+/** One message framed for a stream, as text (the whole batch is then encoded to bytes once). */
+export function frameText(m: SyslogMessage, framing: SyslogFraming): string {
+  const text = m.head + (m.bom ? BOM : '') + m.msg;
+  return framing === 'octet-counting' ? `${Buffer.byteLength(text)} ${text}` : `${text}\n`;
 }
 
 /** The message as bytes. */

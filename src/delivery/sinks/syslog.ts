@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { TrailwardenError } from '../../errors.js';
 import { ok, retry, type SinkContext, type SinkDefinition } from '../sink.js';
-import { buildMessage, datagram, frame, messageBytes, type SyslogMessageOptions } from './syslog-message.js';
+import { buildMessage, datagram, frameText, type SyslogMessageOptions } from './syslog-message.js';
 import { createTransport, SyslogTransportError } from './syslog-transport.js';
 import { tlsConnectionOptions } from './tls-options.js';
 
@@ -97,8 +97,14 @@ export const syslogSink: SinkDefinition<SyslogOptions> = {
 
     return {
       async deliver(batch, signal) {
+        // A stream batch becomes one string and one buffer: far less allocation than a buffer per frame.
         const payload = stream
-          ? batch.events.map((e) => frame(messageBytes(buildMessage(e, message)), options.framing))
+          ? [
+              Buffer.from(
+                batch.events.map((e) => frameText(buildMessage(e, message), options.framing)).join(''),
+                'utf8',
+              ),
+            ]
           : batch.events.map((e) => datagram(e, message, options.udp_max_bytes));
         try {
           await transport.send(payload, signal);
