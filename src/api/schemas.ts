@@ -49,7 +49,6 @@ export const ingestResponseSchema = open({
     items: open({
       event_id: str,
       status: { type: 'string', enum: ['created', 'duplicate'] },
-      seq: { type: 'integer' },
     }),
   },
 });

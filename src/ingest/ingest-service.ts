@@ -13,9 +13,15 @@ export interface IngestOptions {
   defaultTenant: string;
 }
 
+/** The answer to the producer (the public contract), plus the positions for the emit policy. */
 export interface IngestResult {
   accepted: number;
-  events: Array<{ event_id: string; status: AppendOutcome['status']; seq: number }>;
+  events: Array<{ event_id: string; status: AppendOutcome['status'] }>;
+  /**
+   * Where the events are in the log. Not part of the answer: with several
+   * nodes an event is acknowledged before it is sequenced.
+   */
+  seqs: number[];
 }
 
 /** A tenant-bound key tried to write into another tenant (audited by the caller). */
@@ -90,11 +96,8 @@ export class IngestService {
     const outcomes = await this.store.append(prepared);
     return {
       accepted: prepared.length,
-      events: outcomes.map((o, i) => ({
-        event_id: prepared[i]!.event.event_id,
-        status: o.status,
-        seq: o.seq,
-      })),
+      events: outcomes.map((o, i) => ({ event_id: prepared[i]!.event.event_id, status: o.status })),
+      seqs: outcomes.map((o) => o.seq),
     };
   }
 }

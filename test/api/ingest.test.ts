@@ -247,11 +247,13 @@ describe('POST /v1/events', () => {
 
   test('events sent with a tenant key belong to that tenant; all-tenant keys name the tenant or get the default', async () => {
     const r1 = await post(JSON.stringify(rawEvent({ tenant_id: 'acme' })));
-    const seq1 = r1.json().events[0].seq as number;
+    const [stored1] = await t.parts.ctx.store.findByEventId(r1.json().events[0].event_id, 'acme');
+    const seq1 = stored1!.seq;
     const r2 = await post(JSON.stringify([rawEvent({ tenant_id: 'globex' }), rawEvent()]), { auth: t.admin });
     const [e1] = await t.parts.ctx.store.readRange(seq1 - 1, 1);
     assert.equal(e1?.tenant_id, 'acme');
-    const seq2 = r2.json().events[0].seq as number;
+    const [stored2] = await t.parts.ctx.store.findByEventId(r2.json().events[0].event_id, 'globex');
+    const seq2 = stored2!.seq;
     const [a, b] = await t.parts.ctx.store.readRange(seq2 - 1, 2);
     assert.equal(a?.tenant_id, 'globex');
     assert.equal(b?.tenant_id, 'default');

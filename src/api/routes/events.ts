@@ -42,13 +42,10 @@ export function eventRoutes(app: FastifyInstance, ctx: AppContext): void {
         max_body_bytes: ctx.config.limits.max_body_bytes,
       });
       try {
-        const result = await ctx.ingest.ingest(raws, principal);
+        const { seqs, ...answer } = await ctx.ingest.ingest(raws, principal);
         // With an emit policy the answer also waits for the chosen sinks (seed 003).
-        await ctx.delivery.emit.wait(
-          result.events.map((e) => e.seq),
-          result.events,
-        );
-        return reply.status(201).send(result);
+        await ctx.delivery.emit.wait(seqs, answer.events);
+        return reply.status(201).send(answer);
       } catch (err) {
         if (err instanceof ForeignTenantWrite) {
           await denyForeignTenant(ctx, req, principal, err.requestedTenant, 'write');
