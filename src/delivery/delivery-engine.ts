@@ -167,6 +167,11 @@ export class DeliveryEngine {
       filter: compileFilter(config.filter),
       shape: compileShaper(config.shape, config.shape.hash_key ?? undefined),
       encode: createEncoder(config.format, config.format_options),
+      sendStoredJson:
+        (config.format === 'json' || config.format === 'jsonl') &&
+        config.shape.fields === null &&
+        config.shape.redact.length === 0 &&
+        config.shape.metadata_for_actions === null,
       retry: retryPolicyOf(config),
       now: this.now,
       onProgress: (upTo, parked) => this.emit.progress(config.name, upTo, parked),

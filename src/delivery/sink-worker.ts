@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { StoredEvent } from '../event/event.js';
-import type { DeadLetterInput, SinkState, Store } from '../store/store.js';
+import type { DeadLetterInput, RawStoredEvent, SinkState, Store } from '../store/store.js';
+import type { FilterFields } from './event-filter.js';
 import type { Encoder } from './formats/format.js';
 import { nextDelay, type RetryConfig } from './retry-policy.js';
 import type { DeliveryBatch, DeliveryOutcome, OutgoingEvent, Sink } from './sink.js';
@@ -13,9 +14,15 @@ export interface WorkerDeps {
   store: Store;
   sink: Sink;
   config: SinkConfig;
-  filter: (e: StoredEvent) => boolean;
+  filter: (e: FilterFields) => boolean;
   shape: (e: StoredEvent) => Record<string, unknown>;
   encode: Encoder;
+  /**
+   * The shape is the identity and the format is plain JSON, so an event's
+   * text is its stored JSON as it is: no parse, no stringify (the object is
+   * parsed only if the sink reads it).
+   */
+  sendStoredJson: boolean;
   retry: RetryConfig;
   now: () => number;
   /** Moves confirmed for the emit policy: everything up to `upTo` passed, `parked` were not delivered. */
@@ -33,6 +40,33 @@ type Attempted =
   | { kind: 'park'; reason: string; attempts: number }
   | { kind: 'disable'; reason: string }
   | { kind: 'interrupted' };
+
+/**
+ * An event whose text is the stored JSON, byte-identical to what the `json`
+ * format makes of it; the object is parsed on first read (syslog's structured
+ * data reads it, a webhook or file sink never does).
+ */
+class StoredJsonEvent implements OutgoingEvent {
+  readonly seq: number;
+  readonly eventId: string;
+  readonly tenantId: string;
+  readonly action: string;
+  readonly text: string;
+  #event: Record<string, unknown> | undefined;
+
+  constructor(row: RawStoredEvent) {
+    this.seq = row.seq;
+    this.eventId = row.event_id;
+    this.tenantId = row.tenant_id;
+    this.action = row.action;
+    this.text = row.body;
+  }
+
+  get event(): Record<string, unknown> {
+    this.#event ??= JSON.parse(this.text) as Record<string, unknown>;
+    return this.#event;
+  }
+}
 
 /**
  * Delivers one sink: reads the log after the sink's cursor, in order, one
@@ -246,7 +280,9 @@ export class SinkWorker {
     return `msg_${h.slice(0, 26)}`;
   }
 
-  private encode(e: StoredEvent): OutgoingEvent {
+  private encode(row: RawStoredEvent): OutgoingEvent {
+    if (this.deps.sendStoredJson) return new StoredJsonEvent(row);
+    const e = JSON.parse(row.body) as StoredEvent;
     const event = this.deps.shape(e);
     return {
       seq: e.seq,
@@ -266,7 +302,7 @@ export class SinkWorker {
     const { max_events, max_bytes, max_wait_ms } = this.deps.config.batch;
     const first = this.cursor + 1;
     if (this.state.inflightTo !== null && this.state.inflightTo > this.cursor) {
-      const events = await this.deps.store.readRange(this.cursor, this.state.inflightTo - this.cursor);
+      const events = await this.deps.store.readRangeRaw(this.cursor, this.state.inflightTo - this.cursor);
       const out = events.filter(this.deps.filter).map((e) => this.encode(e));
       return {
         id: this.deliveryId(first, this.state.inflightTo),
@@ -276,16 +312,16 @@ export class SinkWorker {
         events: out,
       };
     }
-    let window = await this.deps.store.readRange(this.cursor, Math.max(READ_WINDOW, max_events));
+    let window = await this.deps.store.readRangeRaw(this.cursor, Math.max(READ_WINDOW, max_events));
     if (window.length === 0) return undefined;
     // A partial batch of young events waits up to max_wait_ms for company.
     const matching = window.filter(this.deps.filter).length;
     if (matching > 0 && matching < max_events && max_wait_ms > 0) {
-      const age = this.deps.now() - Date.parse(window[0]!.received_at);
+      const age = this.deps.now() - Date.parse(receivedAtOf(window[0]!));
       if (age < max_wait_ms) {
         await this.sleep(max_wait_ms - age, 'backoff');
         if (this.stopped || this.pendingReplay !== undefined) return undefined;
-        window = await this.deps.store.readRange(this.cursor, Math.max(READ_WINDOW, max_events));
+        window = await this.deps.store.readRangeRaw(this.cursor, Math.max(READ_WINDOW, max_events));
       }
     }
     const events: OutgoingEvent[] = [];
@@ -348,7 +384,7 @@ export class SinkWorker {
 
   /** One more try of a parked event, outside the cursor (an operator's redrive). */
   async redeliver(letter: { id: number; seq: number; attempts: number }): Promise<DeliveryOutcome> {
-    const [event] = await this.deps.store.readRange(letter.seq - 1, 1);
+    const [event] = await this.deps.store.readRangeRaw(letter.seq - 1, 1);
     if (!event) return { kind: 'permanent', reason: `event ${letter.seq} is not in the log` };
     const out = this.encode(event);
     const id = this.deliveryId(letter.seq, letter.seq);
@@ -441,4 +477,9 @@ export class SinkWorker {
     this.state = { ...this.state, disabledReason: reason };
     this.updateHealth();
   }
+}
+
+/** When the event was received: one parse per partial batch, not per event. */
+function receivedAtOf(row: RawStoredEvent): string {
+  return (JSON.parse(row.body) as StoredEvent).received_at;
 }

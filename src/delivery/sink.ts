@@ -25,8 +25,12 @@ export interface OutgoingEvent {
   eventId: string;
   tenantId: string;
   action: string;
-  /** The event after projection and redaction. */
-  event: Record<string, unknown>;
+  /**
+   * The event after projection and redaction. May be parsed from `text` on
+   * first read (a JSON sink without shaping sends the stored text as it is),
+   * so a sink that needs only the text should not touch it.
+   */
+  readonly event: Record<string, unknown>;
   /** The event encoded with the sink's format (one line for line formats, no trailing newline). */
   text: string;
 }

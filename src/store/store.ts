@@ -25,6 +25,13 @@ export interface Store {
   /** Events with `seq` in (`afterSeq`, `afterSeq + limit`], ascending, no filter. */
   readRange(afterSeq: number, limit: number): Promise<StoredEvent[]>;
 
+  /**
+   * The same events as `readRange`, unparsed: the columns delivery filters on
+   * and the stored JSON text, which is byte-identical to
+   * `JSON.stringify(storedEvent)` (so a JSON sink can send it as it is).
+   */
+  readRangeRaw(afterSeq: number, limit: number): Promise<RawStoredEvent[]>;
+
   /** One page of a filtered query, keyset-paginated on `seq`. */
   query(filter: EventFilter, page: PageRequest): Promise<StoredEvent[]>;
 
@@ -65,6 +72,17 @@ export interface PreparedEvent {
   event: AuditEvent;
   /** `contentHashOf(event)`: compared on a repeated `event_id`. */
   contentHash: string;
+}
+
+/** A stored event as its JSON text, with the fields delivery filters on beside it. */
+export interface RawStoredEvent {
+  seq: number;
+  event_id: string;
+  tenant_id: string;
+  action: string;
+  outcome: Outcome;
+  /** `JSON.stringify` of the {@link StoredEvent}, byte for byte. */
+  body: string;
 }
 
 export type AppendOutcome = { status: 'created'; seq: number } | { status: 'duplicate'; seq: number };
@@ -135,7 +153,10 @@ export interface ApiKeyRecord {
 
 /**
  * What the delivery engine keeps: sinks defined through the API, each sink's
- * cursor (moved only by compare-and-set) and its dead letters.
+ * cursor (moved only by compare-and-set) and its dead letters. Writes
+ * resolve once committed but need not be fsync'd (losing the last cursor moves
+ * in a power cut only re-delivers events), and never block the caller's event
+ * loop on a lock.
  */
 export interface DeliveryStore {
   /** Sinks created through the API (sinks from the config file are not stored). */

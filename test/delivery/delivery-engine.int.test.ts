@@ -255,8 +255,9 @@ describe('delivery engine with a webhook sink', { timeout: 30_000 }, () => {
     assert.equal(res.statusCode, 200);
     await until(() => received(receiver).flatMap((r) => r.seqs).length >= 5, 'replayed events');
     const again = received(receiver).slice(first.length);
+    // The replay's own audit event (seq 4, sink.replayed) may follow in the same window.
     assert.deepEqual(
-      again.flatMap((r) => r.seqs),
+      again.flatMap((r) => r.seqs).filter((seq) => seq <= 3),
       [2, 3],
     );
     assert.ok(!first.some((f) => again.some((a) => a.id === f.id)));

@@ -324,6 +324,47 @@ for (const backend of backends.filter((b) => !only || b.name === only)) {
       await store.close();
     });
 
+    test('readRangeRaw gives the same events as readRange, as their exact JSON text beside the filter columns', async () => {
+      const { store } = await fresh();
+      await store.append([prepare(makeEvent()), prepare(makeEvent({ outcome: 'denied' }))]);
+      await store.append([prepare(makeEvent({ metadata: { note: 'line\nbreak "quoted" \u2028' } }))]);
+      const parsed = await store.readRange(1, 10);
+      const raw = await store.readRangeRaw(1, 10);
+      assert.deepEqual(
+        raw.map((r) => r.body),
+        parsed.map((e) => JSON.stringify(e)),
+      );
+      assert.deepEqual(
+        raw.map(({ body: _body, ...columns }) => columns),
+        parsed.map((e) => ({
+          seq: e.seq,
+          event_id: e.event_id,
+          tenant_id: e.tenant_id,
+          action: e.action,
+          outcome: e.outcome,
+        })),
+      );
+      assert.deepEqual(await store.readRangeRaw(3, 10), []);
+      await store.close();
+    });
+
+    test('concurrent compare-and-sets from the same cursor: exactly one wins, in the order issued', async () => {
+      const { store } = await fresh();
+      const d = store.delivery;
+      await d.ensureSinkState('siem', 0);
+      const moves = await Promise.all([
+        d.moveSinkCursor('siem', 0, 10),
+        d.moveSinkCursor('siem', 0, 20, { park: [{ seq: 15, eventId: 'e15', reason: 'x', attempts: 1 }] }),
+        d.moveSinkCursor('siem', 10, 30, { inflightTo: 40 }),
+      ]);
+      assert.equal(moves[0]!.ok, true);
+      assert.deepEqual(moves[1], { ok: false, actual: 10 });
+      assert.ok(moves[2]!.ok && moves[2].state.cursor === 30 && moves[2].state.inflightTo === 40);
+      assert.equal(await d.countDeadLetters('siem'), 0, 'the losing move parked nothing');
+      assert.equal((await d.getSinkState('siem'))?.cursor, 30, 'a read after the move sees it');
+      await store.close();
+    });
+
     test('sink configurations are kept, replaced and deleted by name', async () => {
       const h = await fresh();
       const d = h.store.delivery;

@@ -113,6 +113,20 @@ export function parseFilePattern(pattern: string, path: string): RotatedNaming {
 /** `yyyy-MM-dd` of a UTC instant: rotation periods are UTC days. */
 export const utcDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 
+/** How far a file's mtime may stray from `Date.now()` (coarse kernel timestamps, a slow write). */
+const MTIME_SLACK_MS = 2000;
+
+/**
+ * Whether the mtime a write just set may fall on another UTC day than `now`:
+ * the clock is not the system clock (tests), or a day boundary is near.
+ */
+function mtimeMayMissDay(now: number): boolean {
+  return (
+    Math.abs(Date.now() - now) > MTIME_SLACK_MS ||
+    utcDay(now - MTIME_SLACK_MS) !== utcDay(now + MTIME_SLACK_MS)
+  );
+}
+
 const codeOf = (err: unknown): string | undefined => (err as NodeJS.ErrnoException | null)?.code;
 
 async function fsyncDir(dir: string): Promise<void> {
@@ -219,9 +233,10 @@ export class RollingFileWriter {
         if (bytesWritten === 0) throw Object.assign(new Error('the write made no progress'), { code: 'EIO' });
         written += bytesWritten;
       }
-      // The mtime follows the same clock as rotation, so a restart can tell
-      // which day the file was last written in.
-      await fd.utimes(now / 1000, now / 1000);
+      // A restart tells from the mtime which day the file was last written
+      // in. The write itself sets it from the system clock; set it
+      // explicitly only when that could name another day than `now` does.
+      if (mtimeMayMissDay(now)) await fd.utimes(now / 1000, now / 1000);
       if (this.opts.fsync === 'every_batch') await fd.sync();
     } catch (err) {
       await fd.truncate(before).catch((truncErr: unknown) =>

@@ -7,6 +7,7 @@ import type {
   SinkConfigRecord,
   SinkState,
 } from '../store.js';
+import type { DeliveryWrite, DeliveryWriteValues } from './writer-protocol.js';
 
 interface StateRow {
   name: string;
@@ -50,44 +51,34 @@ const toDeadLetter = (r: DeadLetterRow): DeadLetter => ({
   lastAttemptAt: r.last_attempt_at,
 });
 
+/** Sends one delivery write to the writer thread and resolves with its answer once committed. */
+export type DeliveryWriteSender = <K extends DeliveryWrite['op']>(
+  write: Extract<DeliveryWrite, { op: K }>,
+) => Promise<DeliveryWriteValues[K]>;
+
 /**
- * Delivery state on its own connection with `synchronous=NORMAL`: a cursor
- * move is not fsync'd, because losing the last few moves in a power cut only
- * means re-delivering those events, which at-least-once allows; events
- * themselves stay on the FULL connection. Every move is a compare-and-set.
+ * Delivery state of a `SqliteStore`. Reads run on the store's reading
+ * connection; every write is sent to the writer thread
+ * ({@link DeliveryStateWriter}) and committed there, so the event loop never
+ * sleeps on the SQLite write lock. A commit holding only delivery writes is
+ * not fsync'd (`synchronous=NORMAL` for that commit):
+ * losing the last cursor moves in a power cut only re-delivers those events,
+ * which at-least-once allows. Every cursor move is a compare-and-set, executed
+ * in the writer.
  */
 export class SqliteDeliveryStore implements DeliveryStore {
   private readonly stmt: Record<string, Statement>;
 
-  constructor(private readonly db: Database) {
+  constructor(
+    private readonly db: Database,
+    private readonly write: DeliveryWriteSender,
+  ) {
     const s = (sql: string) => db.prepare(sql);
     this.stmt = {
       listConfigs: s('SELECT * FROM sink_configs ORDER BY name'),
-      putConfig: s(
-        `INSERT INTO sink_configs (name, config, tenant_id, created_at, updated_at) VALUES (?,?,?,?,?)
-         ON CONFLICT (name) DO UPDATE SET config = excluded.config, tenant_id = excluded.tenant_id,
-           updated_at = excluded.updated_at`,
-      ),
-      deleteConfig: s('DELETE FROM sink_configs WHERE name = ?'),
       getState: s('SELECT * FROM sink_states WHERE name = ?'),
-      insertState: s('INSERT OR IGNORE INTO sink_states (name, cursor, updated_at) VALUES (?, ?, ?)'),
-      move: s(
-        `UPDATE sink_states SET cursor = ?, inflight_to = ?, epoch = epoch + ?, updated_at = ?
-         WHERE name = ? AND cursor = ?`,
-      ),
-      setPaused: s('UPDATE sink_states SET paused = ?, updated_at = ? WHERE name = ?'),
-      setDisabled: s('UPDATE sink_states SET disabled_reason = ?, updated_at = ? WHERE name = ?'),
-      deleteState: s('DELETE FROM sink_states WHERE name = ?'),
-      deleteLetters: s('DELETE FROM dead_letters WHERE sink = ?'),
-      park: s(
-        `INSERT INTO dead_letters (sink, seq, event_id, reason, attempts, parked_at, last_attempt_at)
-         VALUES (?,?,?,?,?,?,?)`,
-      ),
       listLetters: s('SELECT * FROM dead_letters WHERE sink = ? AND id > ? ORDER BY id LIMIT ?'),
       countLetters: s('SELECT COUNT(*) FROM dead_letters WHERE sink = ?').pluck(),
-      letterAttempt: s(
-        'UPDATE dead_letters SET attempts = attempts + 1, reason = ?, last_attempt_at = ? WHERE sink = ? AND id = ?',
-      ),
     };
   }
 
@@ -102,16 +93,15 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
 
   async putSinkConfig(rec: SinkConfigRecord): Promise<void> {
-    this.stmt.putConfig!.run(rec.name, rec.config, rec.tenantId, rec.createdAt, rec.updatedAt);
+    await this.write({ op: 'putConfig', rec });
   }
 
-  async deleteSinkConfig(name: string): Promise<boolean> {
-    return this.stmt.deleteConfig!.run(name).changes === 1;
+  deleteSinkConfig(name: string): Promise<boolean> {
+    return this.write({ op: 'deleteConfig', name });
   }
 
-  async ensureSinkState(name: string, initialCursor: number): Promise<SinkState> {
-    this.stmt.insertState!.run(name, initialCursor, new Date().toISOString());
-    return toState(this.stmt.getState!.get(name) as StateRow);
+  ensureSinkState(name: string, initialCursor: number): Promise<SinkState> {
+    return this.write({ op: 'ensureState', name, initialCursor, now: new Date().toISOString() });
   }
 
   async getSinkState(name: string): Promise<SinkState | undefined> {
@@ -119,47 +109,33 @@ export class SqliteDeliveryStore implements DeliveryStore {
     return row ? toState(row) : undefined;
   }
 
-  async moveSinkCursor(
+  moveSinkCursor(
     name: string,
     expected: number,
     next: number,
     opts: { inflightTo?: number | null; park?: DeadLetterInput[]; epochBump?: boolean } = {},
   ): Promise<CursorMove> {
-    const now = new Date().toISOString();
-    const move = this.db.transaction((): CursorMove => {
-      const changed = this.stmt.move!.run(
-        next,
-        opts.inflightTo ?? null,
-        opts.epochBump ? 1 : 0,
-        now,
-        name,
-        expected,
-      );
-      if (changed.changes !== 1) {
-        const row = this.stmt.getState!.get(name) as StateRow | undefined;
-        return { ok: false, actual: row?.cursor };
-      }
-      for (const p of opts.park ?? [])
-        this.stmt.park!.run(name, p.seq, p.eventId, p.reason, p.attempts, now, now);
-      return { ok: true, state: toState(this.stmt.getState!.get(name) as StateRow) };
+    return this.write({
+      op: 'moveCursor',
+      name,
+      expected,
+      next,
+      inflightTo: opts.inflightTo ?? null,
+      park: opts.park ?? [],
+      epochBump: opts.epochBump ?? false,
+      now: new Date().toISOString(),
     });
-    return move.immediate();
   }
 
   async setSinkFlags(
     name: string,
     flags: { paused?: boolean; disabledReason?: string | null },
   ): Promise<void> {
-    const now = new Date().toISOString();
-    if (flags.paused !== undefined) this.stmt.setPaused!.run(flags.paused ? 1 : 0, now, name);
-    if (flags.disabledReason !== undefined) this.stmt.setDisabled!.run(flags.disabledReason, now, name);
+    await this.write({ op: 'setFlags', name, ...flags, now: new Date().toISOString() });
   }
 
   async deleteSinkState(name: string): Promise<void> {
-    this.db.transaction(() => {
-      this.stmt.deleteState!.run(name);
-      this.stmt.deleteLetters!.run(name);
-    })();
+    await this.write({ op: 'deleteState', name });
   }
 
   async listDeadLetters(sink: string, page: { afterId?: number; limit: number }): Promise<DeadLetter[]> {
@@ -184,12 +160,96 @@ export class SqliteDeliveryStore implements DeliveryStore {
 
   async removeDeadLetters(sink: string, ids: number[]): Promise<number> {
     if (ids.length === 0) return 0;
-    return this.db
-      .prepare(`DELETE FROM dead_letters WHERE sink = ? AND id IN (${ids.map(() => '?').join(',')})`)
-      .run(sink, ...ids).changes;
+    return this.write({ op: 'removeLetters', sink, ids });
   }
 
   async recordDeadLetterAttempt(sink: string, id: number, reason: string): Promise<void> {
-    this.stmt.letterAttempt!.run(reason, new Date().toISOString(), sink, id);
+    await this.write({ op: 'letterAttempt', sink, id, reason, now: new Date().toISOString() });
+  }
+}
+
+/**
+ * The writer thread's half: applies delivery writes on the write connection,
+ * inside the commit that is open. Each write runs in its own savepoint, so a
+ * failing write rolls back only itself.
+ */
+export class DeliveryStateWriter {
+  private readonly stmt: Record<string, Statement>;
+
+  constructor(private readonly db: Database) {
+    const s = (sql: string) => db.prepare(sql);
+    this.stmt = {
+      putConfig: s(
+        `INSERT INTO sink_configs (name, config, tenant_id, created_at, updated_at) VALUES (?,?,?,?,?)
+         ON CONFLICT (name) DO UPDATE SET config = excluded.config, tenant_id = excluded.tenant_id,
+           updated_at = excluded.updated_at`,
+      ),
+      deleteConfig: s('DELETE FROM sink_configs WHERE name = ?'),
+      getState: s('SELECT * FROM sink_states WHERE name = ?'),
+      insertState: s('INSERT OR IGNORE INTO sink_states (name, cursor, updated_at) VALUES (?, ?, ?)'),
+      move: s(
+        `UPDATE sink_states SET cursor = ?, inflight_to = ?, epoch = epoch + ?, updated_at = ?
+         WHERE name = ? AND cursor = ?`,
+      ),
+      setPaused: s('UPDATE sink_states SET paused = ?, updated_at = ? WHERE name = ?'),
+      setDisabled: s('UPDATE sink_states SET disabled_reason = ?, updated_at = ? WHERE name = ?'),
+      deleteState: s('DELETE FROM sink_states WHERE name = ?'),
+      deleteLetters: s('DELETE FROM dead_letters WHERE sink = ?'),
+      park: s(
+        `INSERT INTO dead_letters (sink, seq, event_id, reason, attempts, parked_at, last_attempt_at)
+         VALUES (?,?,?,?,?,?,?)`,
+      ),
+      letterAttempt: s(
+        'UPDATE dead_letters SET attempts = attempts + 1, reason = ?, last_attempt_at = ? WHERE sink = ? AND id = ?',
+      ),
+    };
+  }
+
+  /** Runs one write in a savepoint of the open transaction. */
+  apply(w: DeliveryWrite): DeliveryWriteValues[keyof DeliveryWriteValues] {
+    return this.db.transaction(() => this.applyNow(w))();
+  }
+
+  private applyNow(w: DeliveryWrite): DeliveryWriteValues[keyof DeliveryWriteValues] {
+    switch (w.op) {
+      case 'putConfig': {
+        const r = w.rec;
+        this.stmt.putConfig!.run(r.name, r.config, r.tenantId, r.createdAt, r.updatedAt);
+        return null;
+      }
+      case 'deleteConfig':
+        return this.stmt.deleteConfig!.run(w.name).changes === 1;
+      case 'ensureState':
+        this.stmt.insertState!.run(w.name, w.initialCursor, w.now);
+        return toState(this.stmt.getState!.get(w.name) as StateRow);
+      case 'moveCursor':
+        return this.move(w);
+      case 'setFlags':
+        if (w.paused !== undefined) this.stmt.setPaused!.run(w.paused ? 1 : 0, w.now, w.name);
+        if (w.disabledReason !== undefined) this.stmt.setDisabled!.run(w.disabledReason, w.now, w.name);
+        return null;
+      case 'deleteState':
+        this.stmt.deleteState!.run(w.name);
+        this.stmt.deleteLetters!.run(w.name);
+        return null;
+      case 'removeLetters':
+        return this.db
+          .prepare(`DELETE FROM dead_letters WHERE sink = ? AND id IN (${w.ids.map(() => '?').join(',')})`)
+          .run(w.sink, ...w.ids).changes;
+      case 'letterAttempt':
+        this.stmt.letterAttempt!.run(w.reason, w.now, w.sink, w.id);
+        return null;
+    }
+  }
+
+  /** The compare-and-set: moves only from `expected`; parks in the same savepoint or not at all. */
+  private move(w: Extract<DeliveryWrite, { op: 'moveCursor' }>): CursorMove {
+    const changed = this.stmt.move!.run(w.next, w.inflightTo, w.epochBump ? 1 : 0, w.now, w.name, w.expected);
+    if (changed.changes !== 1) {
+      const row = this.stmt.getState!.get(w.name) as StateRow | undefined;
+      return { ok: false, actual: row?.cursor };
+    }
+    for (const p of w.park) this.stmt.park!.run(w.name, p.seq, p.eventId, p.reason, p.attempts, w.now, w.now);
+    return { ok: true, state: toState(this.stmt.getState!.get(w.name) as StateRow) };
   }
 }

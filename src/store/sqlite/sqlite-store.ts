@@ -14,6 +14,7 @@ import type {
   EventFilter,
   PageRequest,
   PreparedEvent,
+  RawStoredEvent,
   Role,
   Store,
   TreeReader,
@@ -22,6 +23,9 @@ import { ALL_TENANTS, filterToSql } from './filter-sql.js';
 import { migrate, SCHEMA_VERSION } from './schema.js';
 import { SqliteDeliveryStore } from './sqlite-delivery-store.js';
 import {
+  type DeliveryWrite,
+  type DeliveryWriteResult,
+  type DeliveryWriteValues,
   deserializeError,
   openWriteConnection,
   READER_CACHE_KIB,
@@ -43,8 +47,22 @@ interface PendingCheckpoint {
   reject: (err: unknown) => void;
 }
 
+/** A delivery-state write waiting to be sent with the next commit. */
+interface PendingDeliveryWrite {
+  write: DeliveryWrite;
+  resolve: (value: DeliveryWriteValues[keyof DeliveryWriteValues]) => void;
+  reject: (err: unknown) => void;
+}
+
 interface EventRow {
   body: string;
+}
+
+/** What one commit carries to the writer thread. */
+interface CommitBatch {
+  appends: PendingAppend[];
+  checkpoints: PendingCheckpoint[];
+  deliveryWrites: PendingDeliveryWrite[];
 }
 
 /**
@@ -53,22 +71,26 @@ interface EventRow {
  * (`sqlite-writer.ts`) is the single writer and therefore the sequencer:
  * appends queued while a commit is running are sent to it together (group
  * commit), each request inside its own savepoint so one request's conflict
- * never rolls back another's events. Reads use this thread's own connection;
- * WAL lets them run beside the writer.
+ * never rolls back another's events. Checkpoints ride along in the same
+ * commits; delivery state (sink cursors, configs, dead letters) is written by
+ * the writer too, in commits of its own that are not fsync'd, so this thread
+ * never waits for the write lock. Reads use this thread's own connection; WAL
+ * lets them run beside the writer.
  */
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
   readonly tree: TreeReader;
   readonly delivery: DeliveryStore;
   private readonly db: Database;
-  private readonly stateDb: Database | undefined;
   private frontier = new MerkleFrontier();
   private writer: Worker | undefined;
   /** Set once the writer thread died: every later append fails with it. */
   private writerError: Error | undefined;
   private queue: PendingAppend[] = [];
   private checkpointQueue: PendingCheckpoint[] = [];
-  private inFlight: { appends: PendingAppend[]; checkpoints: PendingCheckpoint[] } | undefined;
+  private deliveryQueue: PendingDeliveryWrite[] = [];
+  private stateOnlyInARow = 0;
+  private inFlight: CommitBatch | undefined;
   private flushScheduled = false;
   private idleWaiters: Array<() => void> = [];
   private readonly listeners = new Set<(head: number) => void>();
@@ -77,16 +99,17 @@ export class SqliteStore implements Store {
   private closed = false;
   private readOnly = false;
 
-  private constructor(db: Database, stateDb?: Database) {
+  private constructor(db: Database) {
     this.db = db;
-    this.stateDb = stateDb;
-    // A read-only store (verify) never touches delivery state; reading it is harmless.
-    this.delivery = new SqliteDeliveryStore(stateDb ?? db);
+    this.delivery = new SqliteDeliveryStore(db, (write) => this.writeDeliveryState(write));
     const s = (sql: string) => db.prepare(sql);
     this.stmt = {
       leaf: s('SELECT leaf_hash FROM events WHERE seq = ?').pluck(),
       node: s('SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?').pluck(),
       range: s('SELECT body FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
+      rangeRaw: s(
+        'SELECT seq, event_id, tenant_id, action, outcome, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
+      ),
       byEventIdAll: s(`SELECT body FROM events WHERE ${ALL_TENANTS} AND event_id = ? ORDER BY seq`),
       byEventIdTenant: s('SELECT body FROM events WHERE event_id = ? AND tenant_id = ?'),
       latestCheckpoint: s('SELECT * FROM checkpoints ORDER BY tree_size DESC LIMIT 1'),
@@ -141,14 +164,10 @@ export class SqliteStore implements Store {
     // Its rare commits (keys, settings) must never stall the event loop copying the WAL.
     db.pragma('wal_autocheckpoint = 0');
     migrate(db);
-    const stateDb = new BetterSqlite3(file);
-    stateDb.pragma('synchronous = NORMAL');
-    stateDb.pragma('busy_timeout = 5000');
-    const store = new SqliteStore(db, stateDb);
+    const store = new SqliteStore(db);
     try {
       await store.startWriter(file);
     } catch (err) {
-      stateDb.close();
       db.close();
       throw err;
     }
@@ -257,23 +276,41 @@ export class SqliteStore implements Store {
   /** Sends everything queued to the writer as one commit; one commit is in flight at a time. */
   private flush(): void {
     this.flushScheduled = false;
-    if (this.inFlight !== undefined || this.writer === undefined) return;
-    if (this.queue.length === 0 && this.checkpointQueue.length === 0) return;
-    const batch = { appends: this.queue, checkpoints: this.checkpointQueue };
-    this.queue = [];
-    this.checkpointQueue = [];
+    if (this.inFlight !== undefined || this.writer === undefined || !this.hasQueued()) return;
+    // Delivery-state writes go out alone, ahead of queued appends: such a
+    // commit needs no fsync, so a sink's cursor move never waits for one.
+    // Appends wait for at most MAX_STATE_ONLY_IN_A_ROW of them.
+    const stateOnly =
+      this.deliveryQueue.length > 0 &&
+      (this.queue.length === 0 || this.stateOnlyInARow < MAX_STATE_ONLY_IN_A_ROW);
+    const batch: CommitBatch = {
+      appends: stateOnly ? [] : this.queue,
+      checkpoints: stateOnly ? [] : this.checkpointQueue,
+      deliveryWrites: this.deliveryQueue,
+    };
+    if (!stateOnly) {
+      this.queue = [];
+      this.checkpointQueue = [];
+    }
+    this.deliveryQueue = [];
+    this.stateOnlyInARow = stateOnly ? this.stateOnlyInARow + 1 : 0;
     this.inFlight = batch;
     this.writer.ref();
     const msg: ToWriter = {
       type: 'commit',
       requests: batch.appends.map((r) => r.events),
       checkpoints: batch.checkpoints.map((c) => c.checkpoint),
+      deliveryWrites: batch.deliveryWrites.map((d) => d.write),
     };
     this.writer.postMessage(msg);
   }
 
+  private hasQueued(): boolean {
+    return this.queue.length > 0 || this.checkpointQueue.length > 0 || this.deliveryQueue.length > 0;
+  }
+
   private async onReply(reply: WriterReply): Promise<void> {
-    const batch = this.inFlight ?? { appends: [], checkpoints: [] };
+    const batch = this.inFlight ?? { appends: [], checkpoints: [], deliveryWrites: [] };
     const before = this.frontier.size;
     try {
       await this.setHead(reply);
@@ -289,14 +326,19 @@ export class SqliteStore implements Store {
         else req.reject(conflictError(req.events, r.conflict));
       });
       for (const c of batch.checkpoints) c.resolve();
+      reply.deliveryResults.forEach((r: DeliveryWriteResult, i) => {
+        const w = batch.deliveryWrites[i]!;
+        if ('value' in r) w.resolve(r.value);
+        else w.reject(deserializeError(r.error));
+      });
     } else if (reply.type === 'failed') {
       // The commit itself failed (disk full, I/O error): nothing was stored.
       const err = deserializeError(reply.error);
-      for (const req of [...batch.appends, ...batch.checkpoints]) req.reject(err);
+      for (const req of [...batch.appends, ...batch.checkpoints, ...batch.deliveryWrites]) req.reject(err);
     }
     if (this.frontier.size !== before) for (const l of this.listeners) l(this.frontier.size);
     // Whatever arrived during this commit goes out as the next one at once.
-    if (this.queue.length > 0 || this.checkpointQueue.length > 0) this.flush();
+    if (this.hasQueued()) this.flush();
     else this.becameIdle();
   }
 
@@ -305,12 +347,15 @@ export class SqliteStore implements Store {
     const pending = [
       ...(this.inFlight?.appends ?? []),
       ...(this.inFlight?.checkpoints ?? []),
+      ...(this.inFlight?.deliveryWrites ?? []),
       ...this.queue,
       ...this.checkpointQueue,
+      ...this.deliveryQueue,
     ];
     this.inFlight = undefined;
     this.queue = [];
     this.checkpointQueue = [];
+    this.deliveryQueue = [];
     for (const req of pending) req.reject(this.writerError);
     this.becameIdle();
   }
@@ -324,9 +369,7 @@ export class SqliteStore implements Store {
 
   /** Resolves once no append is queued or in flight. */
   private drained(): Promise<void> {
-    if (this.inFlight === undefined && this.queue.length === 0 && this.checkpointQueue.length === 0) {
-      return Promise.resolve();
-    }
+    if (this.inFlight === undefined && !this.hasQueued()) return Promise.resolve();
     return new Promise((resolve) => {
       this.idleWaiters.push(resolve);
       if (this.inFlight === undefined) this.flush();
@@ -339,6 +382,10 @@ export class SqliteStore implements Store {
 
   async readRange(afterSeq: number, limit: number): Promise<StoredEvent[]> {
     return (this.stmt.range!.all(afterSeq, limit) as EventRow[]).map(parseRow);
+  }
+
+  async readRangeRaw(afterSeq: number, limit: number): Promise<RawStoredEvent[]> {
+    return this.stmt.rangeRaw!.all(afterSeq, limit) as RawStoredEvent[];
   }
 
   async query(filter: EventFilter, page: PageRequest): Promise<StoredEvent[]> {
@@ -363,6 +410,26 @@ export class SqliteStore implements Store {
     return new Promise((resolve, reject) => {
       this.checkpointQueue.push({ checkpoint: cp, resolve, reject });
       this.scheduleFlush();
+    });
+  }
+
+  /** Written by the writer thread with the next commit; resolves once committed. */
+  private writeDeliveryState<K extends DeliveryWrite['op']>(
+    write: Extract<DeliveryWrite, { op: K }>,
+  ): Promise<DeliveryWriteValues[K]> {
+    if (this.readOnly) return Promise.reject(new Error('the store was opened read-only'));
+    if (this.closed) return Promise.reject(new TrailwardenError('TW_ERR_NOT_READY', 'the store is closed'));
+    if (this.writerError) return Promise.reject(this.writerError);
+    return new Promise((resolve, reject) => {
+      this.deliveryQueue.push({
+        write,
+        // The writer answers each write with the value its op declares.
+        resolve: resolve as (v: DeliveryWriteValues[keyof DeliveryWriteValues]) => void,
+        reject,
+      });
+      // A cursor move is on a sink's critical path and costs no fsync of its
+      // own: when the writer is idle it goes out now instead of waiting a turn.
+      if (this.inFlight === undefined) this.flush();
     });
   }
 
@@ -433,7 +500,6 @@ export class SqliteStore implements Store {
       await exited;
     }
     this.listeners.clear();
-    this.stateDb?.close();
     this.db.close();
   }
 }
@@ -441,6 +507,9 @@ export class SqliteStore implements Store {
 function parseRow(row: EventRow): StoredEvent {
   return JSON.parse(row.body) as StoredEvent;
 }
+
+/** Commits of delivery state alone that may go ahead of waiting appends. */
+const MAX_STATE_ONLY_IN_A_ROW = 4;
 
 /** Young-generation heap of the writer thread (V8's default would be several times larger). */
 const WRITER_YOUNG_GENERATION_MB = 8;

@@ -5,6 +5,9 @@
  * request in its own savepoint. Running here, the commit and its fsync
  * overlap HTTP parsing and validation on the main thread.
  *
+ * Delivery state (cursors, sink configs, dead letters) is written here too,
+ * in the same commits, so the main thread never waits for the write lock.
+ *
  * Protocol (`writer-protocol.ts`): the store sends one `commit` at a time and
  * the writer answers each with `committed` or `failed`.
  */
@@ -15,7 +18,10 @@ import type { AuditEvent, StoredEvent } from '../../event/event.js';
 import { MerkleFrontier } from '../merkle/frontier.js';
 import type { NodeSource } from '../merkle/proofs.js';
 import type { AppendOutcome, CheckpointRecord, PreparedEvent } from '../store.js';
+import { DeliveryStateWriter } from './sqlite-delivery-store.js';
 import {
+  type DeliveryWrite,
+  type DeliveryWriteResult,
   openWriteConnection,
   type RequestResult,
   serializeError,
@@ -41,8 +47,10 @@ class Writer {
   private readonly tenants = new Set<string>();
   private readonly stmt: Record<string, Statement>;
   private readonly nodes: NodeSource;
+  private readonly delivery: DeliveryStateWriter;
 
   constructor(private readonly db: Database) {
+    this.delivery = new DeliveryStateWriter(db);
     const s = (sql: string) => db.prepare(sql);
     this.stmt = {
       findExisting: s('SELECT seq, content_hash FROM events WHERE tenant_id = ? AND event_id = ?'),
@@ -80,21 +88,39 @@ class Writer {
   }
 
   /** Commits every request in one transaction; a stale frontier is reloaded and the commit retried. */
-  async commit(requests: PreparedEvent[][], checkpoints: CheckpointRecord[]): Promise<RequestResult[]> {
-    for (;;) {
-      try {
-        return this.commitOnce(requests, checkpoints);
-      } catch (err) {
-        if (!(err instanceof StaleFrontier)) throw err;
-        await this.load();
+  async commit(
+    requests: PreparedEvent[][],
+    checkpoints: CheckpointRecord[],
+    deliveryWrites: DeliveryWrite[],
+  ): Promise<{ results: RequestResult[]; deliveryResults: DeliveryWriteResult[] }> {
+    // A commit of delivery state alone is not fsync'd: losing it in a power
+    // cut only re-delivers events (at-least-once). Its WAL frames are
+    // fsync'd by the next commit that carries events.
+    const stateOnly = requests.length === 0 && checkpoints.length === 0;
+    if (stateOnly) this.db.pragma('synchronous = NORMAL');
+    try {
+      for (;;) {
+        try {
+          return this.commitOnce(requests, checkpoints, deliveryWrites);
+        } catch (err) {
+          if (!(err instanceof StaleFrontier)) throw err;
+          await this.load();
+        }
       }
+    } finally {
+      if (stateOnly) this.db.pragma('synchronous = FULL');
     }
   }
 
-  private commitOnce(requests: PreparedEvent[][], checkpoints: CheckpointRecord[]): RequestResult[] {
+  private commitOnce(
+    requests: PreparedEvent[][],
+    checkpoints: CheckpointRecord[],
+    deliveryWrites: DeliveryWrite[],
+  ): { results: RequestResult[]; deliveryResults: DeliveryWriteResult[] } {
     const before = this.frontier;
     let frontier = before.clone();
     const results: RequestResult[] = [];
+    const deliveryResults: DeliveryWriteResult[] = [];
     const newTenants: string[] = [];
     this.db
       .transaction(() => {
@@ -124,11 +150,19 @@ class Writer {
             results.push({ conflict: err.index });
           }
         }
+        // In the order the main thread issued them, so compare-and-sets see each other.
+        for (const w of deliveryWrites) {
+          try {
+            deliveryResults.push({ value: this.delivery.apply(w) });
+          } catch (err) {
+            deliveryResults.push({ error: serializeError(err) });
+          }
+        }
       })
       .immediate();
     this.frontier = frontier;
     for (const t of newTenants) this.tenants.add(t);
-    return results;
+    return { results, deliveryResults };
   }
 
   private appendRequest(
@@ -210,8 +244,8 @@ async function main(): Promise<void> {
       port.close();
       return;
     }
-    writer.commit(msg.requests, msg.checkpoints).then(
-      (results) => reply({ type: 'committed', results, ...writer.head() }),
+    writer.commit(msg.requests, msg.checkpoints, msg.deliveryWrites).then(
+      (r) => reply({ type: 'committed', ...r, ...writer.head() }),
       // The commit itself failed (disk full, I/O error): nothing was stored.
       (err: unknown) => reply({ type: 'failed', error: serializeError(err), ...writer.head() }),
     );

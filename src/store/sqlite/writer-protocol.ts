@@ -1,6 +1,14 @@
 import BetterSqlite3, { type Database } from 'better-sqlite3';
 import type { TreeNode } from '../merkle/frontier.js';
-import type { AppendOutcome, CheckpointRecord, PreparedEvent } from '../store.js';
+import type {
+  AppendOutcome,
+  CheckpointRecord,
+  CursorMove,
+  DeadLetterInput,
+  PreparedEvent,
+  SinkConfigRecord,
+  SinkState,
+} from '../store.js';
 
 /** What the writer thread is started with. */
 export interface WriterData {
@@ -8,11 +16,59 @@ export interface WriterData {
 }
 
 /**
- * Store → writer: commit these append requests (and checkpoints, which ride
- * along at no extra fsync) together, or close.
+ * A change to delivery state (sink configs, cursors, dead letters), executed
+ * by the writer so the main thread never waits for the write lock. `now` is
+ * the caller's clock, so timestamps do not depend on when the commit ran.
+ */
+export type DeliveryWrite =
+  | { op: 'putConfig'; rec: SinkConfigRecord }
+  | { op: 'deleteConfig'; name: string }
+  | { op: 'ensureState'; name: string; initialCursor: number; now: string }
+  | {
+      op: 'moveCursor';
+      name: string;
+      expected: number;
+      next: number;
+      inflightTo: number | null;
+      park: DeadLetterInput[];
+      epochBump: boolean;
+      now: string;
+    }
+  | { op: 'setFlags'; name: string; paused?: boolean; disabledReason?: string | null; now: string }
+  | { op: 'deleteState'; name: string }
+  | { op: 'removeLetters'; sink: string; ids: number[] }
+  | { op: 'letterAttempt'; sink: string; id: number; reason: string; now: string };
+
+/** What each delivery write answers. */
+export interface DeliveryWriteValues {
+  putConfig: null;
+  /** Whether a config was deleted. */
+  deleteConfig: boolean;
+  ensureState: SinkState;
+  moveCursor: CursorMove;
+  setFlags: null;
+  deleteState: null;
+  /** How many dead letters were removed. */
+  removeLetters: number;
+  letterAttempt: null;
+}
+
+/** One delivery write's fate: its value, or the error that rolled back just that write. */
+export type DeliveryWriteResult =
+  | { value: DeliveryWriteValues[keyof DeliveryWriteValues] }
+  | { error: SerializedError };
+
+/**
+ * Store → writer: commit these append requests, checkpoints and delivery
+ * writes (which ride along at no extra fsync) together, or close.
  */
 export type ToWriter =
-  | { type: 'commit'; requests: PreparedEvent[][]; checkpoints: CheckpointRecord[] }
+  | {
+      type: 'commit';
+      requests: PreparedEvent[][];
+      checkpoints: CheckpointRecord[];
+      deliveryWrites: DeliveryWrite[];
+    }
   | { type: 'close' };
 
 /** One request's fate in a commit: stored (or duplicate), or refused by a conflict at `index`. */
@@ -32,7 +88,7 @@ export interface SerializedError {
  */
 export type WriterReply = { head: number; edge: TreeNode[] } & (
   | { type: 'ready' }
-  | { type: 'committed'; results: RequestResult[] }
+  | { type: 'committed'; results: RequestResult[]; deliveryResults: DeliveryWriteResult[] }
   | { type: 'failed'; error: SerializedError }
 );
 
