@@ -29,6 +29,7 @@ describe('every format through the file sink', () => {
       })),
     });
     // Ingest refuses control characters other than tab, CR and LF in free text, and any in names.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
     const text = (v: string) => v.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, '');
     const events = HOSTILE.map((v, i) =>
       rawEvent({
@@ -36,11 +37,17 @@ describe('every format through the file sink', () => {
         action: 'user.password.reset',
         outcome: 'failure',
         reason: text(v),
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: names may hold none
         actor: { type: 'user', id: `usr_${i}`, name: v.replace(/[\u0000-\u001f\u007f]/g, '') || 'x' },
         metadata: { note: text(v) },
       }),
     );
-    const res = await t.app.inject({ method: 'POST', url: '/v1/events', headers: { authorization: t.admin }, payload: events });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { authorization: t.admin },
+      payload: events,
+    });
     assert.equal(res.statusCode, 201, res.body);
   });
   after(() => t.close());
@@ -59,7 +66,10 @@ describe('every format through the file sink', () => {
       lines.forEach((line, i) => {
         assert.ok(!line.includes('\r'), `${format} line ${i} holds a raw carriage return`);
         if (['json', 'jsonl', 'ocsf', 'ecs', 'splunk_hec'].includes(format)) JSON.parse(line);
-        assert.ok(line.includes(`evt_h${i}`) || line.includes(`usr_${i}`), `${format} line ${i} carries the event: ${line.slice(0, 200)}`);
+        assert.ok(
+          line.includes(`evt_h${i}`) || line.includes(`usr_${i}`),
+          `${format} line ${i} carries the event: ${line.slice(0, 200)}`,
+        );
       });
     });
   }
