@@ -52,6 +52,7 @@ class StoredJsonEvent implements OutgoingEvent {
   readonly tenantId: string;
   readonly action: string;
   readonly text: string;
+  readonly header: NonNullable<OutgoingEvent['header']>;
   #event: Record<string, unknown> | undefined;
 
   constructor(row: RawStoredEvent) {
@@ -60,6 +61,12 @@ class StoredJsonEvent implements OutgoingEvent {
     this.tenantId = row.tenant_id;
     this.action = row.action;
     this.text = row.body;
+    this.header = {
+      timestamp: row.timestamp,
+      outcome: row.outcome,
+      actorId: row.actor_id,
+      resourceId: row.resource_id,
+    };
   }
 
   get event(): Record<string, unknown> {

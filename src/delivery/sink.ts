@@ -33,6 +33,11 @@ export interface OutgoingEvent {
   readonly event: Record<string, unknown>;
   /** The event encoded with the sink's format (one line for line formats, no trailing newline). */
   text: string;
+  /**
+   * For an unshaped event, the fields a message header needs, read from the
+   * log's columns, so a sink can build its header without parsing `event`.
+   */
+  header?: { timestamp: string; outcome: string; actorId: string; resourceId: string | null };
 }
 
 /** What a sink is asked to deliver in one attempt. */

@@ -81,6 +81,9 @@ export interface RawStoredEvent {
   tenant_id: string;
   action: string;
   outcome: Outcome;
+  timestamp: string;
+  actor_id: string;
+  resource_id: string | null;
   /** `JSON.stringify` of the {@link StoredEvent}, byte for byte. */
   body: string;
 }

@@ -324,7 +324,7 @@ for (const backend of backends.filter((b) => !only || b.name === only)) {
       await store.close();
     });
 
-    test('readRangeRaw gives the same events as readRange, as their exact JSON text beside the filter columns', async () => {
+    test('readRangeRaw gives the same events as readRange, as their exact JSON text beside the filter and header columns', async () => {
       const { store } = await fresh();
       await store.append([prepare(makeEvent()), prepare(makeEvent({ outcome: 'denied' }))]);
       await store.append([prepare(makeEvent({ metadata: { note: 'line\nbreak "quoted" \u2028' } }))]);
@@ -342,6 +342,9 @@ for (const backend of backends.filter((b) => !only || b.name === only)) {
           tenant_id: e.tenant_id,
           action: e.action,
           outcome: e.outcome,
+          timestamp: e.timestamp,
+          actor_id: e.actor.id,
+          resource_id: e.resource?.id ?? null,
         })),
       );
       assert.deepEqual(await store.readRangeRaw(3, 10), []);

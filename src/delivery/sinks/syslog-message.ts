@@ -95,11 +95,21 @@ export function sdParams(e: OutgoingEvent, full = true): Array<[string, string]>
     ['seq', String(e.seq)],
   ];
   if (full) {
+    const h = e.header;
     params.push(
-      ['tenant', field(e.event, 'tenant_id')],
-      ['actor', field(e.event, 'actor', 'id')],
-      ['resource', field(e.event, 'resource', 'id')],
-      ['outcome', field(e.event, 'outcome')],
+      ...((h
+        ? [
+            ['tenant', e.tenantId],
+            ['actor', h.actorId],
+            ['resource', h.resourceId ?? undefined],
+            ['outcome', h.outcome],
+          ]
+        : [
+            ['tenant', field(e.event, 'tenant_id')],
+            ['actor', field(e.event, 'actor', 'id')],
+            ['resource', field(e.event, 'resource', 'id')],
+            ['outcome', field(e.event, 'outcome')],
+          ]) as Array<[string, string | undefined]>),
     );
   }
   return params.filter((p): p is [string, string] => p[1] !== undefined);
@@ -142,10 +152,13 @@ export interface SyslogMessage {
 
 /** Builds one message; `fullSd: false` keeps only event_id and seq in the structured data. */
 export function buildMessage(e: OutgoingEvent, o: SyslogMessageOptions, fullSd = true): SyslogMessage {
-  const pri = priority(o.facility, syslogSeverity(e.action, e.event['outcome']));
+  // An unshaped event brings its header fields from the log's columns: no JSON parse per message.
+  const outcome = e.header ? e.header.outcome : e.event['outcome'];
+  const timestamp = e.header ? e.header.timestamp : e.event['timestamp'];
+  const pri = priority(o.facility, syslogSeverity(e.action, outcome));
   const msg = o.singleLine ? singleLine(e.text) : e.text;
   if (o.rfc === '3164') {
-    const ts = Date.parse(String(e.event['timestamp']));
+    const ts = Date.parse(String(timestamp));
     const tag = o.appName.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, TAG_MAX) || 'trailwarden';
     const host = printableAscii(o.hostname, HOSTNAME_MAX);
     return {
@@ -157,7 +170,7 @@ export function buildMessage(e: OutgoingEvent, o: SyslogMessageOptions, fullSd =
   const sd = structuredData(o.enterpriseId, sdParams(e, fullSd));
   const head = [
     `<${pri}>1`,
-    rfc5424Timestamp(e.event['timestamp']),
+    rfc5424Timestamp(timestamp),
     printableAscii(o.hostname, HOSTNAME_MAX),
     printableAscii(o.appName, APP_NAME_MAX),
     '-',

@@ -108,7 +108,8 @@ export class SqliteStore implements Store {
       node: s('SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?').pluck(),
       range: s('SELECT body FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
       rangeRaw: s(
-        'SELECT seq, event_id, tenant_id, action, outcome, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
+        `SELECT seq, event_id, tenant_id, action, outcome, ts AS timestamp, actor_id, resource_id, body
+         FROM events WHERE seq > ? ORDER BY seq LIMIT ?`,
       ),
       byEventIdAll: s(`SELECT body FROM events WHERE ${ALL_TENANTS} AND event_id = ? ORDER BY seq`),
       byEventIdTenant: s('SELECT body FROM events WHERE event_id = ? AND tenant_id = ?'),
