@@ -14,7 +14,6 @@ import {
   createWriteStream,
   fsync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -23,26 +22,18 @@ import {
 } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { rawEvent } from './dataset.js';
 import { fillStore } from './fill.js';
 import { keepAliveAgent, send, type Target } from './http-load.js';
-import { machineFacts } from './machine.js';
+import { type BenchRow, runStandalone } from './report.js';
 import { ServerProcess } from './server-process.js';
 import { fmt, ms, percentile, sleep } from './stats.js';
 
 /** One line of the result table. */
-export interface DeliveryRow {
-  figure: string;
-  goal: string;
-  measured: string;
-  baseline: string;
-  ratio: string;
-  met: boolean | undefined;
-}
+export type DeliveryRow = BenchRow;
 
 const ratio = (a: number, b: number) => (Number.isFinite(a / b) ? `${(a / b).toFixed(2)}×` : 'n/a');
 
@@ -588,49 +579,6 @@ async function steadyLatency(
   return { e2e, ack, sent, rate: (sent * 1000) / elapsed, missing };
 }
 
-function printTable(say: (line: string) => void, table: DeliveryRow[]): void {
-  const head: DeliveryRow = {
-    figure: 'figure',
-    goal: 'goal',
-    measured: 'measured',
-    baseline: 'baseline',
-    ratio: 'ratio',
-    met: undefined,
-  };
-  const cols = ['figure', 'goal', 'measured', 'baseline', 'ratio'] as const;
-  const width = (c: (typeof cols)[number]) => Math.max(...[head, ...table].map((r) => r[c].length));
-  const line = (r: DeliveryRow, mark: string) =>
-    `${cols.map((c) => r[c].padEnd(width(c))).join(' | ')} | ${mark}`;
-  say(line(head, 'goal met'));
-  say(`${cols.map((c) => '-'.repeat(width(c))).join('-|-')}-|---------`);
-  for (const r of table) say(line(r, r.met === undefined ? '' : r.met ? 'yes' : 'NO'));
-}
-
-/** Standalone entry: `node --import tsx bench/delivery.ts`. */
-async function main(): Promise<void> {
-  const say = (line: string) => process.stdout.write(`${line}\n`);
-  const scale = Number(process.env['BENCH_SCALE'] ?? '1');
-  if (!(scale > 0)) throw new Error('BENCH_SCALE must be a positive number, e.g. 0.05 for a quick check');
-  const work = mkdtempSync(join(process.env['BENCH_DIR'] ?? tmpdir(), 'tw-bench-delivery-'));
-  try {
-    const machine = machineFacts(work, 2000);
-    say('# Trailwarden delivery benchmark');
-    say(`machine: ${machine.nproc} CPUs (${machine.cpuModel}), node ${machine.node}`);
-    say(`disk:    ${fmt(machine.fsyncPerSecond)} fsync'd 200-byte appends/s in ${work}`);
-    say(`scale:   ${scale}`);
-    say('');
-    const { rows, peakRssMiB } = await runDeliveryBench({ work, scale, say });
-    say('');
-    printTable(say, rows);
-    say(`server peak RSS across runs (VmHWM): ${fmt(peakRssMiB)} MiB`);
-    const missed = rows.filter((r) => r.met === false).map((r) => r.figure.trim());
-    say(missed.length === 0 ? 'Every goal met.' : `Goals missed: ${missed.join('; ')}`);
-  } finally {
-    if (process.env['BENCH_KEEP'] === '1') say(`kept ${work}`);
-    else rmSync(work, { recursive: true, force: true });
-  }
-}
-
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await main();
+  await runStandalone('Trailwarden delivery benchmark', 'tw-bench-delivery-', runDeliveryBench);
 }

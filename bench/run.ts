@@ -18,6 +18,7 @@ import { fillStore } from './fill.js';
 import { ingestLoad } from './ingest.js';
 import { machineFacts } from './machine.js';
 import { queryPaths, sequentialGets } from './reads.js';
+import { type BenchRow, printTable, summary } from './report.js';
 import { ServerProcess } from './server-process.js';
 import { fmt, ms, percentile } from './stats.js';
 import { measureVisibility } from './visibility.js';
@@ -43,14 +44,7 @@ const plan = {
   steadyClients: 4,
 };
 
-interface Row {
-  figure: string;
-  goal: string;
-  measured: string;
-  baseline: string;
-  ratio: string;
-  met: boolean | undefined;
-}
+type Row = BenchRow;
 const rows: Row[] = [];
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const ratio = (a: number, b: number) => (Number.isFinite(a / b) ? `${(a / b).toFixed(2)}×` : 'n/a');
@@ -265,30 +259,12 @@ try {
   });
 
   say('');
-  printTable(rows);
+  printTable(say, rows);
   say('');
   say(`Reference: ${REFERENCE}; measured here: ${fmt(eventsPerSecond)} events/s.`);
-  const missed = rows.filter((r) => r.met === false).map((r) => r.figure.trim());
-  say(missed.length === 0 ? 'Every goal met.' : `Goals missed: ${missed.join('; ')}`);
+  say(summary(rows));
 } finally {
   for (const s of [...servers]) await stopServer(s);
   if (process.env['BENCH_KEEP'] === '1') say(`kept ${work}`);
   else rmSync(work, { recursive: true, force: true });
-}
-
-function printTable(table: Row[]): void {
-  const head: Row = {
-    figure: 'figure',
-    goal: 'goal',
-    measured: 'measured',
-    baseline: 'baseline',
-    ratio: 'ratio',
-    met: undefined,
-  };
-  const cols = ['figure', 'goal', 'measured', 'baseline', 'ratio'] as const;
-  const width = (c: (typeof cols)[number]) => Math.max(...[head, ...table].map((r) => r[c].length));
-  const line = (r: Row, mark: string) => `${cols.map((c) => r[c].padEnd(width(c))).join(' | ')} | ${mark}`;
-  say(line(head, 'goal met'));
-  say(cols.map((c) => '-'.repeat(width(c))).join('-|-') + '-|---------');
-  for (const r of table) say(line(r, r.met === undefined ? '' : r.met ? 'yes' : 'NO'));
 }

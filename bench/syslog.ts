@@ -12,28 +12,20 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import { type AddressInfo, createServer, connect as netConnect, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { fillStore } from './fill.js';
 import { keepAliveAgent, send } from './http-load.js';
-import { machineFacts } from './machine.js';
+import { type BenchRow, runStandalone } from './report.js';
 import { ServerProcess } from './server-process.js';
 import { fmt, sleep } from './stats.js';
 
 /** One line of the result table (same shape as bench/delivery.ts). */
-export interface SyslogRow {
-  figure: string;
-  goal: string;
-  measured: string;
-  baseline: string;
-  ratio: string;
-  met: boolean | undefined;
-}
+export type SyslogRow = BenchRow;
 
 const ratio = (a: number, b: number) => (Number.isFinite(a / b) ? `${(a / b).toFixed(2)}×` : 'n/a');
 const SPACE = 0x20;
@@ -443,49 +435,6 @@ export async function runSyslogBench(
   return { rows, peakRssMiB };
 }
 
-function printTable(say: (line: string) => void, table: SyslogRow[]): void {
-  const head: SyslogRow = {
-    figure: 'figure',
-    goal: 'goal',
-    measured: 'measured',
-    baseline: 'baseline',
-    ratio: 'ratio',
-    met: undefined,
-  };
-  const cols = ['figure', 'goal', 'measured', 'baseline', 'ratio'] as const;
-  const width = (c: (typeof cols)[number]) => Math.max(...[head, ...table].map((r) => r[c].length));
-  const line = (r: SyslogRow, mark: string) =>
-    `${cols.map((c) => r[c].padEnd(width(c))).join(' | ')} | ${mark}`;
-  say(line(head, 'goal met'));
-  say(`${cols.map((c) => '-'.repeat(width(c))).join('-|-')}-|---------`);
-  for (const r of table) say(line(r, r.met === undefined ? '' : r.met ? 'yes' : 'NO'));
-}
-
-/** Standalone entry: `node --import tsx bench/syslog.ts`. */
-async function main(): Promise<void> {
-  const say = (line: string) => process.stdout.write(`${line}\n`);
-  const scale = Number(process.env['BENCH_SCALE'] ?? '1');
-  if (!(scale > 0)) throw new Error('BENCH_SCALE must be a positive number, e.g. 0.1 for a quick check');
-  const work = mkdtempSync(join(process.env['BENCH_DIR'] ?? tmpdir(), 'tw-bench-syslog-'));
-  try {
-    const machine = machineFacts(work, 2000);
-    say('# Trailwarden syslog benchmark');
-    say(`machine: ${machine.nproc} CPUs (${machine.cpuModel}), node ${machine.node}`);
-    say(`disk:    ${fmt(machine.fsyncPerSecond)} fsync'd 200-byte appends/s in ${work}`);
-    say(`scale:   ${scale}`);
-    say('');
-    const { rows, peakRssMiB } = await runSyslogBench({ work, scale, say });
-    say('');
-    printTable(say, rows);
-    say(`server peak RSS across runs (VmHWM): ${fmt(peakRssMiB)} MiB`);
-    const missed = rows.filter((r) => r.met === false).map((r) => r.figure.trim());
-    say(missed.length === 0 ? 'Every goal met.' : `Goals missed: ${missed.join('; ')}`);
-  } finally {
-    if (process.env['BENCH_KEEP'] === '1') say(`kept ${work}`);
-    else rmSync(work, { recursive: true, force: true });
-  }
-}
-
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await main();
+  await runStandalone('Trailwarden syslog benchmark', 'tw-bench-syslog-', runSyslogBench);
 }

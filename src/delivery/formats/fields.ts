@@ -16,3 +16,25 @@ export function field(event: Obj, ...path: string[]): string | undefined {
   if (typeof cur === 'number' && Number.isFinite(cur)) return String(cur);
   return undefined;
 }
+
+/**
+ * JSON.stringify, with U+2028 and U+2029 escaped too: valid raw in JSON, but
+ * line breaks to JavaScript and to some log viewers.
+ */
+export function oneLineJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
+}
+
+/** The value as an object, or undefined. */
+export const obj = (v: unknown): Obj | undefined =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined;
+
+/** The value as a string, or undefined. */
+export const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+/** Drops undefined members and empty objects, so absent fields stay absent. */
+export function compact(o: Obj): Obj | undefined {
+  const out: Obj = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
+  return Object.keys(out).length > 0 ? out : undefined;
+}

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { actionSeverity, type Severity } from '../../event/catalog.js';
+import { compact, type Obj, obj, oneLineJson, str } from './fields.js';
 import type { FormatContext, OutputFormat } from './format.js';
 
 /** The OCSF schema version every event is written against (`metadata.version`). */
@@ -229,27 +230,6 @@ export function ocsfClassOf(action: string): { cls: OcsfClass; activityId: numbe
   if (mapped) return { cls: OCSF_CLASSES[mapped[0]], activityId: mapped[1] };
   const verb = action.split('.').at(-1) ?? '';
   return { cls: OCSF_CLASSES.api_activity, activityId: VERB_ACTIVITY[verb] ?? OTHER };
-}
-
-type Obj = Record<string, unknown>;
-
-/**
- * JSON.stringify, with U+2028 and U+2029 escaped too: valid raw in JSON, but
- * line breaks to JavaScript and to some log viewers.
- */
-function oneLineJson(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
-}
-
-const obj = (v: unknown): Obj | undefined =>
-  v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined;
-const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-
-/** Drops undefined members and empty objects, so absent fields stay absent. */
-function compact(o: Obj): Obj | undefined {
-  const out: Obj = {};
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
-  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 /** Milliseconds since the epoch of an ISO timestamp; undefined when absent or redacted. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { oneLineJson } from './fields.js';
 import type { OutputFormat } from './format.js';
 
 /** Splunk's own limit on sourcetype, source, index and host values is generous; ours keeps them sane. */
@@ -21,14 +22,6 @@ const splunkHecOptionsShape = {
 
 /** The splunk_hec format's options after validation. */
 export type SplunkHecFormatOptions = z.output<z.ZodObject<typeof splunkHecOptionsShape>>;
-
-/**
- * JSON.stringify, with U+2028 and U+2029 escaped too: valid raw in JSON, but
- * line breaks to JavaScript and to some log viewers.
- */
-function oneLineJson(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
-}
 
 /** Seconds since the epoch with milliseconds as the fraction, as HEC's `time` expects. */
 function epochSeconds(v: unknown): number | undefined {
