@@ -12,8 +12,14 @@ import { emitSchema, sinkConfigSchema } from '../delivery/sink-config.js';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** Store backends that exist today. */
-export const STORE_KINDS = ['sqlite'] as const;
+/** Store backends that exist today: `sqlite`, or PostgreSQL named by its `postgres://` URL. */
+export const STORE_KINDS = ['sqlite', 'postgres'] as const;
+
+/** A PostgreSQL connection URL as `store` takes it. */
+export const POSTGRES_URL_PATTERN = /^postgres(ql)?:\/\//;
+
+/** Largest `pool_size` a `postgres://` store URL may ask for. */
+export const MAX_POSTGRES_POOL_SIZE = 1000;
 
 function intBetween(min: number, max: number) {
   const error = `must be an integer between ${min} and ${max}`;
@@ -48,12 +54,39 @@ const listenSchema = z.string({ error: 'expected HOST:PORT, e.g. "127.0.0.1:8080
   { error: 'expected HOST:PORT with a port from 0 to 65535, e.g. "127.0.0.1:8080" or "[::1]:8080"' },
 );
 
-const storeSchema = z.enum(STORE_KINDS, {
-  error: (iss) =>
-    typeof iss.input === 'string' && /^postgres(ql)?:\/\//.test(iss.input)
-      ? 'the PostgreSQL store is not available yet; use "sqlite"'
-      : `expected "sqlite", got ${JSON.stringify(iss.input)}`,
-});
+/**
+ * `sqlite`, or a `postgres://` (`postgresql://`) URL; the URL may carry
+ * `pool_size=N` (connections per node, default 10) beside libpq's parameters.
+ */
+const storeSchema = z
+  .string({ error: (iss) => `expected "sqlite" or a postgres:// URL, got ${JSON.stringify(iss.input)}` })
+  .superRefine((v, ctx) => {
+    if (v === 'sqlite') return;
+    if (!POSTGRES_URL_PATTERN.test(v)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected "sqlite" or a postgres:// URL, got ${JSON.stringify(v)}`,
+      });
+      return;
+    }
+    let url: URL;
+    try {
+      url = new URL(v);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'is not a valid postgres:// URL' });
+      return;
+    }
+    const pool = url.searchParams.get('pool_size');
+    if (
+      pool !== null &&
+      !(/^\d+$/.test(pool) && Number(pool) >= 1 && Number(pool) <= MAX_POSTGRES_POOL_SIZE)
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `pool_size in the postgres:// URL must be an integer between 1 and ${MAX_POSTGRES_POOL_SIZE}`,
+      });
+    }
+  });
 
 const nonEmpty = (what: string) =>
   z.string({ error: `expected ${what}` }).min(1, { error: `expected ${what}, got an empty string` });

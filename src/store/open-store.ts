@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
+import { PostgresStore } from './postgres/postgres-store.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 import type { Store } from './store.js';
 
@@ -14,8 +15,15 @@ export async function openStore(
   dataDir: string,
   opts: { readOnly?: boolean } = {},
 ): Promise<Store> {
-  switch (config.store) {
-    case 'sqlite':
-      return SqliteStore.open(sqliteFile(dataDir), opts);
-  }
+  if (config.store === 'sqlite') return SqliteStore.open(sqliteFile(dataDir), opts);
+  const { connectionString, poolSize } = postgresTarget(config.store);
+  return PostgresStore.open(connectionString, { ...opts, poolSize });
+}
+
+/** Splits Trailwarden's own `pool_size` parameter off a validated `postgres://` store URL. */
+export function postgresTarget(store: string): { connectionString: string; poolSize: number | undefined } {
+  const url = new URL(store);
+  const pool = url.searchParams.get('pool_size');
+  url.searchParams.delete('pool_size');
+  return { connectionString: url.toString(), poolSize: pool === null ? undefined : Number(pool) };
 }

@@ -116,9 +116,20 @@ describe('loadConfig', () => {
     );
   });
 
-  test('a postgres store URL is refused as not available yet', () => {
-    const message = configError(() => parse('store: postgres://db/trail\n'));
-    assert.match(message, /store: the PostgreSQL store is not available yet; use "sqlite"/);
+  test('the store is sqlite or a postgres:// URL; anything else is refused naming both', () => {
+    assert.equal(parse('store: postgres://db/trail\n').store, 'postgres://db/trail');
+    assert.equal(
+      parse('store: postgresql://u@db:5433/trail?pool_size=20\n').store,
+      'postgresql://u@db:5433/trail?pool_size=20',
+    );
+    assert.match(
+      configError(() => parse('store: mysql://db/trail\n')),
+      /^\s*- store: /m,
+    );
+    assert.match(
+      configError(() => parse('store: postgres://db/trail?pool_size=0\n')),
+      /pool_size/,
+    );
   });
 
   test('listen must be HOST:PORT with a valid port', () => {

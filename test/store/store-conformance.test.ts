@@ -10,12 +10,16 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { leafHashOf } from '../../src/event/canonical.js';
 import { verifyConsistency, verifyInclusion } from '../../src/store/merkle/proofs.js';
+import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 import { makeEvent, prepare } from '../helpers/events.js';
+import { type PostgresCluster, postgresBinDir, startPostgres } from '../helpers/postgres.js';
 
 interface Backend {
   name: string;
+  /** Why this backend cannot run on this machine, if it cannot. */
+  skip?: string;
   /** A fresh, empty store; `reopen` opens the same data again. */
   create(): Promise<{ store: Store; reopen(): Promise<Store>; cleanup(): void }>;
 }
@@ -33,12 +37,34 @@ const backends: Backend[] = [
       };
     },
   },
+  {
+    name: 'postgres',
+    skip:
+      postgresBinDir() === undefined
+        ? 'PostgreSQL binaries not found (install postgresql-15 or set TW_PG_BIN)'
+        : undefined,
+    async create() {
+      // One cluster per test file, started by the first test that needs it; a database per test.
+      cluster ??= startPostgres();
+      const url = await (await cluster).createDatabase();
+      return {
+        store: await PostgresStore.open(url, { poolSize: 4 }),
+        reopen: () => PostgresStore.open(url, { poolSize: 4 }),
+        cleanup: () => undefined,
+      };
+    },
+  },
 ];
+
+let cluster: Promise<PostgresCluster> | undefined;
+after(async () => {
+  if (cluster) await (await cluster).stop();
+});
 
 const only = process.env['TW_STORE'];
 
 for (const backend of backends.filter((b) => !only || b.name === only)) {
-  describe(`store contract: ${backend.name}`, () => {
+  describe(`store contract: ${backend.name}`, { skip: backend.skip }, () => {
     const cleanups: Array<() => void> = [];
     const fresh = async () => {
       const h = await backend.create();

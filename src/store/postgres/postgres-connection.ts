@@ -1,0 +1,92 @@
+import pg from 'pg';
+import { TrailwardenError } from '../../errors.js';
+
+/** Default number of connections a store keeps to PostgreSQL. */
+export const DEFAULT_POOL_SIZE = 10;
+
+const INT8_OID = 20;
+
+/**
+ * BIGINT columns (seq, cursors, counts) come back as JS numbers: every value
+ * Trailwarden stores there is a safe integer. Per pool, so other users of
+ * `pg` in the process keep the driver's default.
+ */
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID && format !== 'binary'
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+/** A pool on `connectionString` whose errors on idle clients never crash the process. */
+export function createPool(connectionString: string, poolSize: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString, max: poolSize, types });
+  // An idle client losing its connection (server restart) is dropped by the pool;
+  // the next query reports the outage to its caller.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/** A standalone client (LISTEN needs one connection for its lifetime). */
+export function createClient(connectionString: string): pg.Client {
+  return new pg.Client({ connectionString, types });
+}
+
+/** SQLSTATE classes and socket errors meaning the server cannot be reached or is going away. */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'EPIPE',
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+]);
+
+/** Is this error PostgreSQL being unreachable, rather than a bad statement? */
+export function isUnreachable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || code.startsWith('08'))) return true;
+  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(
+    err.message,
+  );
+}
+
+/** Turns connection failures into `TW_ERR_NOT_READY` (503); other errors pass unchanged. */
+export function toStoreError(err: unknown): unknown {
+  if (err instanceof TrailwardenError || !isUnreachable(err)) return err;
+  return new TrailwardenError(
+    'TW_ERR_NOT_READY',
+    `PostgreSQL is unreachable (${(err as Error).message}); retry shortly, and check that the database is running`,
+    { headers: { 'retry-after': '1' }, cause: err },
+  );
+}
+
+/** Runs `fn` in a transaction on a pooled client; rolls back on any error. */
+export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (err) {
+    throw toStoreError(err);
+  }
+  let broken = false;
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    try {
+      await client.query('ROLLBACK');
+    } catch {
+      broken = true;
+    }
+    throw toStoreError(err);
+  } finally {
+    client.release(broken);
+  }
+}

@@ -1,0 +1,258 @@
+import type { Pool, PoolClient, QueryResultRow } from 'pg';
+import type {
+  CursorMove,
+  DeadLetter,
+  DeadLetterInput,
+  DeliveryStore,
+  SinkConfigRecord,
+  SinkState,
+} from '../store.js';
+import { inTransaction, toStoreError } from './postgres-connection.js';
+
+interface StateRow {
+  name: string;
+  cursor: number;
+  inflight_to: number | null;
+  epoch: number;
+  paused: boolean;
+  disabled_reason: string | null;
+  updated_at: string;
+}
+
+interface DeadLetterRow {
+  id: number;
+  sink: string;
+  seq: number;
+  event_id: string;
+  reason: string;
+  attempts: number;
+  parked_at: string;
+  last_attempt_at: string;
+}
+
+interface ConfigRow {
+  name: string;
+  config: string;
+  tenant_id: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+const toState = (r: StateRow): SinkState => ({
+  name: r.name,
+  cursor: r.cursor,
+  inflightTo: r.inflight_to,
+  epoch: r.epoch,
+  paused: r.paused,
+  disabledReason: r.disabled_reason,
+  updatedAt: r.updated_at,
+});
+
+const toDeadLetter = (r: DeadLetterRow): DeadLetter => ({
+  id: r.id,
+  sink: r.sink,
+  seq: r.seq,
+  eventId: r.event_id,
+  reason: r.reason,
+  attempts: r.attempts,
+  parkedAt: r.parked_at,
+  lastAttemptAt: r.last_attempt_at,
+});
+
+/**
+ * Delivery state of a `PostgresStore`. Cursors move by compare-and-set
+ * (`UPDATE … WHERE name = $1 AND cursor = $2`), with dead letters parked in
+ * the same transaction. Writes from one store instance run one at a time in
+ * the order they were issued (as the SQLite writer applies them), so
+ * concurrent compare-and-sets from one process see each other in order;
+ * across processes the database row decides.
+ */
+export class PostgresDeliveryStore implements DeliveryStore {
+  /** Tail of this instance's write queue. */
+  private writes: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly pool: Pool) {}
+
+  private async query<R extends QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
+    try {
+      return (await this.pool.query<R>(sql, params)).rows;
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }
+
+  /** Queues a write behind the ones already issued by this instance. */
+  private write<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
+    const run = this.writes.then(() => inTransaction(this.pool, fn));
+    this.writes = run.catch(() => undefined);
+    return run;
+  }
+
+  async listSinkConfigs(): Promise<SinkConfigRecord[]> {
+    const rows = await this.query<ConfigRow>('SELECT * FROM sink_configs ORDER BY name');
+    return rows.map((r) => ({
+      name: r.name,
+      config: r.config,
+      tenantId: r.tenant_id,
+      createdAt: r.created_at,
+      updatedAt: r.updated_at,
+    }));
+  }
+
+  async putSinkConfig(r: SinkConfigRecord): Promise<void> {
+    await this.write((c) =>
+      c.query(
+        `INSERT INTO sink_configs (name, config, tenant_id, created_at, updated_at) VALUES ($1,$2,$3,$4,$5)
+         ON CONFLICT (name) DO UPDATE SET config = excluded.config, tenant_id = excluded.tenant_id,
+           updated_at = excluded.updated_at`,
+        [r.name, r.config, r.tenantId, r.createdAt, r.updatedAt],
+      ),
+    );
+  }
+
+  deleteSinkConfig(name: string): Promise<boolean> {
+    return this.write(
+      async (c) => (await c.query('DELETE FROM sink_configs WHERE name = $1', [name])).rowCount === 1,
+    );
+  }
+
+  ensureSinkState(name: string, initialCursor: number): Promise<SinkState> {
+    const now = new Date().toISOString();
+    return this.write(async (c) => {
+      await c.query(
+        'INSERT INTO sink_states (name, cursor, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING',
+        [name, initialCursor, now],
+      );
+      const r = await c.query<StateRow>('SELECT * FROM sink_states WHERE name = $1', [name]);
+      return toState(r.rows[0]!);
+    });
+  }
+
+  async getSinkState(name: string): Promise<SinkState | undefined> {
+    // Behind this instance's queued writes, so a read after a move sees it.
+    await this.writes;
+    const [row] = await this.query<StateRow>('SELECT * FROM sink_states WHERE name = $1', [name]);
+    return row ? toState(row) : undefined;
+  }
+
+  moveSinkCursor(
+    name: string,
+    expected: number,
+    next: number,
+    opts: { inflightTo?: number | null; park?: DeadLetterInput[]; epochBump?: boolean } = {},
+  ): Promise<CursorMove> {
+    const now = new Date().toISOString();
+    return this.write(async (c): Promise<CursorMove> => {
+      const moved = await c.query<StateRow>(
+        `UPDATE sink_states SET cursor = $1, inflight_to = $2, epoch = epoch + $3, updated_at = $4
+         WHERE name = $5 AND cursor = $6 RETURNING *`,
+        [next, opts.inflightTo ?? null, opts.epochBump ? 1 : 0, now, name, expected],
+      );
+      const state = moved.rows[0];
+      if (state === undefined) {
+        const r = await c.query<{ cursor: number }>('SELECT cursor FROM sink_states WHERE name = $1', [name]);
+        return { ok: false, actual: r.rows[0]?.cursor };
+      }
+      const park = opts.park ?? [];
+      if (park.length > 0) {
+        await c.query(
+          `INSERT INTO dead_letters (sink, seq, event_id, reason, attempts, parked_at, last_attempt_at)
+           SELECT $1, p.seq, p.event_id, p.reason, p.attempts, $2, $2
+           FROM unnest($3::bigint[], $4::text[], $5::text[], $6::int[]) WITH ORDINALITY
+             AS p(seq, event_id, reason, attempts, n)
+           ORDER BY p.n`,
+          [
+            name,
+            now,
+            park.map((l) => l.seq),
+            park.map((l) => l.eventId),
+            park.map((l) => l.reason),
+            park.map((l) => l.attempts),
+          ],
+        );
+      }
+      return { ok: true, state: toState(state) };
+    });
+  }
+
+  async setSinkFlags(
+    name: string,
+    flags: { paused?: boolean; disabledReason?: string | null },
+  ): Promise<void> {
+    const now = new Date().toISOString();
+    await this.write(async (c) => {
+      if (flags.paused !== undefined) {
+        await c.query('UPDATE sink_states SET paused = $1, updated_at = $2 WHERE name = $3', [
+          flags.paused,
+          now,
+          name,
+        ]);
+      }
+      if (flags.disabledReason !== undefined) {
+        await c.query('UPDATE sink_states SET disabled_reason = $1, updated_at = $2 WHERE name = $3', [
+          flags.disabledReason,
+          now,
+          name,
+        ]);
+      }
+    });
+  }
+
+  async deleteSinkState(name: string): Promise<void> {
+    await this.write(async (c) => {
+      await c.query('DELETE FROM sink_states WHERE name = $1', [name]);
+      await c.query('DELETE FROM dead_letters WHERE sink = $1', [name]);
+    });
+  }
+
+  async listDeadLetters(sink: string, page: { afterId?: number; limit: number }): Promise<DeadLetter[]> {
+    await this.writes;
+    const rows = await this.query<DeadLetterRow>(
+      'SELECT * FROM dead_letters WHERE sink = $1 AND id > $2 ORDER BY id LIMIT $3',
+      [sink, page.afterId ?? 0, page.limit],
+    );
+    return rows.map(toDeadLetter);
+  }
+
+  async getDeadLetters(sink: string, ids: number[]): Promise<DeadLetter[]> {
+    if (ids.length === 0) return [];
+    await this.writes;
+    const rows = await this.query<DeadLetterRow>(
+      'SELECT * FROM dead_letters WHERE sink = $1 AND id = ANY($2::bigint[]) ORDER BY id',
+      [sink, ids],
+    );
+    return rows.map(toDeadLetter);
+  }
+
+  async countDeadLetters(sink: string): Promise<number> {
+    await this.writes;
+    const [row] = await this.query<{ n: number }>('SELECT COUNT(*) AS n FROM dead_letters WHERE sink = $1', [
+      sink,
+    ]);
+    return row?.n ?? 0;
+  }
+
+  removeDeadLetters(sink: string, ids: number[]): Promise<number> {
+    if (ids.length === 0) return Promise.resolve(0);
+    return this.write(
+      async (c) =>
+        (await c.query('DELETE FROM dead_letters WHERE sink = $1 AND id = ANY($2::bigint[])', [sink, ids]))
+          .rowCount ?? 0,
+    );
+  }
+
+  async recordDeadLetterAttempt(sink: string, id: number, reason: string): Promise<void> {
+    const now = new Date().toISOString();
+    await this.write((c) =>
+      c.query(
+        'UPDATE dead_letters SET attempts = attempts + 1, reason = $1, last_attempt_at = $2 WHERE sink = $3 AND id = $4',
+        [reason, now, sink, id],
+      ),
+    );
+  }
+
+  /** Resolves once every write issued so far has settled. */
+  drained(): Promise<void> {
+    return this.writes.then(() => undefined);
+  }
+}

@@ -1,0 +1,148 @@
+import type { PoolClient } from 'pg';
+
+/**
+ * Versioned migrations, applied in order on open inside one transaction while
+ * holding a session advisory lock, so several nodes starting at once apply
+ * each migration exactly once. The version lives in `schema_version`; a
+ * database newer than this code is refused instead of misread.
+ *
+ * Text columns that are compared by range (`ts`, `action`) use the "C"
+ * collation so ordering is by code point, as in SQLite, whatever the
+ * database's locale is (the action-prefix filter is a range up to U+FFFF).
+ *
+ * TODO(issue 5, part 2): declarative partitioning of `events` by month. A
+ * partitioned table's unique constraints must include the partition key, so
+ * idempotency on (tenant_id, event_id) then needs its own unpartitioned
+ * table (tenant_id, event_id, seq, content_hash); `seq` stays the primary
+ * order and the sequencer lease goes into `meta` or a `leases` table.
+ */
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE events (
+    seq           BIGINT PRIMARY KEY,
+    event_id      TEXT NOT NULL,
+    tenant_id     TEXT NOT NULL,
+    ts            TEXT COLLATE "C" NOT NULL,
+    action        TEXT COLLATE "C" NOT NULL,
+    actor_id      TEXT NOT NULL,
+    resource_type TEXT,
+    resource_id   TEXT,
+    outcome       TEXT NOT NULL,
+    search        TEXT NOT NULL,
+    content_hash  TEXT NOT NULL,
+    leaf_hash     BYTEA NOT NULL,
+    body          TEXT NOT NULL
+  );
+  CREATE UNIQUE INDEX events_tenant_event_id ON events (tenant_id, event_id);
+  CREATE INDEX events_tenant_action ON events (tenant_id, action, seq);
+  CREATE INDEX events_tenant_ts ON events (tenant_id, ts);
+  CREATE INDEX events_ts ON events (ts);
+  CREATE INDEX events_actor ON events (actor_id, seq);
+  CREATE INDEX events_resource ON events (resource_type, resource_id, seq);
+
+  -- Every tenant that has an event, written in the transaction that stores its first event.
+  CREATE TABLE tenants (
+    tenant_id TEXT PRIMARY KEY
+  );
+
+  -- Perfect-subtree hashes above the leaves (level >= 1); leaves are events.leaf_hash at seq = idx + 1.
+  CREATE TABLE tree_nodes (
+    level INTEGER NOT NULL,
+    idx   BIGINT NOT NULL,
+    hash  BYTEA NOT NULL,
+    PRIMARY KEY (level, idx)
+  );
+
+  CREATE TABLE checkpoints (
+    tree_size BIGINT PRIMARY KEY,
+    root_hash TEXT NOT NULL,
+    issued_at TEXT NOT NULL,
+    note      TEXT NOT NULL
+  );
+
+  CREATE TABLE api_keys (
+    key_id      TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    tenant_id   TEXT,
+    name        TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    revoked_at  TEXT
+  );
+
+  CREATE TABLE meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  `,
+  `
+  CREATE TABLE sink_configs (
+    name       TEXT PRIMARY KEY,
+    config     TEXT NOT NULL,
+    tenant_id  TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+
+  CREATE TABLE sink_states (
+    name            TEXT PRIMARY KEY,
+    cursor          BIGINT NOT NULL,
+    inflight_to     BIGINT,
+    epoch           INTEGER NOT NULL DEFAULT 0,
+    paused          BOOLEAN NOT NULL DEFAULT false,
+    disabled_reason TEXT,
+    updated_at      TEXT NOT NULL
+  );
+
+  CREATE TABLE dead_letters (
+    id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sink            TEXT NOT NULL,
+    seq             BIGINT NOT NULL,
+    event_id        TEXT NOT NULL,
+    reason          TEXT NOT NULL,
+    attempts        INTEGER NOT NULL,
+    parked_at       TEXT NOT NULL,
+    last_attempt_at TEXT NOT NULL
+  );
+  CREATE INDEX dead_letters_sink ON dead_letters (sink, id);
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Session advisory lock key held while migrating ("tw-migr"). */
+const MIGRATION_LOCK = 0x74772d6d69677200n;
+
+/** The schema version of the database (0 when Trailwarden never ran on it). */
+export async function schemaVersion(client: PoolClient): Promise<number> {
+  const exists = await client.query<{ t: string | null }>("SELECT to_regclass('schema_version')::text AS t");
+  if (exists.rows[0]?.t == null) return 0;
+  const r = await client.query<{ version: number }>('SELECT version FROM schema_version');
+  return r.rows[0]?.version ?? 0;
+}
+
+/** Brings the database to the current schema version; safe when several nodes run it at once. */
+export async function migrate(client: PoolClient): Promise<void> {
+  await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK.toString()]);
+  try {
+    await client.query('BEGIN');
+    try {
+      await client.query('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
+      const current = await schemaVersion(client);
+      if (current > SCHEMA_VERSION) {
+        throw new Error(
+          `database schema version ${current} is newer than this trailwarden (${SCHEMA_VERSION}); upgrade trailwarden`,
+        );
+      }
+      for (let v = current; v < SCHEMA_VERSION; v++) await client.query(MIGRATIONS[v]!);
+      await client.query('DELETE FROM schema_version');
+      await client.query('INSERT INTO schema_version (version) VALUES ($1)', [SCHEMA_VERSION]);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK.toString()]);
+  }
+}
