@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Client, Notification, Pool, PoolClient, QueryResultRow } from 'pg';
 import { TrailwardenError } from '../../errors.js';
 import { leafHashOf } from '../../event/canonical.js';
-import type { AuditEvent, StoredEvent } from '../../event/event.js';
+import type { StoredEvent } from '../../event/event.js';
 import { MerkleFrontier } from '../merkle/frontier.js';
 import { consistencyProof, inclusionProof, type NodeSource, rootAt } from '../merkle/proofs.js';
 import type {
@@ -17,6 +17,7 @@ import type {
   Store,
   TreeReader,
 } from '../store.js';
+import { conflictError, searchText, toStored } from '../stored-event.js';
 import { ALL_TENANTS, filterToSql } from './filter-sql.js';
 import {
   createClient,
@@ -526,27 +527,6 @@ function parseRow(row: { body: string }): StoredEvent {
 
 // toStored and searchText match sqlite-writer.ts exactly: the stored JSON
 // and the search column must not depend on the backend.
-function toStored(event: AuditEvent, seq: number, receivedAt: string): StoredEvent {
-  const { event_id, timestamp, ...rest } = event;
-  return { seq, event_id, timestamp, received_at: receivedAt, ...rest, leaf_hash: '' };
-}
-
-function searchText(e: AuditEvent): string {
-  return [e.actor.name, e.actor.email, e.resource?.name, e.reason]
-    .filter((v): v is string => typeof v === 'string')
-    .join('\n')
-    .toLowerCase();
-}
-
-function conflictError(events: PreparedEvent[], index: number): TrailwardenError {
-  const id = events[index]?.event.event_id ?? '';
-  return new TrailwardenError(
-    'TW_ERR_EVENT_CONFLICT',
-    `event_id ${id} was already stored with different content; use a new event_id for a new event, or resend the original content unchanged. Nothing from this batch was stored.`,
-    { problems: [{ index, path: 'event_id', message: `event_id ${id} already holds a different event` }] },
-  );
-}
-
 interface CheckpointRow {
   tree_size: number;
   root_hash: string;

@@ -19,6 +19,7 @@ import type {
   Store,
   TreeReader,
 } from '../store.js';
+import { conflictError } from '../stored-event.js';
 import { ALL_TENANTS, filterToSql } from './filter-sql.js';
 import { migrate, SCHEMA_VERSION } from './schema.js';
 import { SqliteDeliveryStore } from './sqlite-delivery-store.js';
@@ -527,15 +528,6 @@ function startThread(name: string, options: WorkerOptions): Worker {
   const tsx = import.meta.resolve('tsx/esm/api');
   const bootstrap = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); });`;
   return new Worker(bootstrap, { ...options, eval: true });
-}
-
-function conflictError(events: PreparedEvent[], index: number): TrailwardenError {
-  const id = events[index]?.event.event_id ?? '';
-  return new TrailwardenError(
-    'TW_ERR_EVENT_CONFLICT',
-    `event_id ${id} was already stored with different content; use a new event_id for a new event, or resend the original content unchanged. Nothing from this batch was stored.`,
-    { problems: [{ index, path: 'event_id', message: `event_id ${id} already holds a different event` }] },
-  );
 }
 
 function toCheckpoint(row: unknown): CheckpointRecord | undefined {

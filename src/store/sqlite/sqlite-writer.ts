@@ -14,10 +14,10 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import { leafHashOf } from '../../event/canonical.js';
-import type { AuditEvent, StoredEvent } from '../../event/event.js';
 import { MerkleFrontier } from '../merkle/frontier.js';
 import type { NodeSource } from '../merkle/proofs.js';
 import type { AppendOutcome, CheckpointRecord, PreparedEvent } from '../store.js';
+import { searchText, toStored } from '../stored-event.js';
 import { DeliveryStateWriter } from './sqlite-delivery-store.js';
 import {
   type DeliveryWrite,
@@ -206,20 +206,6 @@ class Writer {
     });
     return outcomes;
   }
-}
-
-function toStored(event: AuditEvent, seq: number, receivedAt: string): StoredEvent {
-  // Key order follows EVENT_FIELDS so the served JSON reads naturally; the
-  // leaf hash is over JCS, which sorts keys, so order never affects it.
-  const { event_id, timestamp, ...rest } = event;
-  return { seq, event_id, timestamp, received_at: receivedAt, ...rest, leaf_hash: '' };
-}
-
-function searchText(e: AuditEvent): string {
-  return [e.actor.name, e.actor.email, e.resource?.name, e.reason]
-    .filter((v): v is string => typeof v === 'string')
-    .join('\n')
-    .toLowerCase();
 }
 
 async function main(): Promise<void> {

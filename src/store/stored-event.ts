@@ -1,0 +1,32 @@
+import { TrailwardenError } from '../errors.js';
+import type { AuditEvent, StoredEvent } from '../event/event.js';
+import type { PreparedEvent } from './store.js';
+
+/**
+ * The event as the log keeps it, before its leaf hash is known. Key order
+ * follows EVENT_FIELDS so the served JSON reads naturally; the leaf hash is
+ * over JCS, which sorts keys, so the order never affects it. Every backend
+ * builds stored events here, so they cannot drift apart.
+ */
+export function toStored(event: AuditEvent, seq: number, receivedAt: string): StoredEvent {
+  const { event_id, timestamp, ...rest } = event;
+  return { seq, event_id, timestamp, received_at: receivedAt, ...rest, leaf_hash: '' };
+}
+
+/** The lowercased text `q` searches: actor and resource names, actor email, reason. */
+export function searchText(e: AuditEvent): string {
+  return [e.actor.name, e.actor.email, e.resource?.name, e.reason]
+    .filter((v): v is string => typeof v === 'string')
+    .join('\n')
+    .toLowerCase();
+}
+
+/** The 409 for an event_id already holding other content; the whole batch is refused. */
+export function conflictError(events: PreparedEvent[], index: number): TrailwardenError {
+  const id = events[index]?.event.event_id ?? '';
+  return new TrailwardenError(
+    'TW_ERR_EVENT_CONFLICT',
+    `event_id ${id} was already stored with different content; use a new event_id for a new event, or resend the original content unchanged. Nothing from this batch was stored.`,
+    { problems: [{ index, path: 'event_id', message: `event_id ${id} already holds a different event` }] },
+  );
+}
