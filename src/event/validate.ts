@@ -3,14 +3,11 @@ import { findSeedName, KNOWN_ACTIONS } from './catalog.js';
 import type { Actor, AuditEvent, Change, JsonValue, Outcome, Resource } from './event.js';
 import { OUTCOMES } from './event.js';
 import { newEventId } from './event-id.js';
+import { FORBIDDEN_KEYS, isPlainObject, JsonLimits, type Obj } from './json-limits.js';
 import type { EventLimits } from './limits.js';
+import { childPath, type EventProblem, ProblemList, show } from './problems.js';
+import { checkString, type StringKind } from './string-rules.js';
 import { parseTimestamp, TIMESTAMP_EXAMPLE } from './timestamp.js';
-
-/** One thing wrong with an event. `path` is `''` for the event as a whole; `message` does not repeat it. */
-export interface EventProblem {
-  path: string;
-  message: string;
-}
 
 /** What `validateEvent` needs to know about where the event is going. */
 export interface ValidationContext {
@@ -27,8 +24,6 @@ export interface ValidationContext {
 
 export type ValidationResult = { ok: true; event: AuditEvent } | { ok: false; problems: EventProblem[] };
 
-/** More problems than this are summarised, so one broken event cannot produce a huge response. */
-export const MAX_PROBLEMS_PER_EVENT = 20;
 export const EVENT_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 export const TENANT_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
 /** Lowercase `category(.sub)*.verb`, at most `MAX_ACTION_CHARS`. */
@@ -40,52 +35,8 @@ const EVENT_KEYS =
     ' ',
   );
 const SERVER_KEYS = new Set(['seq', 'received_at', 'leaf_hash']);
-// Keys that would reach Object.prototype (or a class) if some later code merged them naively.
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const EMAIL = /^[^\s@]+@[^\s@]+$/;
 const hasOwn = (o: object, k: string): boolean => Object.hasOwn(o, k);
-
-type Obj = Record<string, unknown>;
-type StringKind = 'name' | 'text';
-
-function isPlainObject(v: unknown): v is Obj {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
-  const proto = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-}
-
-/** A short, safe rendering of a value for a message (strings quoted and cut at 60 characters). */
-function show(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'object') return 'an object';
-  if (typeof v === 'number') return `the number ${v}`;
-  return String(v);
-}
-
-function codePoint(s: string, re: RegExp): string {
-  return hex(re.exec(s)?.[0]?.codePointAt(0) ?? 0);
-}
-
-function hex(cp: number): string {
-  return `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
-}
-
-/** The first C0 control character or DEL in `s` (free text may keep tab, LF, CR), or -1. */
-function firstControl(s: string, kind: StringKind): number {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if ((c < 0x20 || c === 0x7f) && !(kind === 'text' && (c === 9 || c === 10 || c === 13))) return c;
-  }
-  return -1;
-}
-
-function childPath(parent: string, key: string): string {
-  const seg = /^[A-Za-z_][A-Za-z0-9_-]*$/.test(key) ? key : JSON.stringify(key);
-  return parent === '' ? seg : /^[A-Za-z_]/.test(seg) ? `${parent}.${seg}` : `${parent}[${seg}]`;
-}
 
 /**
  * The `tenant_id` a raw event asks for, if it names one as a string. The
@@ -110,27 +61,17 @@ export function validateEvent(raw: unknown, ctx: ValidationContext): ValidationR
 }
 
 class EventChecker {
-  private readonly problems: EventProblem[] = [];
+  private readonly problems = new ProblemList();
   private readonly limits: EventLimits;
-  private metadataKeys = 0;
+  private readonly json: JsonLimits;
 
   constructor(private readonly ctx: ValidationContext) {
     this.limits = ctx.limits;
-  }
-
-  private get full(): boolean {
-    return this.problems.length > MAX_PROBLEMS_PER_EVENT;
+    this.json = new JsonLimits(ctx.limits, this.problems);
   }
 
   private report(path: string, message: string): undefined {
-    if (this.problems.length < MAX_PROBLEMS_PER_EVENT) this.problems.push({ path, message });
-    else if (this.problems.length === MAX_PROBLEMS_PER_EVENT) {
-      this.problems.push({
-        path: '',
-        message: `more problems not shown (first ${MAX_PROBLEMS_PER_EVENT} listed)`,
-      });
-    }
-    return undefined;
+    return this.problems.report(path, message);
   }
 
   check(raw: unknown): ValidationResult {
@@ -166,7 +107,7 @@ class EventChecker {
         );
       }
     }
-    if (this.problems.length > 0) return { ok: false, problems: this.problems };
+    if (this.problems.items.length > 0) return { ok: false, problems: this.problems.items };
     const out = Object.fromEntries(
       Object.entries(event).filter(([, v]) => v !== undefined),
     ) as unknown as AuditEvent;
@@ -193,28 +134,7 @@ class EventChecker {
 
   /** Checks a string's content; returns it, or undefined after reporting. */
   private str(v: unknown, path: string, kind: StringKind): string | undefined {
-    if (typeof v !== 'string') return this.report(path, `must be a string, got ${show(v)}`);
-    if (kind === 'name' && v.length === 0) return this.report(path, 'must not be empty');
-    if (LONE_SURROGATE.test(v)) {
-      return this.report(
-        path,
-        `contains a lone UTF-16 surrogate (${codePoint(v, LONE_SURROGATE)}) that has no UTF-8 form`,
-      );
-    }
-    const control = firstControl(v, kind);
-    if (control >= 0) {
-      const allowed =
-        kind === 'name' ? 'ids and names may have none' : 'only tab, newline and carriage return are allowed';
-      return this.report(path, `contains the control character ${hex(control)}; ${allowed}`);
-    }
-    const max = kind === 'name' ? this.limits.max_string_length : this.limits.max_text_length;
-    if (v.length > max) {
-      const chars = [...v].length; // code points; only counted when the cheap UTF-16 length is over
-      const limit = kind === 'name' ? 'max_string_length' : 'max_text_length';
-      if (chars > max)
-        return this.report(path, `is ${chars} characters long; the limit is ${max} (${limit})`);
-    }
-    return v;
+    return checkString(v, path, kind, this.limits, this.problems);
   }
 
   /** An optional field's value, with `null` treated as absent. */
@@ -362,7 +282,7 @@ class EventChecker {
     const out: Change[] = [];
     for (const [i, c] of (v as unknown[]).entries()) {
       const p = `changes[${i}]`;
-      if (this.full) break;
+      if (this.problems.full) break;
       if (!isPlainObject(c)) {
         this.report(p, `must be an object {field, old, new}, got ${show(c)}`);
         continue;
@@ -372,7 +292,7 @@ class EventChecker {
       const change: Change = { field: field ?? '' };
       for (const side of ['old', 'new'] as const) {
         if (hasOwn(c, side) && c[side] !== undefined)
-          change[side] = this.json(c[side], `${p}.${side}`, 1, false);
+          change[side] = this.json.copy(c[side], `${p}.${side}`, 1, false);
       }
       out.push(change);
     }
@@ -383,56 +303,6 @@ class EventChecker {
     const v = this.opt(raw, 'metadata');
     if (v === undefined) return undefined;
     if (!isPlainObject(v)) return this.report('metadata', `must be an object, got ${show(v)}`);
-    return this.json(v, 'metadata', 1, true) as Record<string, JsonValue> | undefined;
-  }
-
-  /**
-   * Copies a free-form JSON value (metadata, change values) while checking it.
-   * `depth` is the nesting level the value would have if it is a container.
-   */
-  private json(v: unknown, path: string, depth: number, countKeys: boolean): JsonValue | undefined {
-    if (this.full) return undefined;
-    if (v === null || typeof v === 'boolean') return v;
-    if (typeof v === 'number') {
-      if (!Number.isFinite(v)) return this.report(path, `${v} is not a finite number`);
-      return v === 0 ? 0 : v; // -0 has no JSON form of its own
-    }
-    if (typeof v === 'string') return this.str(v, path, 'text');
-    const isArray = Array.isArray(v);
-    if (!isArray && !isPlainObject(v)) return this.report(path, `is not a JSON value (${typeof v})`);
-    if (depth > this.limits.max_metadata_depth) {
-      return this.report(
-        path,
-        `nests deeper than ${this.limits.max_metadata_depth} levels (max_metadata_depth)`,
-      );
-    }
-    if (isArray) {
-      if (v.length > this.limits.max_array_length) {
-        return this.report(
-          path,
-          `has ${v.length} elements; the limit is ${this.limits.max_array_length} (max_array_length)`,
-        );
-      }
-      return v.map((item, i) => this.json(item, `${path}[${i}]`, depth + 1, countKeys) ?? null);
-    }
-    const out: Record<string, JsonValue> = {};
-    for (const key of Object.keys(v)) {
-      const p = childPath(path, key);
-      if (countKeys && ++this.metadataKeys === this.limits.max_metadata_keys + 1) {
-        this.report(
-          'metadata',
-          `has more than ${this.limits.max_metadata_keys} keys in all (max_metadata_keys)`,
-        );
-      }
-      if (this.full || (countKeys && this.metadataKeys > this.limits.max_metadata_keys)) break;
-      if (FORBIDDEN_KEYS.has(key)) {
-        this.report(p, `the key ${show(key)} is not allowed anywhere in an event`);
-        continue;
-      }
-      if (this.str(key, `${p} (key)`, 'name') === undefined) continue;
-      const item = this.json((v as Obj)[key], p, depth + 1, countKeys);
-      if (item !== undefined) out[key] = item;
-    }
-    return out;
+    return this.json.copy(v, 'metadata', 1, true) as Record<string, JsonValue> | undefined;
   }
 }

@@ -2,14 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { canonicalJson } from '../../src/event/canonical.js';
 import { DEFAULT_EVENT_LIMITS, type EventLimits } from '../../src/event/limits.js';
+import { type EventProblem, MAX_PROBLEMS_PER_EVENT } from '../../src/event/problems.js';
 import { parseTimestamp } from '../../src/event/timestamp.js';
-import {
-  type EventProblem,
-  MAX_PROBLEMS_PER_EVENT,
-  requestedTenantId,
-  type ValidationContext,
-  validateEvent,
-} from '../../src/event/validate.js';
+import { requestedTenantId, type ValidationContext, validateEvent } from '../../src/event/validate.js';
 
 const NOW = new Date('2026-03-15T09:00:00.000Z');
 

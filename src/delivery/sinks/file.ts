@@ -3,7 +3,8 @@ import { access } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { type DeliveryOutcome, ok, permanent, retry, type SinkDefinition } from '../sink.js';
-import { DEFAULT_FILE_PATTERN, filePatternProblem, RollingFileWriter } from './rolling-file.js';
+import { DEFAULT_FILE_PATTERN, filePatternProblem } from './rolled-file-names.js';
+import { RollingFileWriter } from './rolling-file.js';
 
 const KIB = 1024;
 const MIB = 1024 * KIB;

@@ -1,8 +1,7 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, extname, join, resolve } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
+import { type FileHandle, mkdir, open, rename, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { RotatedFileHousekeeper } from './rolled-file-housekeeping.js';
+import { codeOf, listRotated, parseFilePattern, type RotatedNaming, utcDay } from './rolled-file-names.js';
 
 /** When the active file is flushed to disk. */
 export type FsyncPolicy = 'every_batch' | 'interval' | 'never';
@@ -32,87 +31,6 @@ export interface RollingFileOptions {
   log: { info(msg: string, extra?: object): void; warn(msg: string, extra?: object): void };
 }
 
-/** Rotated-file pattern used when none is configured: `audit.log` → `audit.2026-03-15.1.log`. */
-export const DEFAULT_FILE_PATTERN = '{base}.{date}.{index}{ext}';
-
-/** A rotated file found on disk. */
-export interface RotatedFile {
-  name: string;
-  /** UTC day of the file's last line, `yyyy-MM-dd`. */
-  date: string;
-  /** 1-based, counting up within one date. */
-  index: number;
-  state: 'plain' | 'gz' | 'gz.tmp';
-}
-
-/** How rotated files are named and recognised. */
-export interface RotatedNaming {
-  /** Absolute directory holding rotated files. */
-  dir: string;
-  /** File name (without `.gz`) of the rotated file for this date and index. */
-  name(date: string, index: number): string;
-  /** Recognises a rotated file (plain, `.gz` or an unfinished `.gz.tmp`) by its name. */
-  parse(fileName: string): RotatedFile | null;
-}
-
-const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-/** Checks a pattern's tokens; returns the problem or `null`. Shared with option validation. */
-export function filePatternProblem(pattern: string): string | null {
-  const last = pattern.split('/').pop() ?? '';
-  for (const token of ['{date}', '{index}']) {
-    if (last.split(token).length !== 2) return `must contain ${token} exactly once, in the file name`;
-  }
-  const unknown = /\{(?!base\}|ext\}|date\}|index\})[^}]*\}/.exec(pattern);
-  if (unknown) return `unknown token ${unknown[0]}; known: {base}, {ext}, {date}, {index}`;
-  if (/\{(?:base|ext)\}/.test(pattern.slice(0, pattern.length - last.length))) {
-    return '{base} and {ext} belong in the file name, not the directory';
-  }
-  return null;
-}
-
-/**
- * Turns a pattern such as `archive/{base}.{date}.{index}{ext}` into names for
- * the active file `path`. `{base}` and `{ext}` come from the active file's
- * name (`audit` and `.log`), `{date}` is `yyyy-MM-dd`, `{index}` counts from 1.
- */
-export function parseFilePattern(pattern: string, path: string): RotatedNaming {
-  const problem = filePatternProblem(pattern);
-  if (problem) throw new Error(`file_pattern ${JSON.stringify(pattern)}: ${problem}`);
-  const ext = extname(path);
-  const full = resolve(
-    dirname(path),
-    pattern.replaceAll('{base}', basename(path, ext)).replaceAll('{ext}', ext),
-  );
-  const template = basename(full);
-  const groups: Array<'date' | 'index'> = [];
-  const source = template
-    .split(/(\{date\}|\{index\})/)
-    .map((part) => {
-      if (part === '{date}') groups.push('date');
-      else if (part === '{index}') groups.push('index');
-      else return escapeRegExp(part);
-      return part === '{date}' ? '(\\d{4}-\\d{2}-\\d{2})' : '([1-9]\\d*)';
-    })
-    .join('');
-  const re = new RegExp(`^${source}(\\.gz|\\.gz\\.tmp)?$`);
-  return {
-    dir: dirname(full),
-    name: (date, index) => template.replace('{date}', date).replace('{index}', String(index)),
-    parse(fileName) {
-      const m = re.exec(fileName);
-      if (!m) return null;
-      const date = m[groups.indexOf('date') + 1] ?? '';
-      const index = Number(m[groups.indexOf('index') + 1]);
-      const state = m[3] === '.gz' ? 'gz' : m[3] === '.gz.tmp' ? 'gz.tmp' : 'plain';
-      return { name: fileName, date, index, state };
-    },
-  };
-}
-
-/** `yyyy-MM-dd` of a UTC instant: rotation periods are UTC days. */
-export const utcDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
-
 /** How far a file's mtime may stray from `Date.now()` (coarse kernel timestamps, a slow write). */
 const MTIME_SLACK_MS = 2000;
 
@@ -125,17 +43,6 @@ function mtimeMayMissDay(now: number): boolean {
     Math.abs(Date.now() - now) > MTIME_SLACK_MS ||
     utcDay(now - MTIME_SLACK_MS) !== utcDay(now + MTIME_SLACK_MS)
   );
-}
-
-const codeOf = (err: unknown): string | undefined => (err as NodeJS.ErrnoException | null)?.code;
-
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /**
@@ -156,12 +63,12 @@ export class RollingFileWriter {
   private dirty = false;
   private closed = false;
   private queue: Promise<unknown> = Promise.resolve();
-  private housekeeping: Promise<void> | null = null;
-  private housekeepingAgain = false;
+  private readonly housekeeper: RotatedFileHousekeeper;
   private readonly timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: RollingFileOptions) {
     this.naming = parseFilePattern(opts.filePattern, opts.path);
+    this.housekeeper = new RotatedFileHousekeeper(this.naming, opts);
     if (opts.fsync === 'interval') {
       this.timer = setInterval(() => {
         this.serial(() => this.syncIfDirty()).catch((err: unknown) =>
@@ -178,7 +85,7 @@ export class RollingFileWriter {
    * may have left among rotated files.
    */
   async start(): Promise<void> {
-    this.scheduleHousekeeping();
+    this.housekeeper.schedule();
     await this.serial(async () => {
       await this.ensureOpen();
       await this.rotateIfDue(this.opts.now(), 0);
@@ -191,8 +98,8 @@ export class RollingFileWriter {
   }
 
   /** Resolves when no background compression or pruning is running. */
-  async idle(): Promise<void> {
-    while (this.housekeeping) await this.housekeeping;
+  idle(): Promise<void> {
+    return this.housekeeper.idle();
   }
 
   /** Fsyncs and closes the active file, then waits for background work. */
@@ -302,7 +209,7 @@ export class RollingFileWriter {
     if (this.opts.fsync !== 'never') await fd.sync();
     const date = utcDay(this.lastWriteMs);
     await mkdir(this.naming.dir, { recursive: true });
-    const existing = await this.listRotated();
+    const existing = await listRotated(this.naming);
     const index = 1 + Math.max(0, ...existing.filter((f) => f.date === date).map((f) => f.index));
     const target = join(this.naming.dir, this.naming.name(date, index));
     await rename(this.opts.path, target);
@@ -310,7 +217,7 @@ export class RollingFileWriter {
     this.dirty = false;
     await fd.close();
     this.opts.log.info('rotated the file', { path: this.opts.path, to: target });
-    this.scheduleHousekeeping();
+    this.housekeeper.schedule();
     await this.ensureOpen();
   }
 
@@ -318,123 +225,6 @@ export class RollingFileWriter {
     if (this.fd && this.dirty) {
       this.dirty = false;
       await this.fd.sync();
-    }
-  }
-
-  private async listRotated(): Promise<RotatedFile[]> {
-    const names = await readdir(this.naming.dir).catch((err: unknown) => {
-      if (codeOf(err) === 'ENOENT') return [];
-      throw err;
-    });
-    const files: RotatedFile[] = [];
-    for (const name of names) {
-      const f = this.naming.parse(name);
-      if (f) files.push(f);
-    }
-    return files.sort((a, b) => (a.date === b.date ? a.index - b.index : a.date < b.date ? -1 : 1));
-  }
-
-  private scheduleHousekeeping(): void {
-    if (this.housekeeping) {
-      this.housekeepingAgain = true;
-      return;
-    }
-    this.housekeeping = (async () => {
-      do {
-        this.housekeepingAgain = false;
-        try {
-          await this.housekeep();
-        } catch (err) {
-          this.opts.log.warn('housekeeping of rotated files failed', {
-            dir: this.naming.dir,
-            error: String(err),
-          });
-        }
-      } while (this.housekeepingAgain);
-      this.housekeeping = null;
-    })();
-  }
-
-  /** Finishes what a crash interrupted, compresses, then applies max history and the size cap. */
-  private async housekeep(): Promise<void> {
-    const dir = this.naming.dir;
-    const files = await this.listRotated();
-    const plainNames = new Set(files.filter((f) => f.state === 'plain').map((f) => f.name));
-    const gzNames = new Set(files.filter((f) => f.state === 'gz').map((f) => f.name));
-    for (const f of files) {
-      const plain = f.name.replace(/\.gz(\.tmp)?$/, '');
-      if (f.state === 'gz.tmp' && plainNames.has(plain)) {
-        await this.attempt('delete an unfinished compressed file', f.name, () => unlink(join(dir, f.name)));
-      }
-      if (f.state === 'plain' && gzNames.has(`${f.name}.gz`)) {
-        await this.attempt('delete a file already compressed', f.name, () => unlink(join(dir, f.name)));
-        plainNames.delete(f.name);
-      }
-    }
-    if (this.opts.compress) {
-      for (const name of plainNames) await this.attempt('compress', name, () => this.compress(name));
-    }
-    await this.prune();
-  }
-
-  /** Runs one step on one file; a failure is a warning and the other files are still handled. */
-  private async attempt(what: string, file: string, step: () => Promise<void>): Promise<boolean> {
-    try {
-      await step();
-      return true;
-    } catch (err) {
-      this.opts.log.warn(`housekeeping could not ${what}`, {
-        dir: this.naming.dir,
-        file,
-        error: String(err),
-      });
-      return false;
-    }
-  }
-
-  /**
-   * Gzips a rotated file without ever leaving a half-written `.gz` as the only
-   * copy: write `.gz.tmp`, fsync, rename to `.gz`, fsync the directory, and
-   * only then unlink the plain file.
-   */
-  private async compress(name: string): Promise<void> {
-    const dir = this.naming.dir;
-    const plain = join(dir, name);
-    const tmp = `${plain}.gz.tmp`;
-    // `flush`: the stream fsyncs before closing, so the rename below publishes a complete file.
-    await pipeline(
-      createReadStream(plain),
-      createGzip(),
-      createWriteStream(tmp, { mode: this.opts.mode, flush: true }),
-    );
-    await rename(tmp, `${plain}.gz`);
-    await fsyncDir(dir);
-    await unlink(plain);
-  }
-
-  private async prune(): Promise<void> {
-    const { maxHistory, totalSizeCapBytes } = this.opts;
-    if (maxHistory === null && totalSizeCapBytes === null) return;
-    let files = (await this.listRotated()).filter((f) => f.state !== 'gz.tmp');
-    const remove = (f: RotatedFile) =>
-      this.attempt('delete an old rotated file', f.name, async () => {
-        await unlink(join(this.naming.dir, f.name));
-        this.opts.log.info('deleted an old rotated file', { dir: this.naming.dir, file: f.name });
-      });
-    if (maxHistory !== null) {
-      const keep = new Set([...new Set(files.map((f) => f.date))].slice(-maxHistory));
-      for (const f of files.filter((f) => !keep.has(f.date))) await remove(f);
-      files = files.filter((f) => keep.has(f.date));
-    }
-    if (totalSizeCapBytes !== null) {
-      const sized = await Promise.all(
-        files.map(async (f) => ({ f, size: (await stat(join(this.naming.dir, f.name))).size })),
-      );
-      let total = sized.reduce((sum, s) => sum + s.size, 0);
-      for (const { f, size } of sized) {
-        if (total <= totalSizeCapBytes) break;
-        if (await remove(f)) total -= size;
-      }
     }
   }
 }

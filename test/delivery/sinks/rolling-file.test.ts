@@ -8,10 +8,9 @@ import {
   DEFAULT_FILE_PATTERN,
   filePatternProblem,
   parseFilePattern,
-  type RollingFileOptions,
-  RollingFileWriter,
   utcDay,
-} from '../../../src/delivery/sinks/rolling-file.js';
+} from '../../../src/delivery/sinks/rolled-file-names.js';
+import { type RollingFileOptions, RollingFileWriter } from '../../../src/delivery/sinks/rolling-file.js';
 
 const DAY_MS = 86_400_000;
 const T0 = Date.parse('2026-03-15T10:00:00Z');

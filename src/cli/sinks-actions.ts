@@ -1,0 +1,230 @@
+/** What each `trailwarden sinks` subcommand does through the admin API; `sinks.ts` registers them. */
+
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { ApiClient } from './http-client.js';
+import {
+  describeSeconds,
+  formatStatus,
+  type ListedSink,
+  type SinkStatus,
+  table,
+  writeJson,
+} from './sinks-format.js';
+
+interface DeadLetterView {
+  id: number;
+  seq: number;
+  event_id: string;
+  reason: string;
+  attempts: number;
+  parked_at: string;
+  last_attempt_at: string | null;
+}
+
+interface RedriveResult {
+  id: number;
+  seq: number;
+  status: 'delivered' | 'failed' | 'missing';
+  reason?: string;
+}
+
+const path = (name: string, rest = '') => `/v1/sinks/${encodeURIComponent(name)}${rest}`;
+
+/** `sinks list`: every sink the key may see, with its state and lag. */
+export async function sinksList(client: ApiClient, flags: { json?: boolean }, out: NodeJS.WritableStream) {
+  const { sinks } = await client.json<{ sinks: ListedSink[] }>('GET', '/v1/sinks');
+  const statuses = await Promise.all(
+    sinks.map((s) => client.json<SinkStatus>('GET', path(s.name, '/status'))),
+  );
+  if (flags.json) {
+    writeJson(
+      out,
+      sinks.map((s, i) => ({ ...s, status: statuses[i] })),
+    );
+    return 0;
+  }
+  if (sinks.length === 0) {
+    out.write('No sinks. Add one under `sinks:` in the config file or with `trailwarden sinks create`.\n');
+    return 0;
+  }
+  const rows = [['NAME', 'TYPE', 'STATE', 'LAG', 'DEAD', 'SOURCE', 'TENANT']];
+  sinks.forEach((s, i) => {
+    const st = statuses[i]!;
+    rows.push([
+      s.name,
+      s.type,
+      st.state,
+      `${st.lag_events} (${describeSeconds(st.lag_seconds)})`,
+      String(st.dead_letters),
+      s.source,
+      s.tenant_id ?? '*',
+    ]);
+  });
+  out.write(table(rows));
+  return 0;
+}
+
+/** `sinks status <name>` */
+export async function sinksStatus(
+  client: ApiClient,
+  name: string,
+  flags: { json?: boolean },
+  out: NodeJS.WritableStream,
+) {
+  const status = await client.json<SinkStatus>('GET', path(name, '/status'));
+  if (flags.json) writeJson(out, status);
+  else out.write(formatStatus(status));
+  return 0;
+}
+
+/** `sinks show <name>`: the settings, secrets masked. */
+export async function sinksShow(client: ApiClient, name: string, out: NodeJS.WritableStream) {
+  writeJson(out, await client.json<ListedSink>('GET', path(name)));
+  return 0;
+}
+
+/** `sinks replay <name> --from-seq N | --from-time ISO` */
+export async function sinksReplay(
+  client: ApiClient,
+  name: string,
+  flags: { fromSeq?: number; fromTime?: string },
+  out: NodeJS.WritableStream,
+) {
+  if ((flags.fromSeq === undefined) === (flags.fromTime === undefined)) {
+    throw new Error('sinks replay: give exactly one of --from-seq or --from-time');
+  }
+  const body = flags.fromSeq !== undefined ? { from_seq: flags.fromSeq } : { from_time: flags.fromTime };
+  const res = await client.json<{ from_seq: number }>('POST', path(name, '/replay'), {
+    body: JSON.stringify(body),
+    contentType: 'application/json',
+  });
+  out.write(`Sink ${name} delivers again from seq ${res.from_seq}.\n`);
+  return 0;
+}
+
+/** `sinks pause <name>` and `sinks resume <name>` */
+export async function sinksSetPaused(
+  client: ApiClient,
+  name: string,
+  paused: boolean,
+  out: NodeJS.WritableStream,
+) {
+  const status = await client.json<SinkStatus>('POST', path(name, paused ? '/pause' : '/resume'));
+  out.write(
+    paused
+      ? `Paused sink ${name} at seq ${status.cursor} (state: ${status.state}); \`trailwarden sinks resume ${name}\` goes on from there.\n`
+      : `Resumed sink ${name} (state: ${status.state}, ${status.lag_events} events behind).\n`,
+  );
+  return 0;
+}
+
+/** `sinks dead-letters <name>` */
+export async function sinksDeadLetters(
+  client: ApiClient,
+  name: string,
+  flags: { limit?: number; afterId?: number; json?: boolean },
+  out: NodeJS.WritableStream,
+) {
+  const page = await client.json<{ dead_letters: DeadLetterView[]; next_after_id: number | null }>(
+    'GET',
+    path(name, '/dead-letters'),
+    { query: { limit: flags.limit, after_id: flags.afterId } },
+  );
+  if (flags.json) {
+    writeJson(out, page);
+    return 0;
+  }
+  if (page.dead_letters.length === 0) {
+    out.write(`No dead letters in sink ${name}.\n`);
+    return 0;
+  }
+  const rows = [['ID', 'SEQ', 'EVENT ID', 'ATTEMPTS', 'PARKED AT', 'REASON']];
+  for (const d of page.dead_letters) {
+    rows.push([String(d.id), String(d.seq), d.event_id, String(d.attempts), d.parked_at, d.reason]);
+  }
+  out.write(table(rows));
+  if (page.next_after_id !== null) {
+    out.write(`More: trailwarden sinks dead-letters ${name} --after-id ${page.next_after_id}\n`);
+  }
+  return 0;
+}
+
+/** `sinks redrive <name> [--id N ...]`: exit status 1 when any letter was not delivered. */
+export async function sinksRedrive(
+  client: ApiClient,
+  name: string,
+  flags: { id?: number[]; json?: boolean },
+  out: NodeJS.WritableStream,
+) {
+  const body = flags.id && flags.id.length > 0 ? { ids: flags.id } : {};
+  const { results } = await client.json<{ results: RedriveResult[] }>(
+    'POST',
+    path(name, '/dead-letters/redrive'),
+    { body: JSON.stringify(body), contentType: 'application/json' },
+  );
+  const delivered = results.filter((r) => r.status === 'delivered').length;
+  if (flags.json) writeJson(out, { results });
+  else {
+    for (const r of results) {
+      const what =
+        r.status === 'missing'
+          ? 'no such dead letter'
+          : `seq ${r.seq} ${r.status}${r.reason ? `: ${r.reason}` : ''}`;
+      out.write(`  ${r.id}: ${what}\n`);
+    }
+    out.write(
+      `Redrove ${results.length} dead letter${results.length === 1 ? '' : 's'} of sink ${name}: ${delivered} delivered (and removed), ${results.length - delivered} left.\n`,
+    );
+  }
+  return delivered === results.length ? 0 : 1;
+}
+
+/** Reads a sink definition from a JSON or YAML file (`-` reads stdin). */
+export async function readSinkFile(file: string, stdin: NodeJS.ReadableStream = process.stdin) {
+  let text: string;
+  if (file === '-') {
+    const chunks: Buffer[] = [];
+    for await (const c of stdin) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
+    text = Buffer.concat(chunks).toString('utf8');
+  } else {
+    text = await readFile(file, 'utf8');
+  }
+  let value: unknown;
+  try {
+    value = extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new Error(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new Error(`${file} must hold one sink as an object (name, type, …)`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** `sinks create --file sink.yaml`: `${ENV}` references go as written; the server resolves them. */
+export async function sinksCreate(
+  client: ApiClient,
+  flags: { file: string; json?: boolean },
+  out: NodeJS.WritableStream,
+) {
+  const sink = await readSinkFile(flags.file);
+  const created = await client.json<ListedSink>('POST', '/v1/sinks', {
+    body: JSON.stringify(sink),
+    contentType: 'application/json',
+  });
+  if (flags.json) writeJson(out, created);
+  else
+    out.write(
+      `Created sink ${created.name} (${created.type}); see \`trailwarden sinks status ${created.name}\`.\n`,
+    );
+  return 0;
+}
+
+/** `sinks delete <name>` */
+export async function sinksDelete(client: ApiClient, name: string, out: NodeJS.WritableStream) {
+  await client.request('DELETE', path(name));
+  out.write(`Deleted sink ${name}, its cursor and its dead letters.\n`);
+  return 0;
+}

@@ -1,0 +1,64 @@
+import type { Database } from 'better-sqlite3';
+import { TrailwardenError } from '../../errors.js';
+import type { MerkleFrontier } from '../merkle/frontier.js';
+import { consistencyProof, inclusionProof, type NodeSource, rootAt } from '../merkle/proofs.js';
+import type { TreeReader } from '../store.js';
+
+/** What the tree reader needs from its store, read at each call. */
+export interface SqliteTreeState {
+  /** The in-memory right edge of the tree, replaced after every commit. */
+  frontier(): MerkleFrontier;
+  /** A read-only store never loads its tree. */
+  readOnly(): boolean;
+}
+
+/**
+ * The {@link TreeReader} of a SQLite store: sizes are checked against the
+ * in-memory frontier, the newest root comes from it, and older roots and
+ * proofs read nodes through this thread's own connection.
+ */
+export function sqliteTree(db: Database, state: SqliteTreeState): TreeReader {
+  const nodes = sqliteNodes(db);
+  const checkTreeSize = (treeSize: number): void => {
+    if (state.readOnly()) throw new Error('the tree is not loaded in a read-only store');
+    const size = state.frontier().size;
+    if (!Number.isSafeInteger(treeSize) || treeSize < 0 || treeSize > size) {
+      throw new TrailwardenError(
+        'TW_ERR_TREE_SIZE',
+        `tree size ${treeSize} is out of range: the log holds ${size} events`,
+      );
+    }
+  };
+  return {
+    size: async () => state.frontier().size,
+    rootAt: async (treeSize) => {
+      checkTreeSize(treeSize);
+      const frontier = state.frontier();
+      return treeSize === frontier.size ? frontier.root() : rootAt(nodes, treeSize);
+    },
+    inclusionProof: async (leafIndex, treeSize) => {
+      checkTreeSize(treeSize);
+      return inclusionProof(nodes, leafIndex, treeSize);
+    },
+    consistencyProof: async (from, to) => {
+      checkTreeSize(to);
+      return consistencyProof(nodes, from, to);
+    },
+  };
+}
+
+/** Merkle nodes as stored: leaves in `events.leaf_hash`, inner nodes in `tree_nodes`. */
+function sqliteNodes(db: Database): NodeSource {
+  const leaf = db.prepare('SELECT leaf_hash FROM events WHERE seq = ?').pluck();
+  const inner = db.prepare('SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?').pluck();
+  return {
+    node: async (level, index) => {
+      const hash =
+        level === 0
+          ? (leaf.get(index + 1) as Buffer | undefined)
+          : (inner.get(level, index) as Buffer | undefined);
+      if (hash === undefined) throw new Error(`merkle node (${level}, ${index}) is missing from the store`);
+      return hash;
+    },
+  };
+}
