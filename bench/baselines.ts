@@ -1,11 +1,11 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import BetterSqlite3 from 'better-sqlite3';
 import { canonicalJson } from '../src/event/canonical.js';
 import { sqliteFile } from '../src/store/open-store.js';
 import { migrate } from '../src/store/sqlite/schema.js';
-import { DataSet } from './dataset.js';
+import { bareEventRows } from './dataset.js';
 
 /** Rows/s of bare better-sqlite3 inserts, in transactions of `perTx` rows. */
 export interface SqliteBaseline {
@@ -29,25 +29,7 @@ export function bareSqliteInserts(dir: string, perTx: number, durationMs: number
     `INSERT INTO events (seq, event_id, tenant_id, ts, action, actor_id, resource_type, resource_id,
        outcome, search, content_hash, leaf_hash, body) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
   );
-  const data = new DataSet(4096, Date.now());
-  const rows = Array.from({ length: 4096 }, (_, k) => {
-    const e = data.event(k + 1);
-    const body = JSON.stringify(e);
-    return [
-      e.event_id,
-      e.tenant_id,
-      e.timestamp,
-      e.action,
-      e.actor.id,
-      e.resource?.type ?? null,
-      e.resource?.id ?? null,
-      e.outcome,
-      `${e.actor.name}\n${e.actor.email}`,
-      createHash('sha256').update(body).digest('base64'),
-      randomBytes(32),
-      body,
-    ] as const;
-  });
+  const rows = bareEventRows();
   let seq = 0;
   const tx = db.transaction((n: number) => {
     for (let k = 0; k < n; k++) {

@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { ACTION_CATALOG } from '../src/event/catalog.js';
 import type { AuditEvent } from '../src/event/event.js';
 import { rng } from './stats.js';
@@ -90,4 +91,30 @@ export function rawEvent(n: number, over: Record<string, unknown> = {}): Record<
     metadata: { region: 'eu-west-1', mfa: true },
     ...over,
   };
+}
+
+/**
+ * 4,096 rows for a bare INSERT into the `events` table (every column but
+ * `seq`), from the bench's data set, as the baselines insert them.
+ */
+export function bareEventRows(): Array<readonly unknown[]> {
+  const data = new DataSet(4096, Date.now());
+  return Array.from({ length: 4096 }, (_, k) => {
+    const e = data.event(k + 1);
+    const body = JSON.stringify(e);
+    return [
+      e.event_id,
+      e.tenant_id,
+      e.timestamp,
+      e.action,
+      e.actor.id,
+      e.resource?.type ?? null,
+      e.resource?.id ?? null,
+      e.outcome,
+      `${e.actor.name}\n${e.actor.email}`,
+      createHash('sha256').update(body).digest('base64'),
+      randomBytes(32),
+      body,
+    ] as const;
+  });
 }

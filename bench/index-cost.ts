@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import BetterSqlite3 from 'better-sqlite3';
-import { DataSet } from './dataset.js';
+import { bareEventRows } from './dataset.js';
 import { fmt } from './stats.js';
 
 const TABLE = `CREATE TABLE events (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL, tenant_id TEXT NOT NULL,
@@ -26,25 +26,7 @@ const INDEXES: Record<string, string> = {
 };
 const durationMs = Number(process.env['BENCH_MS'] ?? '2000');
 const dir = mkdtempSync(join(process.env['BENCH_DIR'] ?? tmpdir(), 'tw-index-cost-'));
-const data = new DataSet(4096, Date.now());
-const rows = Array.from({ length: 4096 }, (_, k) => {
-  const e = data.event(k + 1);
-  const body = JSON.stringify(e);
-  return [
-    e.event_id,
-    e.tenant_id,
-    e.timestamp,
-    e.action,
-    e.actor.id,
-    e.resource?.type ?? null,
-    e.resource?.id ?? null,
-    e.outcome,
-    `${e.actor.name}`,
-    'h'.repeat(44),
-    Buffer.alloc(32, 1),
-    body,
-  ] as const;
-});
+const rows = bareEventRows();
 
 function rate(name: string, ddl: string[]): number {
   const db = new BetterSqlite3(join(dir, `${name}.db`));

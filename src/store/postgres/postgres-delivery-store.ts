@@ -1,4 +1,5 @@
 import type { Pool, PoolClient, QueryResultRow } from 'pg';
+import { type DeadLetterRow, type SinkStateRow, toDeadLetter, toSinkState } from '../delivery-rows.js';
 import type {
   CursorMove,
   DeadLetter,
@@ -9,27 +10,6 @@ import type {
 } from '../store.js';
 import { inTransaction, toStoreError } from './postgres-connection.js';
 
-interface StateRow {
-  name: string;
-  cursor: number;
-  inflight_to: number | null;
-  epoch: number;
-  paused: boolean;
-  disabled_reason: string | null;
-  updated_at: string;
-}
-
-interface DeadLetterRow {
-  id: number;
-  sink: string;
-  seq: number;
-  event_id: string;
-  reason: string;
-  attempts: number;
-  parked_at: string;
-  last_attempt_at: string;
-}
-
 interface ConfigRow {
   name: string;
   config: string;
@@ -37,27 +17,6 @@ interface ConfigRow {
   created_at: string;
   updated_at: string;
 }
-
-const toState = (r: StateRow): SinkState => ({
-  name: r.name,
-  cursor: r.cursor,
-  inflightTo: r.inflight_to,
-  epoch: r.epoch,
-  paused: r.paused,
-  disabledReason: r.disabled_reason,
-  updatedAt: r.updated_at,
-});
-
-const toDeadLetter = (r: DeadLetterRow): DeadLetter => ({
-  id: r.id,
-  sink: r.sink,
-  seq: r.seq,
-  eventId: r.event_id,
-  reason: r.reason,
-  attempts: r.attempts,
-  parkedAt: r.parked_at,
-  lastAttemptAt: r.last_attempt_at,
-});
 
 /**
  * Delivery state of a `PostgresStore`. Cursors move by compare-and-set
@@ -123,16 +82,16 @@ export class PostgresDeliveryStore implements DeliveryStore {
         'INSERT INTO sink_states (name, cursor, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING',
         [name, initialCursor, now],
       );
-      const r = await c.query<StateRow>('SELECT * FROM sink_states WHERE name = $1', [name]);
-      return toState(r.rows[0]!);
+      const r = await c.query<SinkStateRow>('SELECT * FROM sink_states WHERE name = $1', [name]);
+      return toSinkState(r.rows[0]!);
     });
   }
 
   async getSinkState(name: string): Promise<SinkState | undefined> {
     // Behind this instance's queued writes, so a read after a move sees it.
     await this.writes;
-    const [row] = await this.query<StateRow>('SELECT * FROM sink_states WHERE name = $1', [name]);
-    return row ? toState(row) : undefined;
+    const [row] = await this.query<SinkStateRow>('SELECT * FROM sink_states WHERE name = $1', [name]);
+    return row ? toSinkState(row) : undefined;
   }
 
   moveSinkCursor(
@@ -143,7 +102,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
   ): Promise<CursorMove> {
     const now = new Date().toISOString();
     return this.write(async (c): Promise<CursorMove> => {
-      const moved = await c.query<StateRow>(
+      const moved = await c.query<SinkStateRow>(
         `UPDATE sink_states SET cursor = $1, inflight_to = $2, epoch = epoch + $3, updated_at = $4
          WHERE name = $5 AND cursor = $6 RETURNING *`,
         [next, opts.inflightTo ?? null, opts.epochBump ? 1 : 0, now, name, expected],
@@ -171,7 +130,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
           ],
         );
       }
-      return { ok: true, state: toState(state) };
+      return { ok: true, state: toSinkState(state) };
     });
   }
 

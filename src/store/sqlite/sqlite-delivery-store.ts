@@ -1,4 +1,5 @@
 import type { Database, Statement } from 'better-sqlite3';
+import { type DeadLetterRow, type SinkStateRow, toDeadLetter, toSinkState } from '../delivery-rows.js';
 import type {
   CursorMove,
   DeadLetter,
@@ -8,48 +9,6 @@ import type {
   SinkState,
 } from '../store.js';
 import type { DeliveryWrite, DeliveryWriteValues } from './writer-protocol.js';
-
-interface StateRow {
-  name: string;
-  cursor: number;
-  inflight_to: number | null;
-  epoch: number;
-  paused: number;
-  disabled_reason: string | null;
-  updated_at: string;
-}
-
-interface DeadLetterRow {
-  id: number;
-  sink: string;
-  seq: number;
-  event_id: string;
-  reason: string;
-  attempts: number;
-  parked_at: string;
-  last_attempt_at: string;
-}
-
-const toState = (r: StateRow): SinkState => ({
-  name: r.name,
-  cursor: r.cursor,
-  inflightTo: r.inflight_to,
-  epoch: r.epoch,
-  paused: r.paused === 1,
-  disabledReason: r.disabled_reason,
-  updatedAt: r.updated_at,
-});
-
-const toDeadLetter = (r: DeadLetterRow): DeadLetter => ({
-  id: r.id,
-  sink: r.sink,
-  seq: r.seq,
-  eventId: r.event_id,
-  reason: r.reason,
-  attempts: r.attempts,
-  parkedAt: r.parked_at,
-  lastAttemptAt: r.last_attempt_at,
-});
 
 /** Sends one delivery write to the writer thread and resolves with its answer once committed. */
 export type DeliveryWriteSender = <K extends DeliveryWrite['op']>(
@@ -105,8 +64,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
 
   async getSinkState(name: string): Promise<SinkState | undefined> {
-    const row = this.stmt.getState!.get(name) as StateRow | undefined;
-    return row ? toState(row) : undefined;
+    const row = this.stmt.getState!.get(name) as SinkStateRow | undefined;
+    return row ? toSinkState(row) : undefined;
   }
 
   moveSinkCursor(
@@ -221,7 +180,7 @@ export class DeliveryStateWriter {
         return this.stmt.deleteConfig!.run(w.name).changes === 1;
       case 'ensureState':
         this.stmt.insertState!.run(w.name, w.initialCursor, w.now);
-        return toState(this.stmt.getState!.get(w.name) as StateRow);
+        return toSinkState(this.stmt.getState!.get(w.name) as SinkStateRow);
       case 'moveCursor':
         return this.move(w);
       case 'setFlags':
@@ -246,10 +205,10 @@ export class DeliveryStateWriter {
   private move(w: Extract<DeliveryWrite, { op: 'moveCursor' }>): CursorMove {
     const changed = this.stmt.move!.run(w.next, w.inflightTo, w.epochBump ? 1 : 0, w.now, w.name, w.expected);
     if (changed.changes !== 1) {
-      const row = this.stmt.getState!.get(w.name) as StateRow | undefined;
+      const row = this.stmt.getState!.get(w.name) as SinkStateRow | undefined;
       return { ok: false, actual: row?.cursor };
     }
     for (const p of w.park) this.stmt.park!.run(w.name, p.seq, p.eventId, p.reason, p.attempts, w.now, w.now);
-    return { ok: true, state: toState(this.stmt.getState!.get(w.name) as StateRow) };
+    return { ok: true, state: toSinkState(this.stmt.getState!.get(w.name) as SinkStateRow) };
   }
 }
