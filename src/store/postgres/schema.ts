@@ -106,6 +106,15 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX dead_letters_sink ON dead_letters (sink, id);
   `,
+  `
+  -- Time-limited leases (a sink's delivery, the sequencer): one holder at a
+  -- time; expiry is judged by the database clock, never a node's.
+  CREATE TABLE leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -101,6 +101,15 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX dead_letters_sink ON dead_letters (sink, id);
   `,
+  `
+  -- Time-limited leases (a sink's delivery, the sequencer): one holder at a
+  -- time; \`expires_at\` is Unix milliseconds.
+  CREATE TABLE leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
