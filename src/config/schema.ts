@@ -133,6 +133,16 @@ const checkpointsSchema = z.strictObject({
     .default(null),
 });
 
+const clusterSchema = z.strictObject({
+  /**
+   * How long the sequencer lease and each sink's delivery lease last without
+   * renewal: when a node dies, its work moves to another node within this.
+   */
+  lease_ms: intBetween(1 * SECOND_MS, 300 * SECOND_MS).default(10_000),
+  /** This node's name in leases and /readyz; `null`: host name, process id and a random suffix. */
+  node_id: nonEmpty('a node name').max(128, { error: 'at most 128 characters' }).nullable().default(null),
+});
+
 const streamSchema = z.strictObject({
   heartbeat_ms: intBetween(1 * SECOND_MS, 300 * SECOND_MS).default(15_000),
   max_buffered_bytes: intBetween(64 * KIB, 100 * MIB).default(1 * MIB),
@@ -150,6 +160,7 @@ export const fileConfigSchema = z
     limits: limitsSchema.prefault({}),
     checkpoints: checkpointsSchema.prefault({}),
     stream: streamSchema.prefault({}),
+    cluster: clusterSchema.prefault({}),
     log_level: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
     sinks: z.array(sinkConfigSchema).max(100, { error: 'at most 100 sinks' }).default([]),
     /** Seed 003's emitToAllOf / emitAtLeastOneOf / emitTimeoutInSec; null = answer on commit. */

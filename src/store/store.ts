@@ -19,6 +19,13 @@ export interface Store {
    */
   append(events: PreparedEvent[]): Promise<AppendOutcome[]>;
 
+  /**
+   * True while this instance assigns `seq`, extends the tree and signs
+   * checkpoints: always on SQLite (one process), and on PostgreSQL while it
+   * holds the sequencer lease.
+   */
+  isSequencer(): boolean;
+
   /** Highest `seq` in the log (0 when empty). */
   headSeq(): Promise<number>;
 

@@ -56,6 +56,7 @@ describe('loadConfig', () => {
         key_pem: null,
       },
       stream: { heartbeat_ms: 15000, max_buffered_bytes: 1048576 },
+      cluster: { lease_ms: 10000, node_id: null },
       log_level: 'info',
       sinks: [],
       emit: null,

@@ -29,7 +29,7 @@ export function metaRoutes(app: FastifyInstance, ctx: AppContext): void {
     async (_req, reply) => {
       if (!ctx.ready()) return reply.status(503).send({ status: 'shutting_down' });
       const head = await ctx.store.headSeq();
-      return { status: 'ready', store: ctx.store.kind, head_seq: head };
+      return { status: 'ready', store: ctx.store.kind, head_seq: head, sequencer: ctx.store.isSequencer() };
     },
   );
 

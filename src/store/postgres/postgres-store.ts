@@ -193,6 +193,10 @@ export class PostgresStore implements Store {
     for (const l of this.listeners) l(head);
   }
 
+  isSequencer(): boolean {
+    return !this.readOnly && !this.closed;
+  }
+
   async headSeq(): Promise<number> {
     try {
       return await headOn(this.pool);

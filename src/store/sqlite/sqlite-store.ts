@@ -144,6 +144,11 @@ export class SqliteStore implements Store {
     return this.writer.append(events);
   }
 
+  /** One process owns the SQLite file, and it always sequences. */
+  isSequencer(): boolean {
+    return true;
+  }
+
   async headSeq(): Promise<number> {
     return this.writer.frontier.size;
   }
