@@ -18,10 +18,11 @@ export interface IngestResult {
   accepted: number;
   events: Array<{ event_id: string; status: AppendOutcome['status'] }>;
   /**
-   * Where the events are in the log. Not part of the answer: with several
-   * nodes an event is acknowledged before it is sequenced.
+   * Where the events are in the log (null: acknowledged, not sequenced yet).
+   * Not part of the answer: with several nodes an event is acknowledged
+   * before it is sequenced.
    */
-  seqs: number[];
+  seqs: Array<number | null>;
 }
 
 /** A tenant-bound key tried to write into another tenant (audited by the caller). */

@@ -62,6 +62,8 @@ export class Checkpointer {
   }
 
   private async issueOnce(): Promise<CheckpointRecord | undefined> {
+    // With several nodes only the sequencer signs; every node serves what it signed.
+    if (!this.store.isSequencer()) return undefined;
     const size = await this.store.tree.size();
     if (size === 0 || size <= this.lastSize) return undefined;
     const root = await this.store.tree.rootAt(size);

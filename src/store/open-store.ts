@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { nodeIdOf } from '../cluster/node-id.js';
 import type { Config } from '../config/schema.js';
 import { PostgresStore } from './postgres/postgres-store.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
@@ -11,13 +12,18 @@ export function sqliteFile(dataDir: string): string {
 
 /** Opens the store the configuration names; `readOnly` never writes or creates anything (verify). */
 export async function openStore(
-  config: Pick<Config, 'store'>,
+  config: Pick<Config, 'store'> & { cluster?: Config['cluster'] },
   dataDir: string,
   opts: { readOnly?: boolean } = {},
 ): Promise<Store> {
   if (config.store === 'sqlite') return SqliteStore.open(sqliteFile(dataDir), opts);
   const { connectionString, poolSize } = postgresTarget(config.store);
-  return PostgresStore.open(connectionString, { ...opts, poolSize });
+  return PostgresStore.open(connectionString, {
+    ...opts,
+    poolSize,
+    nodeId: nodeIdOf(config.cluster?.node_id ?? null),
+    ...(config.cluster ? { leaseMs: config.cluster.lease_ms } : {}),
+  });
 }
 
 /** Splits Trailwarden's own `pool_size` parameter off a validated `postgres://` store URL. */

@@ -12,7 +12,7 @@ export interface Store {
 
   /**
    * Appends a batch atomically and durably (committed and fsync'd before the
-   * promise resolves). Each event is idempotent on (`tenant_id`, `event_id`):
+   * promise resolves; sequenced too, unless an outcome's `seq` is null). Each event is idempotent on (`tenant_id`, `event_id`):
    * same content → `duplicate` (nothing stored), other content → the whole
    * batch is refused with `TW_ERR_EVENT_CONFLICT` and nothing is stored.
    * Concurrent calls are group-committed.
@@ -95,7 +95,13 @@ export interface RawStoredEvent {
   body: string;
 }
 
-export type AppendOutcome = { status: 'created'; seq: number } | { status: 'duplicate'; seq: number };
+/**
+ * What became of one event of an append. `seq` is where it is in the log, or
+ * `null` when it is acknowledged but not sequenced yet: a PostgreSQL node
+ * that does not hold the sequencer lease commits events for the sequencer
+ * and answers without waiting for it.
+ */
+export type AppendOutcome = { status: 'created' | 'duplicate'; seq: number | null };
 
 /** Filters shared by query, stream and export. Every field narrows the result. */
 export interface EventFilter {

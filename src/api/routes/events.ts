@@ -44,7 +44,10 @@ export function eventRoutes(app: FastifyInstance, ctx: AppContext): void {
       try {
         const { seqs, ...answer } = await ctx.ingest.ingest(raws, principal);
         // With an emit policy the answer also waits for the chosen sinks (seed 003).
-        await ctx.delivery.emit.wait(seqs, answer.events);
+        await ctx.delivery.emit.wait(
+          seqs.filter((s): s is number => s !== null),
+          answer.events,
+        );
         return reply.status(201).send(answer);
       } catch (err) {
         if (err instanceof ForeignTenantWrite) {

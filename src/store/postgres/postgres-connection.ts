@@ -55,14 +55,57 @@ export function isUnreachable(err: unknown): boolean {
   );
 }
 
-/** Turns connection failures into `TW_ERR_NOT_READY` (503); other errors pass unchanged. */
+/**
+ * A write lost a race with another node in a way a fresh attempt resolves: a
+ * serialization failure, a deadlock, or an event key claimed meanwhile.
+ */
+export class RetryableConflict extends Error {
+  readonly code = 'TW_RETRYABLE_CONFLICT';
+}
+
+const RETRYABLE_CODES = new Set(['40001', '40P01', 'TW_RETRYABLE_CONFLICT']);
+
+/** Is this a failure that a new attempt of the same transaction may not meet (nothing of it was kept)? */
+export function isRetryable(err: unknown): boolean {
+  // A TrailwardenError made by toStoreError keeps the driver's error as its cause.
+  const cause = err instanceof TrailwardenError ? err.cause : err;
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && RETRYABLE_CODES.has(code);
+}
+
+/** Why PostgreSQL cannot take this request now, when it is a passing condition rather than a bad request. */
+function unavailableReason(err: unknown): string | undefined {
+  if (!(err instanceof Error)) return undefined;
+  if (isUnreachable(err)) {
+    return `PostgreSQL is unreachable (${err.message}); retry shortly, and check that the database is running`;
+  }
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string') return undefined;
+  if (isRetryable(err)) {
+    return `PostgreSQL could not commit this write beside concurrent ones (${err.message}); nothing was stored, retry it`;
+  }
+  if (code === '57014') {
+    return `a PostgreSQL statement was cancelled or timed out (${err.message}); nothing was stored, retry it`;
+  }
+  if (code.startsWith('53')) {
+    return `PostgreSQL is out of resources (${err.message}: disk, memory or connections); nothing was stored — retry later, and tell the database's operator`;
+  }
+  if (code === '25006') {
+    return `PostgreSQL accepts no writes (${err.message}: a read-only or standby server); retry once the primary is back`;
+  }
+  return undefined;
+}
+
+/**
+ * Turns passing database conditions (unreachable, out of disk, a statement
+ * timeout, a lost race that retries did not win) into `TW_ERR_NOT_READY`
+ * (503 with Retry-After); other errors pass unchanged.
+ */
 export function toStoreError(err: unknown): unknown {
-  if (err instanceof TrailwardenError || !isUnreachable(err)) return err;
-  return new TrailwardenError(
-    'TW_ERR_NOT_READY',
-    `PostgreSQL is unreachable (${(err as Error).message}); retry shortly, and check that the database is running`,
-    { headers: { 'retry-after': '1' }, cause: err },
-  );
+  if (err instanceof TrailwardenError) return err;
+  const why = unavailableReason(err);
+  if (why === undefined) return err;
+  return new TrailwardenError('TW_ERR_NOT_READY', why, { headers: { 'retry-after': '1' }, cause: err });
 }
 
 /** Runs `fn` in a transaction on a pooled client; rolls back on any error. */

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Client, Notification, Pool, QueryResultRow } from 'pg';
+import { nodeIdOf } from '../../cluster/node-id.js';
 import { TrailwardenError } from '../../errors.js';
 import type { StoredEvent } from '../../event/event.js';
 import { MerkleFrontier } from '../merkle/frontier.js';
@@ -16,11 +17,13 @@ import type {
 } from '../store.js';
 import { conflictError } from '../stored-event.js';
 import { ALL_TENANTS, filterToSql } from './filter-sql.js';
+import { ensureMonthlyPartitions, existingMonths, monthsBetween } from './partitions.js';
 import {
   createClient,
   createPool,
   DEFAULT_POOL_SIZE,
   inTransaction,
+  isRetryable,
   toStoreError,
 } from './postgres-connection.js';
 import { PostgresDeliveryStore } from './postgres-delivery-store.js';
@@ -32,9 +35,17 @@ import {
   toCheckpoint,
   toKey,
 } from './postgres-rows.js';
-import { headOn, loadFrontier, postgresTree } from './postgres-tree.js';
-import { APPEND_CHANNEL, commitAppends, type SequencerState } from './postgres-writer.js';
+import { headOn, postgresTree } from './postgres-tree.js';
+import {
+  APPEND_CHANNEL,
+  commitPending,
+  commitSequenced,
+  PENDING_CHANNEL,
+  type RequestResult,
+  type SequencerState,
+} from './postgres-writer.js';
 import { migrate, SCHEMA_VERSION, schemaVersion } from './schema.js';
+import { LEASE_CHANNEL, LeaseLost, SequencerLease } from './sequencer-lease.js';
 
 export { APPEND_CHANNEL };
 
@@ -50,20 +61,35 @@ export interface PostgresStoreOptions {
   poolSize?: number;
   /** Never migrate or write (verify). */
   readOnly?: boolean;
+  /** This node's name (`cluster.node_id`), shown as the lease holder. */
+  nodeId?: string;
+  /** Sequencer lease time (`cluster.lease_ms`, default 10 s). */
+  leaseMs?: number;
 }
+
+/** Default `cluster.lease_ms`. */
+const DEFAULT_LEASE_MS = 10_000;
+/** Attempts of one group commit that lost a race another node caused (serialization, a key taken). */
+const RETRIES = 5;
+/** While sequencing, how often to look for pending events a lost NOTIFY did not announce. */
+const PENDING_POLL_MS = 1000;
+/** While sequencing, how often to make sure next months' partitions exist. */
+const PARTITION_CHECK_MS = 3_600_000;
 
 /**
  * The networked backend: one PostgreSQL database shared by any number of
- * store instances (processes, nodes). Appends queued while a commit is
- * running go out together in one transaction (group commit), each request in
- * its own savepoint so one request's conflict never rolls back another's
- * events. Sequencing is serialised across instances by a transaction
- * advisory lock: under it the writer compares the database's head with its
- * in-memory Merkle frontier and reloads the frontier when another instance
- * appended meanwhile, so `seq` stays gap-free and the tree whole.
+ * store instances (processes, nodes). Exactly one instance at a time holds
+ * the sequencer lease (a row in `leases` that expires when its holder stops
+ * renewing it); it assigns `seq`, extends the Merkle tree and is the one whose
+ * checkpointer signs. Appends on it are sequenced in their own commit.
+ * Appends on any other instance are committed to `pending_events` and
+ * acknowledged at once; the sequencer, woken by NOTIFY, sequences them in
+ * arrival order. Either way idempotency is decided against `event_keys`, so
+ * the answer is the same wherever an event arrives.
  *
- * TODO(issue 5, part 2): the sequencer lease (one node sequences; others
- * hand it their acknowledged-but-unsequenced events) replaces the lock.
+ * Appends queued while a commit is running go out together in one
+ * transaction (group commit); a request whose event conflicts is dropped
+ * alone, before anything is written.
  */
 export class PostgresStore implements Store {
   readonly kind = 'postgres';
@@ -72,38 +98,52 @@ export class PostgresStore implements Store {
   private frontier = new MerkleFrontier();
   private queue: PendingAppend[] = [];
   private inFlight: Promise<void> | undefined;
+  /** Pending events may be waiting for the sequencer (a NOTIFY came, or a round hit its limit). */
+  private pendingWaiting = true;
   private readonly listeners = new Set<(head: number) => void>();
   /** Highest head announced to listeners, so each hears every head at most once, in order. */
   private announced = 0;
-  /** Tenants known to be in `tenants`, so a tenant costs one write per instance. */
-  private readonly tenants = new Set<string>();
-  private readonly instanceId = randomUUID();
   private listenClient: Client | undefined;
-  private readonly sequencer: SequencerState;
+  private readonly state: SequencerState;
+  private readonly lease: SequencerLease | undefined;
+  private timers: NodeJS.Timeout[] = [];
   private closed = false;
 
   private constructor(
     private readonly pool: Pool,
     private readonly connectionString: string,
     private readonly readOnly: boolean,
+    nodeId: string,
+    leaseMs: number,
   ) {
     this.delivery = new PostgresDeliveryStore(pool);
     this.tree = postgresTree(pool, () => this.headSeq());
-    this.sequencer = {
+    const holder = `${nodeId} ${randomUUID().slice(0, 8)}`;
+    this.state = {
       frontier: () => this.frontier,
-      knownTenants: this.tenants,
-      instanceId: this.instanceId,
+      knownTenants: new Set(),
+      knownMonths: new Set(),
+      holder,
     };
+    this.lease = readOnly
+      ? undefined
+      : new SequencerLease(pool, holder, leaseMs, (held) => this.leaseChanged(held));
   }
 
   /**
    * Connects to `connectionString`, applies pending migrations (under an
-   * advisory lock, so nodes starting together are safe) and loads the tree's
-   * right edge. `readOnly` neither migrates nor writes.
+   * advisory lock, so nodes starting together are safe), and tries for the
+   * sequencer lease. `readOnly` neither migrates nor writes.
    */
   static async open(connectionString: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {
     const pool = createPool(connectionString, opts.poolSize ?? DEFAULT_POOL_SIZE);
-    const store = new PostgresStore(pool, connectionString, opts.readOnly === true);
+    const store = new PostgresStore(
+      pool,
+      connectionString,
+      opts.readOnly === true,
+      opts.nodeId ?? nodeIdOf(null),
+      opts.leaseMs ?? DEFAULT_LEASE_MS,
+    );
     try {
       const client = await pool.connect().catch((err: unknown) => {
         throw toStoreError(err);
@@ -119,17 +159,60 @@ export class PostgresStore implements Store {
           }
         } else {
           await migrate(client);
-          store.frontier = await loadFrontier(client);
-          store.announced = store.frontier.size;
+          store.announced = await headOn(client);
         }
       } finally {
         client.release();
       }
+      if (store.lease) {
+        store.listenClient = store.startListening();
+        await store.lease.start();
+        store.timers.push(
+          setInterval(() => store.wakeSequencer(), PENDING_POLL_MS),
+          setInterval(() => void store.preparePartitions().catch(() => undefined), PARTITION_CHECK_MS),
+        );
+        for (const t of store.timers) t.unref();
+      }
     } catch (err) {
+      await store.lease?.release().catch(() => undefined);
+      await store.listenClient?.end().catch(() => undefined);
       await pool.end().catch(() => undefined);
       throw toStoreError(err);
     }
     return store;
+  }
+
+  /** On gaining the lease: the tree's right edge as the database holds it, and partitions ahead. */
+  private leaseChanged(held: boolean): void {
+    if (!held) return;
+    this.pendingWaiting = true;
+    void (async () => {
+      await this.preparePartitions();
+      this.kick();
+    })().catch(() => this.kick());
+  }
+
+  /** Creates this month's and the next months' partitions if missing (sequencer only). */
+  private async preparePartitions(): Promise<void> {
+    if (!this.isSequencer()) return;
+    await inTransaction(this.pool, async (c) => {
+      // Creating a partition briefly locks `events`: never queue behind a long query for it.
+      await c.query("SET LOCAL lock_timeout = '2s'");
+      const have = await existingMonths(c);
+      const want = monthsBetween(new Date(), new Date()).filter((m) => !have.has(m));
+      await ensureMonthlyPartitions(c, want);
+      for (const m of [...have, ...want]) this.state.knownMonths.add(m);
+    });
+  }
+
+  private wakeSequencer(): void {
+    if (!this.isSequencer()) return;
+    this.pendingWaiting = true;
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.inFlight === undefined && !this.closed) this.inFlight = this.flushLoop();
   }
 
   private async rows<R extends QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
@@ -151,39 +234,82 @@ export class PostgresStore implements Store {
     if (refused) return Promise.reject(refused);
     return new Promise((resolve, reject) => {
       this.queue.push({ events, resolve, reject });
-      if (this.inFlight === undefined) this.inFlight = this.flushLoop();
+      this.kick();
     });
   }
 
-  /** Commits whatever is queued, one group commit at a time, until the queue is empty. */
+  /**
+   * Commits whatever is queued, one group commit at a time, until the queue
+   * is empty: sequenced here while this instance holds the lease (taking the
+   * pending events first), otherwise handed to the sequencer through
+   * `pending_events`.
+   */
   private async flushLoop(): Promise<void> {
     // Lets every request issued in this turn of the event loop join the first commit.
     await new Promise((resolve) => setImmediate(resolve));
-    while (this.queue.length > 0) {
+    while (this.queue.length > 0 || (this.pendingWaiting && this.sequencing() && !this.closed)) {
       const batch = this.queue;
       this.queue = [];
+      const requests = batch.map((r) => r.events);
+      if (this.sequencing()) {
+        this.pendingWaiting = false;
+        try {
+          const done = await this.retrying(() =>
+            inTransaction(this.pool, (c) => commitSequenced(c, requests, this.state)),
+          );
+          done.commit();
+          if (done.frontier.size > this.frontier.size) this.frontier = done.frontier;
+          if (done.more) this.pendingWaiting = true;
+          this.settle(batch, done.results);
+          this.announce(done.frontier.size);
+          continue;
+        } catch (err) {
+          if (!(err instanceof LeaseLost)) {
+            this.fail(batch, err);
+            continue;
+          }
+          // Another instance sequences now: these requests go to it like any other node's.
+          this.lease?.lost();
+        }
+      }
+      if (batch.length === 0) continue;
       try {
-        const { results, frontier } = await inTransaction(this.pool, (c) =>
-          commitAppends(
-            c,
-            batch.map((r) => r.events),
-            this.sequencer,
-          ),
+        this.settle(
+          batch,
+          await this.retrying(() => inTransaction(this.pool, (c) => commitPending(c, requests))),
         );
-        if (frontier.size > this.frontier.size) this.frontier = frontier;
-        results.forEach((r, i) => {
-          const req = batch[i]!;
-          if (typeof r === 'number') req.reject(conflictError(req.events, r));
-          else req.resolve(r);
-        });
-        this.announce(frontier.size);
       } catch (err) {
-        // Nothing of this group was stored (or the outcome is unknown: the
-        // next commit compares heads and reloads the frontier).
-        for (const req of batch) req.reject(err);
+        this.fail(batch, err);
       }
     }
     this.inFlight = undefined;
+  }
+
+  /** Runs a transaction again when it lost a race with another node; nothing of a failed attempt was kept. */
+  private async retrying<T>(run: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run();
+      } catch (err) {
+        if (attempt >= RETRIES || !isRetryable(err)) throw err;
+        await new Promise((r) => setTimeout(r, 5 * attempt));
+      }
+    }
+  }
+
+  private settle(batch: PendingAppend[], results: RequestResult[]): void {
+    results.forEach((r, i) => {
+      const req = batch[i]!;
+      if (typeof r === 'number') req.reject(conflictError(req.events, r));
+      else req.resolve(r);
+    });
+  }
+
+  private fail(batch: PendingAppend[], err: unknown): void {
+    // Nothing of this group was stored (or the outcome is unknown: the next
+    // commit compares heads and reloads the frontier; a resend is a duplicate).
+    const reported = toStoreError(err);
+    for (const req of batch) req.reject(reported);
   }
 
   /** Tells listeners about a head they have not heard yet. */
@@ -194,7 +320,12 @@ export class PostgresStore implements Store {
   }
 
   isSequencer(): boolean {
-    return !this.readOnly && !this.closed;
+    return this.sequencing() && !this.closed;
+  }
+
+  /** Holds the lease (also while closing, so the last queued appends are still sequenced here). */
+  private sequencing(): boolean {
+    return this.lease?.held() === true;
   }
 
   async headSeq(): Promise<number> {
@@ -227,17 +358,20 @@ export class PostgresStore implements Store {
     return (await this.rows<EventRow>(sql, [...params, page.limit])).map(parseRow);
   }
 
+  /** Through `event_keys`, which knows each event's `seq`; an event still waiting for the sequencer is not found yet. */
   async findByEventId(eventId: string, tenantId: string | null): Promise<StoredEvent[]> {
     const rows =
       tenantId === null
         ? await this.rows<EventRow>(
-            `SELECT body FROM events WHERE ${ALL_TENANTS} AND event_id = $1 ORDER BY seq`,
+            `SELECT e.body FROM event_keys k JOIN events e ON e.seq = k.seq
+             WHERE k.${ALL_TENANTS} AND k.event_id = $1 ORDER BY e.seq`,
             [eventId],
           )
-        : await this.rows<EventRow>('SELECT body FROM events WHERE event_id = $1 AND tenant_id = $2', [
-            eventId,
-            tenantId,
-          ]);
+        : await this.rows<EventRow>(
+            `SELECT e.body FROM event_keys k JOIN events e ON e.seq = k.seq
+             WHERE k.event_id = $1 AND k.tenant_id = $2`,
+            [eventId, tenantId],
+          );
     return rows.map(parseRow);
   }
 
@@ -325,7 +459,7 @@ export class PostgresStore implements Store {
 
   /**
    * Listeners hear this instance's commits at once, and other instances'
-   * appends through LISTEN/NOTIFY (started with the first listener).
+   * through LISTEN/NOTIFY.
    */
   onAppend(listener: (headSeq: number) => void): () => void {
     this.listeners.add(listener);
@@ -333,27 +467,61 @@ export class PostgresStore implements Store {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * One connection for the life of the store, LISTENing for new heads (for
+   * listeners) and for pending events (for the sequencer). When the
+   * connection is lost (a database restart) it is made again, and the head is
+   * read once so listeners miss nothing that was announced meanwhile.
+   */
   private startListening(): Client {
     const client = createClient(this.connectionString);
     client.on('notification', (msg: Notification) => {
-      const [from, head] = (msg.payload ?? '').split(' ');
-      if (from !== this.instanceId && head !== undefined) this.announce(Number(head));
+      if (msg.channel === PENDING_CHANNEL) {
+        this.wakeSequencer();
+        return;
+      }
+      if (msg.channel === LEASE_CHANNEL) {
+        this.lease?.poke();
+        return;
+      }
+      const head = Number((msg.payload ?? '').split(' ')[0]);
+      if (Number.isSafeInteger(head)) this.announce(head);
     });
-    // A lost LISTEN connection only delays other instances' appends until this instance's next commit.
-    client.on('error', () => undefined);
+    let lost = false;
+    const reconnect = () => {
+      if (lost || this.closed) return;
+      lost = true;
+      client.end().catch(() => undefined);
+      const timer = setTimeout(() => {
+        if (this.closed) return;
+        this.listenClient = this.startListening();
+        void headOn(this.pool)
+          .then((head) => this.announce(head))
+          .catch(() => undefined);
+        this.wakeSequencer();
+      }, 500);
+      timer.unref();
+    };
+    client.on('error', reconnect);
+    client.on('end', reconnect);
     client
       .connect()
-      .then(() => client.query(`LISTEN ${APPEND_CHANNEL}`))
-      .catch(() => undefined);
+      .then(() =>
+        client.query(`LISTEN ${APPEND_CHANNEL}; LISTEN ${PENDING_CHANNEL}; LISTEN ${LEASE_CHANNEL}`),
+      )
+      .catch(reconnect);
     return client;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const t of this.timers) clearInterval(t);
     // Appends and delivery writes already accepted are committed first.
     await this.inFlight;
     await this.delivery.drained();
+    // Handing the lease back lets another node sequence at once instead of after it expires.
+    await this.lease?.release();
     this.listeners.clear();
     await this.listenClient?.end().catch(() => undefined);
     await this.pool.end();

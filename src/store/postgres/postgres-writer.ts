@@ -1,116 +1,175 @@
 import type { PoolClient } from 'pg';
 import { leafHashOf } from '../../event/canonical.js';
+import type { AuditEvent } from '../../event/event.js';
 import type { MerkleFrontier } from '../merkle/frontier.js';
 import type { AppendOutcome, PreparedEvent } from '../store.js';
 import { searchText, toStored } from '../stored-event.js';
+import { ensureMonthlyPartitions, type Month, monthOfIso } from './partitions.js';
+import { RetryableConflict } from './postgres-connection.js';
 import { headOn, loadFrontier } from './postgres-tree.js';
+import { assertHeld } from './sequencer-lease.js';
 
-/** Transaction advisory lock that serialises sequencing across every process on the database ("tw-seq"). */
-const SEQUENCER_LOCK = 0x74772d736571;
-
-/** NOTIFY channel on which every append announces the new head. */
+/** NOTIFY channel on which the sequencer announces each new head. */
 export const APPEND_CHANNEL = 'trailwarden_append';
+/** NOTIFY channel on which a node announces events it acknowledged for the sequencer. */
+export const PENDING_CHANNEL = 'trailwarden_pending';
+
+/** Most pending events one sequencing transaction takes. */
+const PENDING_PER_COMMIT = 5000;
 
 /** What a commit reads from, and updates in, the store instance that runs it. */
 export interface SequencerState {
-  /** The instance's frontier as of its last commit, read under the lock; cloned, never changed here. */
+  /** The instance's frontier as of its last commit; cloned, never changed here. */
   frontier(): MerkleFrontier;
   /** Tenants known to be in `tenants`; a commit adds the ones it wrote. */
   knownTenants: Set<string>;
-  /** Tags this instance's NOTIFY payloads so it can skip its own. */
-  instanceId: string;
+  /** Months known to have a partition; a commit adds the ones it created. */
+  knownMonths: Set<Month>;
+  /** This instance's lease holder name; also tags its NOTIFY payloads so it can skip its own. */
+  holder: string;
 }
 
-/** Thrown inside a request's savepoint to roll back just that request. */
-class ConflictInBatch extends Error {
-  constructor(readonly index: number) {
-    super('conflict');
-  }
+/** A request's result: its outcomes, or the index of its event that conflicted (nothing of it kept). */
+export type RequestResult = AppendOutcome[] | number;
+
+interface KnownKey {
+  contentHash: string;
+  seq: number | null;
 }
 
 /**
- * Appends a group of requests in the caller's transaction: takes the
- * sequencer lock, reloads the frontier when another instance appended
- * meanwhile, and writes each request in its own savepoint. A request's result
- * is its outcomes, or the index of the event that conflicted (that request
- * was rolled back alone). Announces the new head on {@link APPEND_CHANNEL}.
- *
- * toStored and searchText match sqlite-writer.ts exactly: the stored JSON
- * and the search column must not depend on the backend.
+ * Decides each request against the keys already stored and the earlier
+ * requests of the group: new, duplicate, or a conflict that drops the
+ * request alone. New events get `seq` from `assign` (null: left to the
+ * sequencer).
  */
-export async function commitAppends(
-  c: PoolClient,
+function classify(
   requests: PreparedEvent[][],
-  state: SequencerState,
-): Promise<{ results: Array<AppendOutcome[] | number>; frontier: MerkleFrontier }> {
-  await c.query('SELECT pg_advisory_xact_lock($1)', [SEQUENCER_LOCK]);
-  // Under the lock: another instance may have appended since our last commit.
-  let frontier = state.frontier().clone();
-  if ((await headOn(c)) !== frontier.size) frontier = await loadFrontier(c);
-  const before = frontier.size;
-  const newTenants = [...new Set(requests.flatMap((events) => events.map((e) => e.event.tenant_id)))].filter(
-    (t) => !state.knownTenants.has(t),
-  );
-  if (newTenants.length > 0) {
-    // Outside the savepoints: a tenant row without events is harmless.
-    await c.query('INSERT INTO tenants (tenant_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [
-      newTenants,
-    ]);
-  }
-  const receivedAt = new Date().toISOString();
-  const results: Array<AppendOutcome[] | number> = [];
-  for (const [i, events] of requests.entries()) {
-    const attempt = frontier.clone();
-    await c.query(`SAVEPOINT r${i}`);
-    try {
-      results.push(await appendRequest(c, events, attempt, receivedAt));
-      await c.query(`RELEASE SAVEPOINT r${i}`);
-      frontier = attempt;
-    } catch (err) {
-      if (!(err instanceof ConflictInBatch)) throw err;
-      await c.query(`ROLLBACK TO SAVEPOINT r${i}`);
-      results.push(err.index);
+  existing: Map<string, KnownKey>,
+  assign: () => number | null,
+): { results: RequestResult[]; fresh: Array<{ prepared: PreparedEvent; seq: number | null }> } {
+  const results: RequestResult[] = [];
+  const fresh: Array<{ prepared: PreparedEvent; seq: number | null }> = [];
+  for (const events of requests) {
+    const mine = new Map<string, KnownKey>();
+    const outcomes: AppendOutcome[] = [];
+    const added: Array<{ prepared: PreparedEvent; seq: number | null }> = [];
+    let conflict = -1;
+    for (const [index, prepared] of events.entries()) {
+      const k = key(prepared.event.tenant_id, prepared.event.event_id);
+      const prior = mine.get(k) ?? existing.get(k);
+      if (prior) {
+        if (prior.contentHash !== prepared.contentHash) {
+          conflict = index;
+          break;
+        }
+        outcomes.push({ status: 'duplicate', seq: prior.seq });
+        continue;
+      }
+      added.push({ prepared, seq: null });
+      mine.set(k, { contentHash: prepared.contentHash, seq: null });
+      outcomes.push({ status: 'created', seq: null });
     }
+    if (conflict >= 0) {
+      results.push(conflict);
+      continue;
+    }
+    // Seqs are handed out only to requests that are kept, so they stay gap-free.
+    for (const a of added) {
+      a.seq = assign();
+      mine.get(key(a.prepared.event.tenant_id, a.prepared.event.event_id))!.seq = a.seq;
+    }
+    let next = 0;
+    for (const o of outcomes) if (o.status === 'created') o.seq = added[next++]!.seq;
+    for (const [k, v] of mine) existing.set(k, v);
+    fresh.push(...added);
+    results.push(outcomes);
   }
-  if (frontier.size !== before) {
-    await c.query('SELECT pg_notify($1, $2)', [APPEND_CHANNEL, `${state.instanceId} ${frontier.size}`]);
-  }
-  for (const t of newTenants) state.knownTenants.add(t);
-  return { results, frontier };
+  return { results, fresh };
 }
 
-async function appendRequest(
-  c: PoolClient,
-  events: PreparedEvent[],
-  frontier: MerkleFrontier,
-  receivedAt: string,
-): Promise<AppendOutcome[]> {
-  const found = await c.query<{ tenant_id: string; event_id: string; seq: number; content_hash: string }>(
-    `SELECT e.tenant_id, e.event_id, e.seq, e.content_hash
-     FROM unnest($1::text[], $2::text[]) AS k(tenant_id, event_id)
-     JOIN events e ON e.tenant_id = k.tenant_id AND e.event_id = k.event_id`,
-    [events.map((e) => e.event.tenant_id), events.map((e) => e.event.event_id)],
+/** The stored key and content hash of each (tenant, event_id) of the group that exists. */
+async function existingKeys(c: PoolClient, requests: PreparedEvent[][]): Promise<Map<string, KnownKey>> {
+  const all = requests.flat();
+  const found = await c.query<{
+    tenant_id: string;
+    event_id: string;
+    seq: number | null;
+    content_hash: string;
+  }>(
+    `SELECT k.tenant_id, k.event_id, k.seq, k.content_hash
+     FROM unnest($1::text[], $2::text[]) AS q(tenant_id, event_id)
+     JOIN event_keys k ON k.tenant_id = q.tenant_id AND k.event_id = q.event_id`,
+    [all.map((e) => e.event.tenant_id), all.map((e) => e.event.event_id)],
   );
-  const existing = new Map(
-    found.rows.map((r) => [key(r.tenant_id, r.event_id), { seq: r.seq, contentHash: r.content_hash }]),
+  return new Map(
+    found.rows.map((r) => [key(r.tenant_id, r.event_id), { contentHash: r.content_hash, seq: r.seq }]),
   );
-  const outcomes: AppendOutcome[] = [];
-  const rows: unknown[][] = Array.from({ length: 13 }, () => []);
-  const nodes: { level: number[]; idx: number[]; hash: Buffer[] } = { level: [], idx: [], hash: [] };
-  events.forEach(({ event, contentHash }, index) => {
-    const k = key(event.tenant_id, event.event_id);
-    const prior = existing.get(k);
-    if (prior) {
-      if (prior.contentHash !== contentHash) throw new ConflictInBatch(index);
-      outcomes.push({ status: 'duplicate', seq: prior.seq });
-      return;
-    }
-    const seq = frontier.size + 1;
+}
+
+/** Claims the new keys; a key taken meanwhile by another node aborts the transaction for a retry. */
+async function insertKeys(c: PoolClient, fresh: Array<{ prepared: PreparedEvent; seq: number | null }>) {
+  if (fresh.length === 0) return;
+  const r = await c.query(
+    `INSERT INTO event_keys (tenant_id, event_id, content_hash, seq)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+     ON CONFLICT DO NOTHING`,
+    [
+      fresh.map((f) => f.prepared.event.tenant_id),
+      fresh.map((f) => f.prepared.event.event_id),
+      fresh.map((f) => f.prepared.contentHash),
+      fresh.map((f) => f.seq),
+    ],
+  );
+  if (r.rowCount !== fresh.length)
+    // Another node claimed one of these keys after existingKeys read them: retry the whole transaction.
+    throw new RetryableConflict('an event_id was stored by another node meanwhile');
+}
+
+/**
+ * The follower's append: the events are committed to `pending_events` (and
+ * their keys to `event_keys`, so idempotency holds across nodes at once) and
+ * acknowledged without waiting for the sequencer, which is woken by NOTIFY.
+ */
+export async function commitPending(c: PoolClient, requests: PreparedEvent[][]): Promise<RequestResult[]> {
+  const existing = await existingKeys(c, requests);
+  const { results, fresh } = classify(requests, existing, () => null);
+  if (fresh.length > 0) {
+    await insertKeys(c, fresh);
+    const receivedAt = new Date().toISOString();
+    await c.query(
+      `INSERT INTO pending_events (tenant_id, event_id, received_at, event)
+       SELECT t, e, $3, b FROM unnest($1::text[], $2::text[], $4::text[]) AS x(t, e, b)`,
+      [
+        fresh.map((f) => f.prepared.event.tenant_id),
+        fresh.map((f) => f.prepared.event.event_id),
+        receivedAt,
+        fresh.map((f) => JSON.stringify(f.prepared.event)),
+      ],
+    );
+    await c.query('SELECT pg_notify($1, $2)', [PENDING_CHANNEL, String(fresh.length)]);
+  }
+  return results;
+}
+
+/** Rows for `events`, column by column, and the tree nodes completed, for one multi-row insert each. */
+class SequencedRows {
+  readonly cols: unknown[][] = Array.from({ length: 13 }, () => []);
+  readonly nodes: { level: number[]; idx: number[]; hash: Buffer[] } = { level: [], idx: [], hash: [] };
+  readonly months = new Set<Month>();
+  readonly tenants = new Set<string>();
+
+  constructor(readonly frontier: MerkleFrontier) {}
+
+  /** Sequences one event at the frontier's next seq; returns that seq. */
+  add(event: AuditEvent, receivedAt: string): number {
+    const seq = this.frontier.size + 1;
     const stored = toStored(event, seq, receivedAt);
     const leaf = leafHashOf(stored);
     stored.leaf_hash = leaf.toString('base64');
     const values = [
       seq,
+      receivedAt,
       event.event_id,
       event.tenant_id,
       event.timestamp,
@@ -120,37 +179,112 @@ async function appendRequest(
       event.resource?.id ?? null,
       event.outcome,
       searchText(event),
-      contentHash,
       leaf,
       JSON.stringify(stored),
     ];
-    for (const [col, v] of values.entries()) rows[col]!.push(v);
-    for (const n of frontier.append(leaf)) {
+    for (const [col, v] of values.entries()) this.cols[col]!.push(v);
+    for (const n of this.frontier.append(leaf)) {
       if (n.level === 0) continue;
-      nodes.level.push(n.level);
-      nodes.idx.push(n.index);
-      nodes.hash.push(n.hash);
+      this.nodes.level.push(n.level);
+      this.nodes.idx.push(n.index);
+      this.nodes.hash.push(n.hash);
     }
-    // A repeat later in the same request is a duplicate of this one.
-    existing.set(k, { seq, contentHash });
-    outcomes.push({ status: 'created', seq });
-  });
-  if (rows[0]!.length > 0) {
+    this.months.add(monthOfIso(receivedAt));
+    this.tenants.add(event.tenant_id);
+    return seq;
+  }
+
+  async write(c: PoolClient, state: SequencerState): Promise<void> {
+    if (this.cols[0]!.length === 0) return;
+    const newMonths = [...this.months].filter((m) => !state.knownMonths.has(m));
+    // Normally made ahead by the sequencer; an event received long ago (it waited in pending) may need its own.
+    if (newMonths.length > 0) await ensureMonthlyPartitions(c, newMonths);
+    const newTenants = [...this.tenants].filter((t) => !state.knownTenants.has(t));
+    if (newTenants.length > 0) {
+      await c.query('INSERT INTO tenants (tenant_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [
+        newTenants,
+      ]);
+    }
     await c.query(
-      `INSERT INTO events (seq, event_id, tenant_id, ts, action, actor_id, resource_type, resource_id,
-         outcome, search, content_hash, leaf_hash, body)
-       SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+      `INSERT INTO events (seq, received_at, event_id, tenant_id, ts, action, actor_id, resource_type,
+         resource_id, outcome, search, leaf_hash, body)
+       SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
          $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bytea[], $13::text[])`,
-      rows,
+      this.cols,
     );
+    if (this.nodes.level.length > 0) {
+      await c.query(
+        'INSERT INTO tree_nodes (level, idx, hash) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])',
+        [this.nodes.level, this.nodes.idx, this.nodes.hash],
+      );
+    }
   }
-  if (nodes.level.length > 0) {
+
+  /** After the commit: what this transaction added to the database's known sets. */
+  learned(state: SequencerState): void {
+    for (const m of this.months) state.knownMonths.add(m);
+    for (const t of this.tenants) state.knownTenants.add(t);
+  }
+}
+
+/**
+ * The sequencer's commit, fenced by the lease: first the events other nodes
+ * acknowledged (`pending_events`, oldest first), then this instance's own
+ * requests, each event getting the next `seq` and extending the Merkle tree.
+ * `more` tells the caller pending events are left for another round.
+ */
+export async function commitSequenced(
+  c: PoolClient,
+  requests: PreparedEvent[][],
+  state: SequencerState,
+): Promise<{ results: RequestResult[]; frontier: MerkleFrontier; more: boolean; commit: () => void }> {
+  await assertHeld(c, state.holder);
+  // The commit that ran before may have been lost with its connection, or another instance held the lease.
+  let frontier = state.frontier().clone();
+  if ((await headOn(c)) !== frontier.size) frontier = await loadFrontier(c);
+  const rows = new SequencedRows(frontier);
+
+  const pending = await c.query<{
+    id: number;
+    tenant_id: string;
+    event_id: string;
+    received_at: string;
+    event: string;
+  }>('SELECT id, tenant_id, event_id, received_at, event FROM pending_events ORDER BY id LIMIT $1', [
+    PENDING_PER_COMMIT,
+  ]);
+  if (pending.rows.length > 0) {
+    const seqs = pending.rows.map((p) => rows.add(JSON.parse(p.event) as AuditEvent, p.received_at));
     await c.query(
-      'INSERT INTO tree_nodes (level, idx, hash) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])',
-      [nodes.level, nodes.idx, nodes.hash],
+      `UPDATE event_keys k SET seq = u.seq FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(t, e, seq)
+       WHERE k.tenant_id = u.t AND k.event_id = u.e`,
+      [pending.rows.map((p) => p.tenant_id), pending.rows.map((p) => p.event_id), seqs],
     );
+    await c.query('DELETE FROM pending_events WHERE id = ANY($1::bigint[])', [pending.rows.map((p) => p.id)]);
   }
-  return outcomes;
+
+  let results: RequestResult[] = [];
+  if (requests.length > 0) {
+    const existing = await existingKeys(c, requests);
+    const receivedAt = new Date().toISOString();
+    let next = frontier.size + 1;
+    const classified = classify(requests, existing, () => next++);
+    results = classified.results;
+    await insertKeys(c, classified.fresh);
+    for (const f of classified.fresh) {
+      if (rows.add(f.prepared.event, receivedAt) !== f.seq) throw new Error('sequencing went out of step');
+    }
+  }
+  await rows.write(c, state);
+  if (rows.cols[0]!.length > 0) {
+    await c.query('SELECT pg_notify($1, $2)', [APPEND_CHANNEL, `${frontier.size} ${state.holder}`]);
+  }
+  return {
+    results,
+    frontier,
+    more: pending.rows.length === PENDING_PER_COMMIT,
+    commit: () => rows.learned(state),
+  };
 }
 
 function key(tenantId: string, eventId: string): string {

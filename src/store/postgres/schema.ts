@@ -1,22 +1,18 @@
 import type { PoolClient } from 'pg';
+import { ensureMonthlyPartitions, monthsBetween } from './partitions.js';
 
 /**
  * Versioned migrations, applied in order on open inside one transaction while
  * holding a session advisory lock, so several nodes starting at once apply
  * each migration exactly once. The version lives in `schema_version`; a
- * database newer than this code is refused instead of misread.
+ * database newer than this code is refused instead of misread. A migration
+ * is SQL, or a function for what SQL alone cannot say (partitions by month).
  *
  * Text columns that are compared by range (`ts`, `action`) use the "C"
  * collation so ordering is by code point, as in SQLite, whatever the
  * database's locale is (the action-prefix filter is a range up to U+FFFF).
- *
- * TODO(issue 5, part 2): declarative partitioning of `events` by month. A
- * partitioned table's unique constraints must include the partition key, so
- * idempotency on (tenant_id, event_id) then needs its own unpartitioned
- * table (tenant_id, event_id, seq, content_hash); `seq` stays the primary
- * order and the sequencer lease goes into `meta` or a `leases` table.
  */
-const MIGRATIONS: string[] = [
+const MIGRATIONS: Array<string | ((client: PoolClient) => Promise<void>)> = [
   `
   CREATE TABLE events (
     seq           BIGINT PRIMARY KEY,
@@ -115,6 +111,7 @@ const MIGRATIONS: string[] = [
     expires_at TIMESTAMPTZ NOT NULL
   );
   `,
+  partitionEvents,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -130,8 +127,11 @@ export async function schemaVersion(client: PoolClient): Promise<number> {
   return r.rows[0]?.version ?? 0;
 }
 
-/** Brings the database to the current schema version; safe when several nodes run it at once. */
-export async function migrate(client: PoolClient): Promise<void> {
+/**
+ * Brings the database to the current schema version (tests of a migration
+ * stop at an older `target`); safe when several nodes run it at once.
+ */
+export async function migrate(client: PoolClient, target = SCHEMA_VERSION): Promise<void> {
   await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK.toString()]);
   try {
     await client.query('BEGIN');
@@ -143,9 +143,13 @@ export async function migrate(client: PoolClient): Promise<void> {
           `database schema version ${current} is newer than this trailwarden (${SCHEMA_VERSION}); upgrade trailwarden`,
         );
       }
-      for (let v = current; v < SCHEMA_VERSION; v++) await client.query(MIGRATIONS[v]!);
+      for (let v = current; v < target; v++) {
+        const step = MIGRATIONS[v]!;
+        if (typeof step === 'string') await client.query(step);
+        else await step(client);
+      }
       await client.query('DELETE FROM schema_version');
-      await client.query('INSERT INTO schema_version (version) VALUES ($1)', [SCHEMA_VERSION]);
+      await client.query('INSERT INTO schema_version (version) VALUES ($1)', [Math.max(current, target)]);
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -154,4 +158,80 @@ export async function migrate(client: PoolClient): Promise<void> {
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK.toString()]);
   }
+}
+
+/**
+ * Migration 4 (issue 5): `events` becomes a table partitioned by month of
+ * `received_at`, so tens of millions of rows stay in tables of a month each
+ * and old months can be detached or archived whole. A partitioned table's
+ * unique constraints must include the partition key, so idempotency on
+ * (tenant_id, event_id) moves to its own unpartitioned `event_keys` table,
+ * which also holds where each event went (`seq`, null while it waits to be
+ * sequenced). `pending_events` holds events acknowledged by a node that does
+ * not hold the sequencer lease, until the sequencer gives them a `seq`.
+ * Existing rows are copied over (a one-time cost of a full rewrite).
+ */
+async function partitionEvents(client: PoolClient): Promise<void> {
+  await client.query(`
+    ALTER TABLE events RENAME TO events_unpartitioned;
+    DROP INDEX events_tenant_event_id, events_tenant_action, events_tenant_ts, events_ts, events_actor,
+      events_resource;
+
+    CREATE TABLE events (
+      seq           BIGINT NOT NULL,
+      received_at   TIMESTAMPTZ NOT NULL,
+      event_id      TEXT NOT NULL,
+      tenant_id     TEXT NOT NULL,
+      ts            TEXT COLLATE "C" NOT NULL,
+      action        TEXT COLLATE "C" NOT NULL,
+      actor_id      TEXT NOT NULL,
+      resource_type TEXT,
+      resource_id   TEXT,
+      outcome       TEXT NOT NULL,
+      search        TEXT NOT NULL,
+      leaf_hash     BYTEA NOT NULL,
+      body          TEXT NOT NULL,
+      PRIMARY KEY (seq, received_at)
+    ) PARTITION BY RANGE (received_at);
+    CREATE INDEX events_tenant_action ON events (tenant_id, action, seq);
+    CREATE INDEX events_tenant_ts ON events (tenant_id, ts);
+    CREATE INDEX events_ts ON events (ts);
+    CREATE INDEX events_actor ON events (actor_id, seq);
+    CREATE INDEX events_resource ON events (resource_type, resource_id, seq);
+
+    CREATE TABLE event_keys (
+      tenant_id    TEXT NOT NULL,
+      event_id     TEXT NOT NULL,
+      content_hash TEXT NOT NULL,
+      seq          BIGINT,
+      PRIMARY KEY (tenant_id, event_id)
+    );
+
+    CREATE TABLE pending_events (
+      id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      tenant_id    TEXT NOT NULL,
+      event_id     TEXT NOT NULL,
+      received_at  TEXT NOT NULL,
+      event        TEXT NOT NULL
+    );
+  `);
+  const span = await client.query<{ first: Date | null; last: Date | null }>(
+    `SELECT min((body::json->>'received_at')::timestamptz) AS first,
+            max((body::json->>'received_at')::timestamptz) AS last
+     FROM events_unpartitioned`,
+  );
+  const now = new Date();
+  const first = span.rows[0]?.first ?? now;
+  const last = span.rows[0]?.last ?? now;
+  await ensureMonthlyPartitions(client, monthsBetween(first < now ? first : now, last > now ? last : now));
+  await client.query(`
+    INSERT INTO events (seq, received_at, event_id, tenant_id, ts, action, actor_id, resource_type,
+      resource_id, outcome, search, leaf_hash, body)
+    SELECT seq, (body::json->>'received_at')::timestamptz, event_id, tenant_id, ts, action, actor_id,
+      resource_type, resource_id, outcome, search, leaf_hash, body
+    FROM events_unpartitioned;
+    INSERT INTO event_keys (tenant_id, event_id, content_hash, seq)
+    SELECT tenant_id, event_id, content_hash, seq FROM events_unpartitioned;
+    DROP TABLE events_unpartitioned;
+  `);
 }

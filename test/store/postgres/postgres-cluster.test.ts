@@ -1,0 +1,360 @@
+/**
+ * What only PostgreSQL does: several store instances (nodes) on one
+ * database, one sequencer at a time under a lease, events acknowledged by
+ * the others before they are sequenced, monthly partitions, the migration of
+ * an unpartitioned log, and database faults answered as 503s or retried.
+ * Everything here runs on a real PostgreSQL started by the test. The
+ * behaviour both backends share is in ../store-conformance.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { leafHashOf } from '../../../src/event/canonical.js';
+import { MerkleFrontier } from '../../../src/store/merkle/frontier.js';
+import { verifyInclusion } from '../../../src/store/merkle/proofs.js';
+import { PostgresStore } from '../../../src/store/postgres/postgres-store.js';
+import { migrate } from '../../../src/store/postgres/schema.js';
+import type { Store } from '../../../src/store/store.js';
+import { searchText, toStored } from '../../../src/store/stored-event.js';
+import { makeEvent, prepare } from '../../helpers/events.js';
+import { type PostgresCluster, postgresBinDir, startPostgres } from '../../helpers/postgres.js';
+
+const skip = postgresBinDir() === undefined ? 'PostgreSQL binaries not found (set TW_PG_BIN)' : undefined;
+
+/** Waits until `check` holds, polling; fails with `what` after `ms`. */
+async function until(what: string, check: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function sql<R extends pg.QueryResultRow>(url: string, text: string, params: unknown[] = []) {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query<R>(text, params)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+/** Every seq of the log, ascending. */
+async function seqs(store: Store): Promise<number[]> {
+  return (await store.readRange(0, 100_000)).map((e) => e.seq);
+}
+
+describe('PostgreSQL store: several nodes on one database', { skip }, () => {
+  let cluster: PostgresCluster;
+  const open: Store[] = [];
+  const node = async (url: string, name: string, leaseMs = 1500) => {
+    const s = await PostgresStore.open(url, { poolSize: 4, nodeId: name, leaseMs });
+    open.push(s);
+    return s;
+  };
+
+  before(async () => {
+    cluster = await startPostgres();
+  });
+  after(async () => {
+    for (const s of open) await s.close().catch(() => undefined);
+    await cluster?.stop();
+  });
+
+  test('one node sequences; another acknowledges before sequencing and its events get the next seqs', async () => {
+    const url = await cluster.createDatabase();
+    const a = await node(url, 'a');
+    const b = await node(url, 'b');
+    assert.equal(a.isSequencer(), true);
+    assert.equal(b.isSequencer(), false);
+    const heads: number[] = [];
+    b.onAppend((h) => heads.push(h));
+
+    const viaA = await a.append([prepare(makeEvent())]);
+    assert.deepEqual(viaA, [{ status: 'created', seq: 1 }]);
+    const e = makeEvent();
+    const viaB = await b.append([prepare(e), prepare(makeEvent())]);
+    // Acknowledged once committed, before the sequencer got to it.
+    assert.deepEqual(viaB, [
+      { status: 'created', seq: null },
+      { status: 'created', seq: null },
+    ]);
+    await until('the follower hears the sequencer', () => heads.includes(3));
+    assert.deepEqual(await seqs(b), [1, 2, 3]);
+    const [found] = await b.findByEventId(e.event_id, 'acme');
+    assert.equal(found?.seq, 2);
+    assert.equal(found.leaf_hash, leafHashOf(found).toString('base64'));
+    const proof = await b.tree.inclusionProof(1, 3);
+    assert.ok(verifyInclusion(leafHashOf(found), 1, 3, proof, await a.tree.rootAt(3)));
+    // Resent through the sequencer: the same event, wherever it arrives.
+    assert.deepEqual(await a.append([prepare(e)]), [{ status: 'duplicate', seq: 2 }]);
+  });
+
+  test('idempotency holds across nodes, also before the sequencer ran', async () => {
+    const url = await cluster.createDatabase();
+    const a = await node(url, 'a');
+    const b = await node(url, 'b');
+    const c = await node(url, 'c');
+    const e = makeEvent();
+    // Racing the same event through all three: exactly one is created.
+    const outs = await Promise.all([a, b, c].map((s) => s.append([prepare(e)])));
+    assert.deepEqual(outs.map((o) => o[0]!.status).sort(), ['created', 'duplicate', 'duplicate']);
+    await assert.rejects(b.append([prepare({ ...e, outcome: 'failure' })]), {
+      code: 'TW_ERR_EVENT_CONFLICT',
+    });
+    await assert.rejects(c.append([prepare(makeEvent()), prepare({ ...e, reason: 'other' })]), {
+      code: 'TW_ERR_EVENT_CONFLICT',
+    });
+    await until('the sequencer takes the pending events', async () => (await a.headSeq()) === 1);
+    const [row] = await sql<{ n: string }>(url, 'SELECT count(*) AS n FROM pending_events');
+    assert.equal(Number(row!.n), 0);
+    assert.deepEqual(await seqs(a), [1]);
+  });
+
+  test('a clean stop hands the lease over at once; a node that loses its lease stops sequencing', async () => {
+    const url = await cluster.createDatabase();
+    const a = await node(url, 'a', 60_000);
+    const b = await node(url, 'b', 60_000);
+    await a.append([prepare(makeEvent())]);
+    await a.close();
+    // With a minute-long lease, only the release explains a takeover this soon.
+    await until('b takes over', () => b.isSequencer(), 10_000);
+    assert.deepEqual(await b.append([prepare(makeEvent())]), [{ status: 'created', seq: 2 }]);
+
+    // Someone else takes the lease behind b's back (as a successor would once b stalled past its lease).
+    await sql(
+      url,
+      `UPDATE leases SET holder = 'intruder', expires_at = now() + interval '1 hour' WHERE name = 'sequencer'`,
+    );
+    const [out] = await b.append([prepare(makeEvent())]);
+    // The fence inside b's transaction refused; the event went to the pending table instead.
+    assert.deepEqual(out, { status: 'created', seq: null });
+    assert.equal(b.isSequencer(), false);
+    assert.equal(await b.headSeq(), 2);
+    // The intruder gives up (expires); b takes the lease back and sequences what waited.
+    await sql(
+      url,
+      `UPDATE leases SET expires_at = now() - interval '1 second' WHERE name = 'sequencer'; NOTIFY trailwarden_lease`,
+    );
+    await until('b sequences the waiting event', async () => (await b.headSeq()) === 3, 20_000);
+    assert.deepEqual(await seqs(b), [1, 2, 3]);
+  });
+
+  test('continuous appends through three nodes while the sequencer moves: every acknowledged event once, no gap', async () => {
+    const url = await cluster.createDatabase();
+    const nodes = [await node(url, 'n1', 1000), await node(url, 'n2', 1000), await node(url, 'n3', 1000)];
+    const acked: string[] = [];
+    let stop = false;
+    const writers = nodes.map(async (s, i) => {
+      while (!stop) {
+        const batch = Array.from({ length: 10 }, () => makeEvent({ tenant_id: `t${i}` }));
+        try {
+          await s.append(batch.map(prepare));
+          acked.push(...batch.map((e) => e.event_id));
+        } catch (err) {
+          // Only the node that was closed refuses.
+          assert.equal((err as { code?: string }).code, 'TW_ERR_NOT_READY');
+          return;
+        }
+      }
+    });
+    await until('some events', () => acked.length >= 200);
+    const first = nodes.find((s) => s.isSequencer());
+    assert.ok(first);
+    await first.close();
+    await until('another node sequences', () => nodes.some((s) => s !== first && s.isSequencer()));
+    await until('more events', () => acked.length >= 600);
+    stop = true;
+    await Promise.all(writers);
+    const survivor = nodes.find((s) => s.isSequencer())!;
+    await until('every acknowledged event sequenced', async () => (await survivor.headSeq()) >= acked.length);
+    const all = await survivor.readRange(0, 100_000);
+    assert.deepEqual(
+      all.map((e) => e.seq),
+      all.map((_, i) => i + 1),
+    );
+    const ids = all.map((e) => e.event_id);
+    assert.equal(new Set(ids).size, ids.length, 'no event stored twice');
+    const stored = new Set(ids);
+    for (const id of acked) assert.ok(stored.has(id), `acknowledged ${id} is in the log`);
+    const frontier = new MerkleFrontier();
+    for (const e of all) frontier.append(leafHashOf(e));
+    assert.deepEqual(await survivor.tree.rootAt(all.length), frontier.root());
+  });
+
+  test('partitions exist for this month and the next two; an event received long ago gets its own', async () => {
+    const url = await cluster.createDatabase();
+    const a = await node(url, 'a');
+    await a.append([prepare(makeEvent())]);
+    const parts = async () =>
+      (
+        await sql<{ name: string }>(
+          url,
+          `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+           JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'events' ORDER BY 1`,
+        )
+      ).map((r) => r.name);
+    const month = (offset: number) => {
+      const d = new Date();
+      d.setUTCDate(1);
+      d.setUTCMonth(d.getUTCMonth() + offset);
+      return `events_y${d.toISOString().slice(0, 4)}m${d.toISOString().slice(5, 7)}`;
+    };
+    await until('partitions ahead', async () => (await parts()).includes(month(2)));
+    assert.ok((await parts()).includes(month(0)));
+    // An event a node acknowledged in 2019 and that waited for a sequencer since.
+    const old = makeEvent();
+    await sql(url, 'INSERT INTO event_keys (tenant_id, event_id, content_hash) VALUES ($1, $2, $3)', [
+      old.tenant_id,
+      old.event_id,
+      prepare(old).contentHash,
+    ]);
+    await sql(
+      url,
+      `INSERT INTO pending_events (tenant_id, event_id, received_at, event) VALUES ($1, $2, '2019-03-04T05:06:07.000Z', $3)`,
+      [old.tenant_id, old.event_id, JSON.stringify(old)],
+    );
+    await sql(url, `NOTIFY trailwarden_pending`);
+    await until('the old event is sequenced', async () => (await a.headSeq()) === 2);
+    assert.ok((await parts()).includes('events_y2019m03'));
+    const [stored] = await a.findByEventId(old.event_id, old.tenant_id);
+    assert.equal(stored?.received_at, '2019-03-04T05:06:07.000Z');
+    const [where] = await sql<{ part: string }>(
+      url,
+      'SELECT tableoid::regclass::text AS part FROM events WHERE seq = 2',
+    );
+    assert.equal(where?.part, 'events_y2019m03');
+  });
+
+  test('an unpartitioned log of the previous schema is migrated with its proofs intact', async () => {
+    const url = await cluster.createDatabase();
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    const frontier = new MerkleFrontier();
+    const events = [makeEvent(), makeEvent({ tenant_id: 'globex' }), makeEvent()];
+    try {
+      await migrate(c as unknown as pg.PoolClient, 3);
+      for (const [i, e] of events.entries()) {
+        const stored = toStored(e, i + 1, new Date(Date.UTC(2025, 11, 31, 23, 59, 59)).toISOString());
+        const leaf = leafHashOf(stored);
+        stored.leaf_hash = leaf.toString('base64');
+        await c.query(
+          `INSERT INTO events (seq, event_id, tenant_id, ts, action, actor_id, resource_type, resource_id,
+             outcome, search, content_hash, leaf_hash, body) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`,
+          [
+            i + 1,
+            e.event_id,
+            e.tenant_id,
+            e.timestamp,
+            e.action,
+            e.actor.id,
+            e.resource?.type ?? null,
+            e.resource?.id ?? null,
+            e.outcome,
+            searchText(e),
+            prepare(e).contentHash,
+            leaf,
+            JSON.stringify(stored),
+          ],
+        );
+        for (const n of frontier.append(leaf)) {
+          if (n.level > 0) {
+            await c.query('INSERT INTO tree_nodes (level, idx, hash) VALUES ($1, $2, $3)', [
+              n.level,
+              n.index,
+              n.hash,
+            ]);
+          }
+        }
+        await c.query('INSERT INTO tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING', [e.tenant_id]);
+      }
+    } finally {
+      await c.end();
+    }
+    const store = await node(url, 'a');
+    assert.deepEqual(await store.tree.rootAt(3), frontier.root());
+    assert.deepEqual(await seqs(store), [1, 2, 3]);
+    assert.equal((await store.findByEventId(events[1]!.event_id, null))[0]?.tenant_id, 'globex');
+    // Idempotency came along: a resend is a duplicate, other content a conflict, a new event seq 4.
+    assert.deepEqual(await store.append([prepare(events[0]!)]), [{ status: 'duplicate', seq: 1 }]);
+    await assert.rejects(store.append([prepare({ ...events[0]!, outcome: 'denied' })]), {
+      code: 'TW_ERR_EVENT_CONFLICT',
+    });
+    assert.deepEqual(await store.append([prepare(makeEvent())]), [{ status: 'created', seq: 4 }]);
+    const [part] = await sql<{ part: string }>(
+      url,
+      'SELECT tableoid::regclass::text AS part FROM events WHERE seq = 1',
+    );
+    assert.equal(part?.part, 'events_y2025m12');
+  });
+});
+
+describe('PostgreSQL store: database faults', { skip }, () => {
+  let cluster: PostgresCluster;
+  before(async () => {
+    cluster = await startPostgres();
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  /** Makes every insert into `events` raise `errcode` the first `times` times (all when null). */
+  const failInserts = (url: string, errcode: string, times: number | null) =>
+    sql(
+      url,
+      `CREATE SEQUENCE IF NOT EXISTS tw_test_failures;
+       CREATE OR REPLACE FUNCTION tw_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF ${times === null ? 'true' : `nextval('tw_test_failures') <= ${times}`} THEN
+           RAISE EXCEPTION 'injected by the test' USING ERRCODE = '${errcode}';
+         END IF;
+         RETURN NEW;
+       END $$;
+       CREATE OR REPLACE TRIGGER tw_test_fail BEFORE INSERT ON event_keys
+         FOR EACH ROW EXECUTE FUNCTION tw_test_fail();`,
+    );
+
+  test('a serialization failure or deadlock is retried and the append succeeds once', async () => {
+    const url = await cluster.createDatabase();
+    const store = await PostgresStore.open(url, { poolSize: 2 });
+    try {
+      await failInserts(url, '40001', 2);
+      assert.deepEqual(await store.append([prepare(makeEvent())]), [{ status: 'created', seq: 1 }]);
+      await sql(url, 'ALTER SEQUENCE tw_test_failures RESTART');
+      await failInserts(url, '40P01', 1);
+      assert.deepEqual(await store.append([prepare(makeEvent())]), [{ status: 'created', seq: 2 }]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  for (const [what, errcode] of [
+    ['a full disk', '53100'],
+    ['a statement timeout', '57014'],
+    ['a serialization failure that keeps happening', '40001'],
+  ] as const) {
+    test(`${what} is a 503 with Retry-After and leaves nothing half-written`, async () => {
+      const url = await cluster.createDatabase();
+      const store = await PostgresStore.open(url, { poolSize: 2 });
+      try {
+        await store.append([prepare(makeEvent())]);
+        await failInserts(url, errcode, null);
+        await assert.rejects(store.append([prepare(makeEvent()), prepare(makeEvent())]), (err: Error) => {
+          const e = err as Error & { code?: string; statusCode?: number; headers?: Record<string, string> };
+          assert.equal(e.code, 'TW_ERR_NOT_READY');
+          assert.equal(e.headers?.['retry-after'], '1');
+          assert.match(e.message, /nothing was stored|retry/);
+          return true;
+        });
+        await sql(url, 'DROP TRIGGER tw_test_fail ON event_keys');
+        assert.equal(await store.headSeq(), 1);
+        const [keys] = await sql<{ n: string }>(url, 'SELECT count(*) AS n FROM event_keys');
+        assert.equal(Number(keys!.n), 1);
+        assert.deepEqual(await store.append([prepare(makeEvent())]), [{ status: 'created', seq: 2 }]);
+      } finally {
+        await store.close();
+      }
+    });
+  }
+});
