@@ -101,9 +101,10 @@ export async function assemble(
       { name: keyName, privateKey: key.privateKey, publicKeyRaw: key.publicKeyRaw },
       { everyEvents: config.checkpoints.every_events, everyMs: config.checkpoints.every_ms, origin },
     );
+    const audit = new SelfAudit(store, config.default_tenant);
     const delivery = new DeliveryEngine({
       store,
-      audit: new SelfAudit(store, config.default_tenant),
+      audit,
       dataDir,
       env,
       configSinks: config.sinks.map((c) => ({ config: c as SinkConfig, raw: c as Record<string, unknown> })),
@@ -119,7 +120,7 @@ export async function assemble(
         strictActions: config.strict_actions,
         defaultTenant: config.default_tenant,
       }),
-      audit: new SelfAudit(store, config.default_tenant),
+      audit,
       log: { origin, keyName, publicKeyRaw: key.publicKeyRaw },
       delivery,
       ready: () => ready,
@@ -138,6 +139,8 @@ export async function assemble(
         closing ??= (async () => {
           ready = false;
           await delivery.stop();
+          // Reads answered just before the stop are recorded without being awaited by their request.
+          await audit.settled();
           await checkpointer.stop();
           await checkpointer.issue();
           await store.close();

@@ -18,6 +18,9 @@ export interface RequestContext {
  * read is not itself a read (no recursion).
  */
 export class SelfAudit {
+  /** Records not committed yet (some are not awaited by their request), so a clean stop can wait for them. */
+  private readonly inFlight = new Set<Promise<unknown>>();
+
   constructor(
     private readonly store: Store,
     private readonly defaultTenant: string,
@@ -56,6 +59,21 @@ export class SelfAudit {
     if (req?.userAgent) event.user_agent = req.userAgent.slice(0, 1024);
     if (req?.requestId) event.request_id = req.requestId;
     if (detail.metadata) event.metadata = detail.metadata;
-    await this.store.append([{ event, contentHash: contentHashOf(event) }]);
+    const append = this.store.append([{ event, contentHash: contentHashOf(event) }]);
+    this.inFlight.add(append);
+    try {
+      await append;
+    } finally {
+      this.inFlight.delete(append);
+    }
+  }
+
+  /**
+   * Resolves once every record started so far is committed (or failed): a
+   * clean stop waits for this before its last checkpoint, so the audit of
+   * the last reads is signed too.
+   */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
   }
 }
