@@ -8,7 +8,8 @@ import type { StoredEvent } from '../event/event.js';
 import { type NoteVerifier, parseVerifierKey } from '../log/checkpoint.js';
 import { loadOrCreateSigningKey } from '../log/signing-key.js';
 import { openStore } from '../store/open-store.js';
-import type { CheckpointRecord, Store } from '../store/store.js';
+import type { CheckpointRecord } from '../store/store.js';
+import { storeCheckpoints, storeEvents } from '../verify/store-source.js';
 import { type VerifyLogResult, verifyLog } from '../verify/verify-log.js';
 import { ApiClient, addClientOptions, clientOptionsFrom } from './http-client.js';
 import { createProgress } from './progress.js';
@@ -31,25 +32,6 @@ interface Source {
 }
 
 const PAGE = 1000;
-
-async function* storeEvents(store: Store): AsyncGenerator<StoredEvent> {
-  let after = 0;
-  for (;;) {
-    const page = await store.readRange(after, PAGE);
-    yield* page;
-    if (page.length < PAGE) return;
-    after = page.at(-1)!.seq;
-  }
-}
-
-async function storeCheckpoints(store: Store): Promise<CheckpointRecord[]> {
-  const all: CheckpointRecord[] = [];
-  for (;;) {
-    const page = await store.listCheckpoints({ fromSize: (all.at(-1)?.treeSize ?? -1) + 1, limit: PAGE });
-    all.push(...page);
-    if (page.length < PAGE) return all;
-  }
-}
 
 async function* jsonLines<T>(lines: AsyncIterable<string>, what: string): AsyncGenerator<T> {
   let n = 0;

@@ -4,15 +4,21 @@
  * factory, never with copies of these tests.
  */
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import BetterSqlite3 from 'better-sqlite3';
+import pg from 'pg';
 import { leafHashOf } from '../../src/event/canonical.js';
+import { signCheckpoint } from '../../src/log/checkpoint.js';
 import { verifyConsistency, verifyInclusion } from '../../src/store/merkle/proofs.js';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
+import { storeCheckpoints, storeEvents } from '../../src/verify/store-source.js';
+import { verifyLog } from '../../src/verify/verify-log.js';
 import { makeEvent, prepare } from '../helpers/events.js';
 import { type PostgresCluster, postgresBinDir, startPostgres } from '../helpers/postgres.js';
 
@@ -20,8 +26,17 @@ interface Backend {
   name: string;
   /** Why this backend cannot run on this machine, if it cannot. */
   skip?: string;
-  /** A fresh, empty store; `reopen` opens the same data again. */
-  create(): Promise<{ store: Store; reopen(): Promise<Store>; cleanup(): void }>;
+  /**
+   * A fresh, empty store; `reopen` opens the same data again; `raw` runs SQL
+   * straight on the backend's tables (`?` placeholders), below the store, as
+   * someone with write access to the database could.
+   */
+  create(): Promise<{ store: Store; reopen(): Promise<Store>; raw: RawSql; cleanup(): void }>;
+}
+
+/** SQL on a backend's own tables, bypassing the store. */
+interface RawSql {
+  all(sql: string, params?: unknown[]): Promise<Array<Record<string, unknown>>>;
 }
 
 const backends: Backend[] = [
@@ -33,6 +48,19 @@ const backends: Backend[] = [
       return {
         store: await SqliteStore.open(file),
         reopen: () => SqliteStore.open(file),
+        raw: {
+          async all(sql, params = []) {
+            const db = new BetterSqlite3(file);
+            try {
+              const stmt = db.prepare(sql);
+              return stmt.reader
+                ? (stmt.all(...params) as Array<Record<string, unknown>>)
+                : (stmt.run(...params), []);
+            } finally {
+              db.close();
+            }
+          },
+        },
         cleanup: () => rmSync(dir, { recursive: true, force: true }),
       };
     },
@@ -50,6 +78,23 @@ const backends: Backend[] = [
       return {
         store: await PostgresStore.open(url, { poolSize: 4 }),
         reopen: () => PostgresStore.open(url, { poolSize: 4 }),
+        raw: {
+          async all(sql, params = []) {
+            const c = new pg.Client({ connectionString: url });
+            await c.connect();
+            try {
+              let n = 0;
+              return (
+                await c.query(
+                  sql.replace(/\?/g, () => `$${++n}`),
+                  params,
+                )
+              ).rows;
+            } finally {
+              await c.end();
+            }
+          },
+        },
         cleanup: () => undefined,
       };
     },
@@ -414,6 +459,92 @@ for (const backend of backends.filter((b) => !only || b.name === only)) {
       assert.equal(await reopened.delivery.deleteSinkConfig('a'), true);
       assert.equal(await reopened.delivery.deleteSinkConfig('a'), false);
       await reopened.close();
+    });
+
+    test('verify reads the log back from the store and reports tampering below it at the first bad seq', async () => {
+      const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+      const signer = {
+        name: 'conformance',
+        privateKey,
+        publicKeyRaw: publicKey.export({ format: 'der', type: 'spki' }).subarray(-32),
+      };
+      const origin = 'trailwarden.test/conformance';
+      /** A store holding 12 events with signed checkpoints at 6 and 12, then `tamper`, then verify. */
+      const verifyAfter = async (tamper: (raw: RawSql) => Promise<void>) => {
+        const { store, raw } = await fresh();
+        for (let i = 0; i < 2; i++) {
+          await store.append(Array.from({ length: 6 }, () => prepare(makeEvent())));
+          const size = await store.tree.size();
+          const root = await store.tree.rootAt(size);
+          await store.addCheckpoint({
+            treeSize: size,
+            rootHash: root.toString('base64'),
+            issuedAt: new Date().toISOString(),
+            note: signCheckpoint({ origin, treeSize: size, rootHash: root }, signer),
+          });
+        }
+        await tamper(raw);
+        try {
+          return await verifyLog({
+            events: storeEvents(store),
+            checkpoints: await storeCheckpoints(store),
+            verifier: { name: signer.name, publicKeyRaw: signer.publicKeyRaw },
+            origin,
+          });
+        } finally {
+          await store.close();
+        }
+      };
+      const body = async (raw: RawSql, seq: number) =>
+        JSON.parse(String((await raw.all('SELECT body FROM events WHERE seq = ?', [seq]))[0]?.['body']));
+
+      const intact = await verifyAfter(async () => undefined);
+      assert.deepEqual(intact.ok && [intact.events, intact.checkpoints, intact.uncovered], [12, 2, 0]);
+
+      const edited = await verifyAfter(async (raw) => {
+        const e = await body(raw, 5);
+        e.outcome = 'failure';
+        await raw.all('UPDATE events SET body = ? WHERE seq = ?', [JSON.stringify(e), 5]);
+      });
+      assert.deepEqual(!edited.ok && [edited.seq, edited.problem], [5, 'edited']);
+
+      const rewritten = await verifyAfter(async (raw) => {
+        // The leaf hash recomputed too: only the signed checkpoint over it can tell.
+        const e = await body(raw, 8);
+        e.reason = 'nothing to see';
+        e.leaf_hash = leafHashOf(e).toString('base64');
+        await raw.all('UPDATE events SET body = ?, leaf_hash = ? WHERE seq = ?', [
+          JSON.stringify(e),
+          Buffer.from(e.leaf_hash, 'base64'),
+          8,
+        ]);
+      });
+      assert.deepEqual(!rewritten.ok && [rewritten.problem, rewritten.checkpointSize], ['root_mismatch', 12]);
+
+      const deleted = await verifyAfter(async (raw) => {
+        await raw.all('DELETE FROM events WHERE seq = ?', [7]);
+      });
+      assert.deepEqual(!deleted.ok && [deleted.seq, deleted.problem], [7, 'deleted']);
+
+      const reordered = await verifyAfter(async (raw) => {
+        await raw.all('UPDATE events SET seq = -3 WHERE seq = 3');
+        await raw.all('UPDATE events SET seq = 3 WHERE seq = 4');
+        await raw.all('UPDATE events SET seq = 4 WHERE seq = -3');
+      });
+      assert.deepEqual(!reordered.ok && [reordered.seq, reordered.problem], [3, 'reordered']);
+
+      const forged = await verifyAfter(async (raw) => {
+        const [cp] = await raw.all('SELECT note FROM checkpoints WHERE tree_size = ?', [6]);
+        const note = String(cp?.['note']);
+        const sig = /^(\u2014 \S+ )(\S+)$/m.exec(note)!;
+        const blob = Buffer.from(sig[2]!, 'base64');
+        blob[blob.length - 1]! ^= 1;
+        await raw.all('UPDATE checkpoints SET note = ? WHERE tree_size = ?', [
+          note.replace(sig[0], `${sig[1]}${blob.toString('base64')}`),
+          6,
+        ]);
+      });
+      assert.deepEqual(!forged.ok && [forged.problem, forged.checkpointSize], ['bad_signature', 6]);
     });
   });
 }
