@@ -53,9 +53,9 @@ const backends: Backend[] = [
             const db = new BetterSqlite3(file);
             try {
               const stmt = db.prepare(sql);
-              return stmt.reader
-                ? (stmt.all(...params) as Array<Record<string, unknown>>)
-                : (stmt.run(...params), []);
+              if (stmt.reader) return stmt.all(...params) as Array<Record<string, unknown>>;
+              stmt.run(...params);
+              return [];
             } finally {
               db.close();
             }
