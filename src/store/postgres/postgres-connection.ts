@@ -6,6 +6,9 @@ export const DEFAULT_POOL_SIZE = 10;
 
 const INT8_OID = 20;
 
+/** How long getting a connection may take before the request is answered 503. */
+const CONNECT_TIMEOUT_MS = 5000;
+
 /**
  * BIGINT columns (seq, cursors, counts) come back as JS numbers: every value
  * Trailwarden stores there is a safe integer. Per pool, so other users of
@@ -20,7 +23,14 @@ const types = {
 
 /** A pool on `connectionString` whose errors on idle clients never crash the process. */
 export function createPool(connectionString: string, poolSize: number): pg.Pool {
-  const pool = new pg.Pool({ connectionString, max: poolSize, types });
+  // A database that does not answer at all (a cut network) must give a 503, not a request that hangs.
+  const pool = new pg.Pool({
+    connectionString,
+    max: poolSize,
+    types,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    keepAlive: true,
+  });
   // An idle client losing its connection (server restart) is dropped by the pool;
   // the next query reports the outage to its caller.
   pool.on('error', () => undefined);
@@ -29,7 +39,12 @@ export function createPool(connectionString: string, poolSize: number): pg.Pool 
 
 /** A standalone client (LISTEN needs one connection for its lifetime). */
 export function createClient(connectionString: string): pg.Client {
-  return new pg.Client({ connectionString, types });
+  return new pg.Client({
+    connectionString,
+    types,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    keepAlive: true,
+  });
 }
 
 /** SQLSTATE classes and socket errors meaning the server cannot be reached or is going away. */
@@ -50,7 +65,7 @@ export function isUnreachable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || code.startsWith('08'))) return true;
-  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
     err.message,
   );
 }
