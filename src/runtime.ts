@@ -47,9 +47,8 @@ async function resolveOrigin(store: Store, config: Config): Promise<string> {
   if (config.checkpoints.origin !== null) return config.checkpoints.origin;
   const kept = await store.getMeta('origin');
   if (kept !== undefined) return kept;
-  const origin = `trailwarden/${randomBytes(4).toString('hex')}`;
-  await store.setMeta('origin', origin);
-  return origin;
+  // Nodes starting together on one database each propose one; the first kept is everyone's.
+  return store.initMeta('origin', `trailwarden/${randomBytes(4).toString('hex')}`);
 }
 
 /** Everything a server is made of, before it listens. */

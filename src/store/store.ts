@@ -63,7 +63,11 @@ export interface Store {
 
   /** Small durable settings (e.g. the log origin chosen on first start). */
   getMeta(name: string): Promise<string | undefined>;
-  setMeta(name: string, value: string): Promise<void>;
+  /**
+   * Sets `name` unless it is already set, and returns the value kept: the
+   * first one ever set wins, so nodes starting together agree on it.
+   */
+  initMeta(name: string, value: string): Promise<string>;
 
   /** Sink configurations, cursors and dead letters. */
   readonly delivery: DeliveryStore;

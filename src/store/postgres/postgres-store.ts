@@ -450,11 +450,12 @@ export class PostgresStore implements Store {
     return row?.value;
   }
 
-  async setMeta(name: string, value: string): Promise<void> {
-    await this.rows(
-      'INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
-      [name, value],
-    );
+  async initMeta(name: string, value: string): Promise<string> {
+    await this.rows('INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [
+      name,
+      value,
+    ]);
+    return (await this.getMeta(name)) ?? value;
   }
 
   /**

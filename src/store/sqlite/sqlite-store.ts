@@ -80,9 +80,7 @@ export class SqliteStore implements Store {
       revokeKey: s('UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL'),
       countKeys: s('SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL').pluck(),
       getMeta: s('SELECT value FROM meta WHERE name = ?').pluck(),
-      setMeta: s(
-        'INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
-      ),
+      initMeta: s('INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'),
     };
     this.tree = sqliteTree(db, { frontier: () => this.writer.frontier, readOnly: () => this.readOnly });
   }
@@ -236,8 +234,9 @@ export class SqliteStore implements Store {
     return this.stmt.getMeta!.get(name) as string | undefined;
   }
 
-  async setMeta(name: string, value: string): Promise<void> {
-    this.stmt.setMeta!.run(name, value);
+  async initMeta(name: string, value: string): Promise<string> {
+    this.stmt.initMeta!.run(name, value);
+    return this.stmt.getMeta!.get(name) as string;
   }
 
   onAppend(listener: (headSeq: number) => void): () => void {
