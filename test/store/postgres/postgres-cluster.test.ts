@@ -91,6 +91,16 @@ describe('PostgreSQL store: several nodes on one database', { skip }, () => {
     assert.deepEqual(await a.append([prepare(e)]), [{ status: 'duplicate', seq: 2 }]);
   });
 
+  test('nodes starting together on an empty database migrate once and agree on one sequencer', async () => {
+    const url = await cluster.createDatabase();
+    const nodes = await Promise.all(['x', 'y', 'z'].map((n) => node(url, n)));
+    assert.equal(nodes.filter((s) => s.isSequencer()).length, 1);
+    const origins = await Promise.all(nodes.map((s, i) => s.initMeta('origin', `origin-${i}`)));
+    assert.equal(new Set(origins).size, 1);
+    const [version] = await sql<{ version: number }>(url, 'SELECT version FROM schema_version');
+    assert.equal(version?.version, 4);
+  });
+
   test('idempotency holds across nodes, also before the sequencer ran', async () => {
     const url = await cluster.createDatabase();
     const a = await node(url, 'a');
