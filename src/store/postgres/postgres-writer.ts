@@ -107,9 +107,12 @@ async function existingKeys(c: PoolClient, requests: PreparedEvent[][]): Promise
   );
 }
 
-/** Claims the new keys; a key taken meanwhile by another node aborts the transaction for a retry. */
-async function insertKeys(c: PoolClient, fresh: Array<{ prepared: PreparedEvent; seq: number | null }>) {
-  if (fresh.length === 0) return;
+/** Inserts the new keys; false when one of them exists already (nothing is then inserted, thanks to the savepoint). */
+async function insertKeys(
+  c: PoolClient,
+  fresh: Array<{ prepared: PreparedEvent; seq: number | null }>,
+): Promise<boolean> {
+  if (fresh.length === 0) return true;
   const r = await c.query(
     `INSERT INTO event_keys (tenant_id, event_id, content_hash, seq)
      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
@@ -121,9 +124,32 @@ async function insertKeys(c: PoolClient, fresh: Array<{ prepared: PreparedEvent;
       fresh.map((f) => f.seq),
     ],
   );
-  if (r.rowCount !== fresh.length)
+  return r.rowCount === fresh.length;
+}
+
+/**
+ * Decides every request of the group and claims the keys of its new events
+ * in `event_keys`. Optimistic: most events are new, so the keys are inserted
+ * straight away (one statement, no read of a large table); only when one of
+ * them exists already is the insert rolled back to a savepoint, the existing
+ * keys read, and the group decided again. `nextSeq` numbers the new events
+ * (null: left to the sequencer).
+ */
+async function claimKeys(
+  c: PoolClient,
+  requests: PreparedEvent[][],
+  nextSeq: () => () => number | null,
+): Promise<{ results: RequestResult[]; fresh: Array<{ prepared: PreparedEvent; seq: number | null }> }> {
+  await c.query('SAVEPOINT claim');
+  const hopeful = classify(requests, new Map(), nextSeq());
+  if (await insertKeys(c, hopeful.fresh)) return hopeful;
+  await c.query('ROLLBACK TO SAVEPOINT claim');
+  const decided = classify(requests, await existingKeys(c, requests), nextSeq());
+  if (!(await insertKeys(c, decided.fresh))) {
     // Another node claimed one of these keys after existingKeys read them: retry the whole transaction.
     throw new RetryableConflict('an event_id was stored by another node meanwhile');
+  }
+  return decided;
 }
 
 /**
@@ -132,10 +158,8 @@ async function insertKeys(c: PoolClient, fresh: Array<{ prepared: PreparedEvent;
  * acknowledged without waiting for the sequencer, which is woken by NOTIFY.
  */
 export async function commitPending(c: PoolClient, requests: PreparedEvent[][]): Promise<RequestResult[]> {
-  const existing = await existingKeys(c, requests);
-  const { results, fresh } = classify(requests, existing, () => null);
+  const { results, fresh } = await claimKeys(c, requests, () => () => null);
   if (fresh.length > 0) {
-    await insertKeys(c, fresh);
     const receivedAt = new Date().toISOString();
     await c.query(
       `INSERT INTO pending_events (tenant_id, event_id, received_at, event)
@@ -265,12 +289,13 @@ export async function commitSequenced(
 
   let results: RequestResult[] = [];
   if (requests.length > 0) {
-    const existing = await existingKeys(c, requests);
     const receivedAt = new Date().toISOString();
-    let next = frontier.size + 1;
-    const classified = classify(requests, existing, () => next++);
+    const first = frontier.size + 1;
+    const classified = await claimKeys(c, requests, () => {
+      let next = first;
+      return () => next++;
+    });
     results = classified.results;
-    await insertKeys(c, classified.fresh);
     for (const f of classified.fresh) {
       if (rows.add(f.prepared.event, receivedAt) !== f.seq) throw new Error('sequencing went out of step');
     }
