@@ -1,0 +1,432 @@
+/**
+ * Several `trailwarden serve` nodes on one PostgreSQL database, as a
+ * deployment runs them: one shared signing key, one admin token, a lease time
+ * short enough for a test. Plus what failover tests need around them: kill -9
+ * a node, ask every node whether it sequences, and keep producers posting
+ * batches through the live nodes while recording what each answer promised.
+ */
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { producerEvent, removeDir, type Server, startServer, tempDir, writeConfig } from './cli.js';
+
+/** A token in the format `TRAILWARDEN_ADMIN_KEY` takes (see importApiKey in src/auth/api-keys.ts). */
+export function adminToken(): string {
+  return `tw_${randomBytes(10).toString('hex').slice(0, 16)}_${randomBytes(32).toString('base64url')}`;
+}
+
+/** What `/readyz` answers when the node and its store are ready. */
+export interface Readiness {
+  status: string;
+  store: string;
+  head_seq: number;
+  sequencer: boolean;
+}
+
+/** One node of the cluster. */
+export interface ClusterNode {
+  /** Its `cluster.node_id`: `node-1`, `node-2`, … */
+  readonly id: string;
+  /** Its YAML config file (also what `verify --config` reads). */
+  readonly config: string;
+  readonly server: Server;
+  /** Set before the test's SIGKILL is sent, so a request failing from then on is expected. */
+  killed: boolean;
+}
+
+export interface ClusterOptions {
+  /** `postgres://` URL of the (empty) database all nodes share. */
+  store: string;
+  count: number;
+  leaseMs: number;
+  /** Per node start timeout; generous, since a loaded machine starts slowly. */
+  startTimeoutMs?: number;
+}
+
+/** `fetch` that never waits longer than `ms`: a hung node must fail the check, not the test run. */
+function fetchWithin(url: URL, init: RequestInit, ms: number): Promise<Response> {
+  return fetch(url, { ...init, signal: AbortSignal.timeout(ms) });
+}
+
+/** N nodes on one database. Create with {@link NodeCluster.start}; always `close()` (an after hook). */
+export class NodeCluster {
+  readonly nodes: ClusterNode[] = [];
+  /** Nodes that exited without the test killing them (a crash is a failure in every scenario). */
+  readonly crashed: string[] = [];
+  readonly adminKey = adminToken();
+  readonly dir = tempDir('tw-e2e-cluster-');
+  readonly keyFile = join(this.dir, 'shared.pem');
+
+  private constructor(private readonly opts: ClusterOptions) {
+    const { privateKey } = generateKeyPairSync('ed25519');
+    writeFileSync(this.keyFile, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
+  }
+
+  /**
+   * Starts `count` nodes. The first starts alone (it creates the schema),
+   * then the rest together. A node that fails to start rejects the promise;
+   * the nodes started so far are still in `nodes`, so `close()` ends them.
+   */
+  static async start(opts: ClusterOptions, onCreated: (c: NodeCluster) => void): Promise<NodeCluster> {
+    const cluster = new NodeCluster(opts);
+    onCreated(cluster);
+    await cluster.startNode(1);
+    await Promise.all(Array.from({ length: opts.count - 1 }, (_, i) => cluster.startNode(i + 2)));
+    return cluster;
+  }
+
+  private async startNode(n: number): Promise<ClusterNode> {
+    const id = `node-${n}`;
+    const nodeDir = join(this.dir, id);
+    mkdirSync(nodeDir);
+    const config = writeConfig(nodeDir, {
+      listen: '127.0.0.1:0',
+      data_dir: join(nodeDir, 'data'),
+      store: this.opts.store,
+      // Reads audited into the log would interleave with the scenario's events.
+      audit_reads: false,
+      checkpoints: {
+        key_file: this.keyFile,
+        every_ms: 1000,
+        // Named here rather than chosen by the first node: nodes starting
+        // together would each pick one (the first-start choice is not atomic).
+        origin: 'trailwarden.test/failover',
+      },
+      cluster: { lease_ms: this.opts.leaseMs, node_id: id },
+    });
+    const server = await startServer({
+      dataDir: join(nodeDir, 'data'),
+      config,
+      env: { TRAILWARDEN_ADMIN_KEY: this.adminKey },
+      timeoutMs: this.opts.startTimeoutMs ?? 60_000,
+    });
+    const node: ClusterNode = { id, config, server, killed: false };
+    this.nodes.push(node);
+    server.child.once('exit', (code, signal) => {
+      if (!node.killed)
+        this.crashed.push(`${id} exited (code ${code}, signal ${signal})\n${server.stderr()}`);
+    });
+    return node;
+  }
+
+  /** Nodes not killed by the test, in start order. */
+  live(): ClusterNode[] {
+    return this.nodes.filter((n) => !n.killed);
+  }
+
+  node(id: string): ClusterNode {
+    const found = this.nodes.find((n) => n.id === id);
+    if (!found) throw new Error(`no node ${id}`);
+    return found;
+  }
+
+  /** kill -9: no shutdown hook runs, leases are left to expire. */
+  async kill(node: ClusterNode): Promise<void> {
+    node.killed = true;
+    await node.server.stop('SIGKILL');
+  }
+
+  /** A node's `/readyz`, or undefined when it answers anything but 200 (or nothing within 5 s). */
+  async readiness(node: ClusterNode): Promise<Readiness | undefined> {
+    try {
+      const res = await fetchWithin(new URL('/readyz', node.server.url), {}, 5000);
+      if (res.status !== 200) {
+        await res.body?.cancel();
+        return undefined;
+      }
+      return (await res.json()) as Readiness;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The live nodes that say `sequencer: true` right now, asked together. */
+  async sequencers(): Promise<ClusterNode[]> {
+    const live = this.live();
+    const states = await Promise.all(live.map((n) => this.readiness(n)));
+    return live.filter((_, i) => states[i]?.sequencer === true);
+  }
+
+  /**
+   * Polls until exactly one live node says `sequencer: true` in three
+   * polls in a row, and returns it. Throws when `timeoutMs` passes, or at
+   * once when more than one node has claimed the role for longer than two
+   * lease times in a row: no handover takes that long, so that is two
+   * sequencers, not a handover seen half-way.
+   */
+  async soleSequencer(timeoutMs: number): Promise<ClusterNode> {
+    const deadline = Date.now() + timeoutMs;
+    let streak: { id: string; count: number } | undefined;
+    let manySince: number | undefined;
+    let last: string[] = [];
+    for (;;) {
+      const seq = await this.sequencers();
+      last = seq.map((n) => n.id);
+      const only = seq.length === 1 ? seq[0] : undefined;
+      if (only) {
+        streak =
+          streak?.id === only.id ? { id: only.id, count: streak.count + 1 } : { id: only.id, count: 1 };
+        if (streak.count >= 3) return only;
+      } else {
+        streak = undefined;
+      }
+      if (seq.length > 1) manySince ??= Date.now();
+      else manySince = undefined;
+      const tooMany = manySince !== undefined && Date.now() - manySince > 2 * this.opts.leaseMs;
+      if (tooMany || Date.now() > deadline) {
+        throw new Error(
+          `expected exactly one live node to report sequencer:true; ${
+            tooMany ? `for over ${2 * this.opts.leaseMs} ms` : `after ${timeoutMs} ms`
+          } these did: [${last.join(', ')}] of [${this.live()
+            .map((n) => n.id)
+            .join(', ')}]`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** Calls a node's API with the admin key; never waits more than `timeoutMs`. */
+  request(node: ClusterNode, method: string, path: string, body?: unknown, timeoutMs = 20_000) {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.adminKey}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    return fetchWithin(
+      new URL(path, node.server.url),
+      { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) },
+      timeoutMs,
+    );
+  }
+
+  /** The whole log as `node` serves it, paged in ascending seq. */
+  async readLog(node: ClusterNode): Promise<Array<{ seq: number; event_id: string }>> {
+    const all: Array<{ seq: number; event_id: string }> = [];
+    let cursor: string | null = null;
+    do {
+      const query: string = cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`;
+      const res = await this.request(node, 'GET', `/v1/events?limit=1000&order=asc${query}`);
+      if (res.status !== 200)
+        throw new Error(`GET /v1/events on ${node.id}: ${res.status} ${await res.text()}`);
+      const page = (await res.json()) as {
+        events: Array<{ seq: number; event_id: string }>;
+        next_cursor: string | null;
+      };
+      all.push(...page.events.map((e) => ({ seq: e.seq, event_id: e.event_id })));
+      cursor = page.next_cursor;
+    } while (cursor !== null);
+    return all;
+  }
+
+  /** Kills whatever still runs and removes every node's folder. */
+  async close(): Promise<void> {
+    await Promise.all(
+      this.nodes.map((n) => {
+        n.killed = true;
+        return n.server.stop('SIGKILL');
+      }),
+    );
+    removeDir(this.dir);
+  }
+}
+
+type Batch = Array<Record<string, unknown>>;
+
+/** One producer: which node it sends to next (undefined: stop) and how many events per batch. */
+export interface Producer {
+  name: string;
+  pick(): ClusterNode | undefined;
+  batchSize: [min: number, max: number];
+}
+
+/** Producers that take the live nodes in turn. */
+export function roundRobin(cluster: NodeCluster, count: number, batchSize: [number, number]): Producer[] {
+  let turn = 0;
+  const pick = () => {
+    const live = cluster.live();
+    return live[turn++ % live.length];
+  };
+  return Array.from({ length: count }, (_, i) => ({ name: `rr${i}`, pick, batchSize }));
+}
+
+/** A batch whose answer never came (or came broken): stored or not, unknown until it is resent. */
+export interface Unanswered {
+  node: string;
+  batch: Batch;
+  error: string;
+}
+
+/**
+ * Producers posting batches with unique, client-chosen event ids until
+ * stopped, and the record of every answer. A 201 acknowledges the batch's
+ * ids; a 503 must be problem+json `TW_ERR_NOT_READY` with `Retry-After`;
+ * anything else (a 500, a hang past the client timeout, a connection error
+ * from a node the test did not kill) lands in `unexpected`.
+ */
+export class LoadGenerator {
+  /** event_id → the node that acknowledged it and when. */
+  readonly acked = new Map<string, { node: string; at: number }>();
+  /** Answers 503 with the promised shape, by node and time. */
+  readonly notReady: Array<{ node: string; at: number }> = [];
+  readonly unanswered: Unanswered[] = [];
+  /** Connection errors from nodes the test killed (expected; their batches are in `unanswered`). */
+  connectionErrorsFromKilled = 0;
+  readonly unexpected: string[] = [];
+  /** Requests sent and not answered yet, and the events they carry, by node. */
+  private readonly inFlight = new Map<string, { requests: number; events: number }>();
+  private stopping = false;
+  private running: Promise<void>[] = [];
+  private readonly runId = randomBytes(3).toString('hex');
+
+  constructor(
+    private readonly cluster: NodeCluster,
+    private readonly opts: { clientTimeoutMs: number } = { clientTimeoutMs: 20_000 },
+  ) {}
+
+  /** Starts producers; they run until `stop()` or until `pick` says undefined. */
+  add(producers: Producer[]): void {
+    this.running.push(...producers.map((p) => this.produce(p)));
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(this.running);
+  }
+
+  /** Requests to `node` not answered yet, and how many events they carry. */
+  inFlightTo(node: ClusterNode): { requests: number; events: number } {
+    return this.inFlight.get(node.id) ?? { requests: 0, events: 0 };
+  }
+
+  /** Events acknowledged by `node` at or after `since` (epoch ms). */
+  ackedBy(node: ClusterNode, since = 0): number {
+    let n = 0;
+    for (const a of this.acked.values()) if (a.node === node.id && a.at >= since) n++;
+    return n;
+  }
+
+  private async produce(p: Producer): Promise<void> {
+    for (let n = 0; !this.stopping; n++) {
+      const node = p.pick();
+      if (node === undefined) return;
+      const [min, max] = p.batchSize;
+      const batch: Batch = Array.from({ length: min + Math.floor(Math.random() * (max - min + 1)) }, (_, i) =>
+        producerEvent({
+          event_id: `evt_fo_${this.runId}_${p.name}_${n}_${i}`,
+          tenant_id: 'acme',
+          reason: `${p.name}/${n}/${i}`,
+        }),
+      );
+      const pause = await this.send(node, batch);
+      if (pause > 0) await new Promise((r) => setTimeout(r, pause));
+    }
+  }
+
+  /** Sends one batch and files the answer; returns how long to wait before the next. */
+  private async send(node: ClusterNode, batch: Batch): Promise<number> {
+    const before = this.inFlightTo(node);
+    this.inFlight.set(node.id, { requests: before.requests + 1, events: before.events + batch.length });
+    try {
+      let res: Response;
+      try {
+        res = await this.cluster.request(node, 'POST', '/v1/events', batch, this.opts.clientTimeoutMs);
+      } catch (err) {
+        const error = errorText(err);
+        this.unanswered.push({ node: node.id, batch, error });
+        if (node.killed) this.connectionErrorsFromKilled++;
+        else this.unexpected.push(`${node.id}: no answer from a live node: ${error}`);
+        // A refused connection fails at once: without a pause this loop would spin.
+        return 100;
+      }
+      const text = await res.text().catch((err: unknown) => {
+        this.unanswered.push({ node: node.id, batch, error: `body: ${errorText(err)}` });
+        return undefined;
+      });
+      if (text === undefined) {
+        if (node.killed) this.connectionErrorsFromKilled++;
+        else this.unexpected.push(`${node.id}: answer cut off by a live node`);
+        return 100;
+      }
+      if (res.status === 201) {
+        this.fileAcknowledged(node, batch, text);
+        return 0;
+      }
+      this.unanswered.push({ node: node.id, batch, error: `${res.status}` });
+      if (res.status === 503) {
+        const problem = parseJson(text) as { code?: unknown } | undefined;
+        const wellFormed =
+          res.headers.get('retry-after') !== null &&
+          (res.headers.get('content-type') ?? '').startsWith('application/problem+json') &&
+          problem?.code === 'TW_ERR_NOT_READY';
+        if (wellFormed) this.notReady.push({ node: node.id, at: Date.now() });
+        else
+          this.unexpected.push(
+            `${node.id}: 503 without Retry-After or TW_ERR_NOT_READY problem+json: ` +
+              `retry-after=${res.headers.get('retry-after')} content-type=${res.headers.get('content-type')} ${text}`,
+          );
+        // A client honouring Retry-After would wait longer; a short pause keeps the outage observed.
+        return 200;
+      }
+      this.unexpected.push(`${node.id}: ${res.status} ${text.slice(0, 500)}`);
+      return 200;
+    } finally {
+      const now = this.inFlightTo(node);
+      this.inFlight.set(node.id, { requests: now.requests - 1, events: now.events - batch.length });
+    }
+  }
+
+  private fileAcknowledged(node: ClusterNode, batch: Batch, text: string): void {
+    const answer = parseJson(text) as {
+      accepted?: unknown;
+      events?: Array<{ event_id: string; status: string }>;
+    };
+    const ids = batch.map((e) => e.event_id as string);
+    const answered = answer?.events?.map((e) => e.event_id) ?? [];
+    const statusesOk =
+      answer?.events?.every((e) => e.status === 'created' || e.status === 'duplicate') ?? false;
+    if (answered.join() !== ids.join() || !statusesOk) {
+      this.unexpected.push(`${node.id}: 201 that does not list the batch's events: ${text.slice(0, 500)}`);
+    }
+    const at = Date.now();
+    for (const id of ids) this.acked.set(id, { node: node.id, at });
+  }
+
+  /**
+   * Sends every unanswered batch again through `node` until it is
+   * acknowledged (503s are waited out for up to `timeoutMs`): event ids make
+   * this safe, and it settles whether each was stored. Returns answers that
+   * were neither 201 nor 503.
+   */
+  async resendUnanswered(node: ClusterNode, timeoutMs = 60_000): Promise<string[]> {
+    const refused: string[] = [];
+    const deadline = Date.now() + timeoutMs;
+    for (const { batch } of this.unanswered.splice(0)) {
+      for (;;) {
+        const res = await this.cluster.request(node, 'POST', '/v1/events', batch);
+        const text = await res.text();
+        if (res.status === 201) {
+          this.fileAcknowledged(node, batch, text);
+          break;
+        }
+        if (res.status !== 503 || Date.now() > deadline) {
+          refused.push(`${res.status} ${text.slice(0, 500)}`);
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    return refused;
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function errorText(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = err.cause instanceof Error ? ` (${err.cause.message})` : '';
+  return `${err.name}: ${err.message}${cause}`;
+}
