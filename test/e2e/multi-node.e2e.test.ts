@@ -349,6 +349,11 @@ describe('PostgreSQL restarted under load through three nodes', {
         async () => cluster.live().every(gotNotReady),
         30_000,
       );
+      const firstNotReady = cluster.live().map((n) => {
+        const first = load.notReady.find((r) => r.node === n.id && r.at >= downAt)!;
+        return `${n.id} after ${first.at - downAt} ms`;
+      });
+      t.diagnostic(`first 503 from ${firstNotReady.join(', ')}`);
       for (const n of cluster.live()) {
         const res = await fetch(new URL('/readyz', n.server.url), { signal: AbortSignal.timeout(10_000) });
         await res.body?.cancel();
@@ -361,7 +366,7 @@ describe('PostgreSQL restarted under load through three nodes', {
       upAt = Date.now();
     }
     t.diagnostic(
-      `PostgreSQL down for ${upAt - downAt} ms: ${load.notReady.filter((r) => r.at >= downAt).length} answers 503`,
+      `PostgreSQL down (crash recovery included) for ${upAt - downAt} ms: ${load.notReady.filter((r) => r.at >= downAt).length} answers 503`,
     );
     assert.deepEqual(load.unexpected.slice(0, 10), [], 'only 201 and well-formed 503 answers');
     assert.deepEqual(cluster.crashed, [], 'no node exited');
