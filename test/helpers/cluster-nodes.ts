@@ -63,15 +63,15 @@ export class NodeCluster {
   }
 
   /**
-   * Starts `count` nodes. The first starts alone (it creates the schema),
-   * then the rest together. A node that fails to start rejects the promise;
-   * the nodes started so far are still in `nodes`, so `close()` ends them.
+   * Starts `count` nodes together on the empty database, as a deployment
+   * does. `onCreated` gets the cluster before any node starts, so a caller's
+   * after hook can `close()` it even when a start fails (the promise rejects;
+   * the nodes up so far are in `nodes`).
    */
   static async start(opts: ClusterOptions, onCreated: (c: NodeCluster) => void): Promise<NodeCluster> {
     const cluster = new NodeCluster(opts);
     onCreated(cluster);
-    await cluster.startNode(1);
-    await Promise.all(Array.from({ length: opts.count - 1 }, (_, i) => cluster.startNode(i + 2)));
+    await Promise.all(Array.from({ length: opts.count }, (_, i) => cluster.startNode(i + 1)));
     return cluster;
   }
 
@@ -88,8 +88,8 @@ export class NodeCluster {
       checkpoints: {
         key_file: this.keyFile,
         every_ms: 1000,
-        // Named here rather than chosen by the first node: nodes starting
-        // together would each pick one (the first-start choice is not atomic).
+        // Named here rather than chosen on first start: nodes starting together
+        // can each pick one (resolveOrigin reads, then writes, the stored one).
         origin: 'trailwarden.test/failover',
       },
       cluster: { lease_ms: this.opts.leaseMs, node_id: id },
