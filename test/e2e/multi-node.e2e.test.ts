@@ -12,7 +12,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, type TestContext, test } from 'node:test';
 import { runCli, waitFor } from '../helpers/cli.js';
-import { type ClusterNode, LoadGenerator, NodeCluster, roundRobin } from '../helpers/cluster-nodes.js';
+import { type ClusterNode, NodeCluster } from '../helpers/cluster-nodes.js';
+import { LoadGenerator, roundRobin } from '../helpers/load-generator.js';
 import { type PostgresCluster, postgresBinDir, startPostgres } from '../helpers/postgres.js';
 
 const LEASE_MS = 2000;
