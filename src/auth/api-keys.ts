@@ -59,15 +59,7 @@ export async function importApiKey(
   }
   const [, keyId, secret] = m as unknown as [string, string, string];
   const existing = await store.getKey(keyId);
-  if (existing) {
-    if (existing.secretHash !== hashSecret(secret)) {
-      throw new TrailwardenError(
-        'TW_ERR_CONFIG',
-        `TRAILWARDEN_ADMIN_KEY: key id ${keyId} already exists with another secret`,
-      );
-    }
-    return existing;
-  }
+  if (existing) return sameSecret(existing, secret);
   const record: ApiKeyRecord = {
     keyId,
     secretHash: hashSecret(secret),
@@ -77,8 +69,26 @@ export async function importApiKey(
     createdAt: new Date().toISOString(),
     revokedAt: null,
   };
-  await store.createKey(record);
+  try {
+    await store.createKey(record);
+  } catch (err) {
+    // Nodes of one cluster start together with the same token: another may
+    // have stored it between our read and our insert.
+    const raced = await store.getKey(keyId);
+    if (raced === undefined) throw err;
+    return sameSecret(raced, secret);
+  }
   return record;
+}
+
+function sameSecret(existing: ApiKeyRecord, secret: string): ApiKeyRecord {
+  if (existing.secretHash !== hashSecret(secret)) {
+    throw new TrailwardenError(
+      'TW_ERR_CONFIG',
+      `TRAILWARDEN_ADMIN_KEY: key id ${existing.keyId} already exists with another secret`,
+    );
+  }
+  return existing;
 }
 
 /** A fresh, well-formed token that is not stored anywhere yet. */

@@ -132,6 +132,15 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient
     throw toStoreError(err);
   }
   let broken = false;
+  // pg-pool takes its error listener off a client while it is checked out,
+  // and a client whose connection drops emits 'error' even when a query is
+  // running: with no listener that crashes the process (PostgreSQL
+  // restarting would kill every node). The running query fails as well, so
+  // the transaction reports the outage through it.
+  const onError = () => {
+    broken = true;
+  };
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     const result = await fn(client);
@@ -145,6 +154,7 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient
     }
     throw toStoreError(err);
   } finally {
+    client.off('error', onError);
     client.release(broken);
   }
 }
