@@ -87,10 +87,8 @@ export class NodeCluster {
       audit_reads: false,
       checkpoints: {
         key_file: this.keyFile,
+        // No origin: nodes starting together must agree on the one the first of them keeps.
         every_ms: 1000,
-        // Named here rather than chosen on first start: nodes starting together
-        // can each pick one (resolveOrigin reads, then writes, the stored one).
-        origin: 'trailwarden.test/failover',
       },
       cluster: { lease_ms: this.opts.leaseMs, node_id: id },
     });
@@ -154,19 +152,23 @@ export class NodeCluster {
    * lease times in a row: no handover takes that long, so that is two
    * sequencers, not a handover seen half-way.
    */
-  async soleSequencer(timeoutMs: number): Promise<ClusterNode> {
+  async soleSequencer(timeoutMs: number): Promise<ClusterNode & { since: number }> {
     const deadline = Date.now() + timeoutMs;
-    let streak: { id: string; count: number } | undefined;
+    let streak: { id: string; count: number; since: number } | undefined;
     let manySince: number | undefined;
     let last: string[] = [];
     for (;;) {
+      const asked = Date.now();
       const seq = await this.sequencers();
       last = seq.map((n) => n.id);
       const only = seq.length === 1 ? seq[0] : undefined;
       if (only) {
         streak =
-          streak?.id === only.id ? { id: only.id, count: streak.count + 1 } : { id: only.id, count: 1 };
-        if (streak.count >= 3) return only;
+          streak?.id === only.id
+            ? { ...streak, count: streak.count + 1 }
+            : { id: only.id, count: 1, since: asked };
+        // `since`: when the first poll of the streak was sent, not when the streak was confirmed.
+        if (streak.count >= 3) return Object.assign(only, { since: streak.since });
       } else {
         streak = undefined;
       }
