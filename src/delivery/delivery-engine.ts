@@ -2,16 +2,15 @@ import type { SelfAudit } from '../audit/self-audit.js';
 import type { Principal } from '../auth/api-keys.js';
 import { substituteEnv } from '../config/load-config.js';
 import { TrailwardenError } from '../errors.js';
-import type { DeadLetter, SinkConfigRecord, SinkState, Store } from '../store/store.js';
+import type { DeadLetter, SinkConfigRecord, Store } from '../store/store.js';
 import { EmitWaiters } from './emit-waiters.js';
-import { compileFilter } from './event-filter.js';
-import { createEncoder } from './formats/registry.js';
-import { compileShaper } from './shape.js';
-import type { Sink, SinkContext } from './sink.js';
-import { type EmitPolicy, retryPolicyOf, type SinkConfig, sinkConfigSchema } from './sink-config.js';
-import { SinkLease, sinkLeaseName } from './sink-lease.js';
-import { SinkWorker } from './sink-worker.js';
+import type { SinkContext } from './sink.js';
+import { type EmitPolicy, type SinkConfig, sinkConfigSchema } from './sink-config.js';
+import { sinkLeaseName } from './sink-lease.js';
+import { SinkRunner } from './sink-runner.js';
+import type { SinkWorker } from './sink-worker.js';
 import { SINKS } from './sinks/registry.js';
+import { replayStoredSink, setStoredSinkPaused } from './stored-sink.js';
 
 /** Where a sink's settings live: the config file (read-only through the API) or the store. */
 export type SinkSource = 'config' | 'api';
@@ -24,11 +23,13 @@ interface Entry {
   tenantId: string | null;
   /** `updatedAt` of the stored record (API sinks): a change made through another node shows here. */
   updatedAt: string | null;
-  /** The lease on the sink's delivery; none while the sink is not enabled. */
-  lease: SinkLease | undefined;
-  /** The sink and its worker, while this node holds the lease. */
-  worker: SinkWorker | undefined;
-  sink: Sink | undefined;
+  /** The sink's lease and worker on this node; none while the sink is not enabled. */
+  runner: SinkRunner | undefined;
+}
+
+/** The worker delivering the sink, while this node holds its lease. */
+function workerOf(e: Entry | undefined): SinkWorker | undefined {
+  return e?.runner?.worker;
 }
 
 export interface EngineOptions {
@@ -121,10 +122,10 @@ export class DeliveryEngine {
     this.now = opts.now ?? Date.now;
     this.emit = new EmitWaiters(opts.emit, {
       store: opts.store,
-      localWorker: (name) => this.sinks.get(name)?.worker,
+      localWorker: (name) => workerOf(this.sinks.get(name)),
       deliveredElsewhere: (name) => {
-        const lease = this.sinks.get(name)?.lease;
-        return lease !== undefined && !lease.isHeld;
+        const runner = this.sinks.get(name)?.runner;
+        return runner !== undefined && !runner.isHeld;
       },
     });
   }
@@ -152,10 +153,10 @@ export class DeliveryEngine {
       await this.addStored(rec);
     }
     this.unsubscribe = this.opts.store.onAppend(() => {
-      for (const e of this.sinks.values()) e.worker?.wake();
+      for (const e of this.sinks.values()) workerOf(e)?.wake();
     });
     this.healthTimer = setInterval(() => {
-      for (const e of this.sinks.values()) e.worker?.checkHealth();
+      for (const e of this.sinks.values()) workerOf(e)?.checkHealth();
     }, this.opts.healthCheckMs ?? 1000);
     this.healthTimer.unref();
     // Sinks created, changed or deleted through other nodes' admin API.
@@ -178,7 +179,7 @@ export class DeliveryEngine {
     if (this.syncTimer) clearInterval(this.syncTimer);
     this.emit.cancelAll();
     await this.serially(() =>
-      Promise.all([...this.sinks.values()].map((e) => e.lease?.close(opts.release ?? true))),
+      Promise.all([...this.sinks.values()].map((e) => e.runner?.close(opts.release ?? true))),
     );
   }
 
@@ -211,7 +212,7 @@ export class DeliveryEngine {
       const rec = stored.get(name);
       if (rec !== undefined && rec.updatedAt === e.updatedAt) continue;
       // Kept, not released: if the sink is still there, this node delivers it on at once.
-      await e.lease?.close(false);
+      await e.runner?.close(false);
       this.sinks.delete(name);
       if (rec !== undefined) await this.addStored(rec);
     }
@@ -225,16 +226,7 @@ export class DeliveryEngine {
     tenantId: string | null,
     updatedAt: string | null,
   ) {
-    const entry: Entry = {
-      config,
-      raw,
-      source,
-      tenantId,
-      updatedAt,
-      lease: undefined,
-      worker: undefined,
-      sink: undefined,
-    };
+    const entry: Entry = { config, raw, source, tenantId, updatedAt, runner: undefined };
     this.sinks.set(config.name, entry);
     if (!config.enabled) return;
     const def = SINKS[config.type];
@@ -242,78 +234,18 @@ export class DeliveryEngine {
     const cap = def.batchCap?.(config);
     if (cap?.max_events !== undefined)
       config.batch.max_events = Math.min(config.batch.max_events, cap.max_events);
-    const lease = new SinkLease(
-      config.name,
-      {
-        store: this.opts.store.delivery,
-        holder: this.opts.nodeId,
-        leaseMs: this.opts.leaseMs,
-        log: this.opts.log,
-      },
-      {
-        gained: () => this.startWorker(entry),
-        renewed: () => {
-          entry.worker
-            ?.refresh()
-            .catch((err: unknown) =>
-              this.opts.log.warn(`sink ${config.name}: could not reload its state`, { err }),
-            );
-        },
-        lost: () => this.stopWorker(entry),
-      },
-    );
-    await lease.start();
-    entry.lease = lease;
-  }
-
-  /** This node took the sink's lease: open the sink and start delivering from the stored cursor. */
-  private async startWorker(entry: Entry): Promise<void> {
-    const { config } = entry;
-    const def = SINKS[config.type]!;
-    const ctx: SinkContext = {
-      name: config.name,
-      format: config.format,
+    const runner = new SinkRunner(config, def, {
+      store: this.opts.store,
+      nodeId: this.opts.nodeId,
+      leaseMs: this.opts.leaseMs,
       dataDir: this.opts.dataDir,
       now: this.now,
       log: this.opts.log,
-    };
-    const sink = await def.create(config, ctx);
-    const worker = new SinkWorker(config.name, {
-      store: this.opts.store,
-      sink,
-      config,
-      filter: compileFilter(config.filter),
-      shape: compileShaper(config.shape, config.shape.hash_key ?? undefined),
-      encode: createEncoder(config.format, config.format_options),
-      sendStoredJson:
-        (config.format === 'json' || config.format === 'jsonl') &&
-        config.shape.fields === null &&
-        config.shape.redact.length === 0 &&
-        config.shape.metadata_for_actions === null,
-      retry: retryPolicyOf(config),
-      now: this.now,
       onProgress: (upTo, parked) => this.emit.progress(config.name, upTo, parked),
       onAlert: (kind, detail) => void this.alert(config, entry.tenantId, kind, detail),
-      log: this.opts.log,
     });
-    try {
-      await worker.start();
-    } catch (err) {
-      await worker.stop();
-      await sink.close().catch(() => undefined);
-      throw err;
-    }
-    entry.worker = worker;
-    entry.sink = sink;
-  }
-
-  /** The lease is gone (or the sink closes): stop at once, abandoning the delivery in flight. */
-  private async stopWorker(entry: Entry): Promise<void> {
-    const { worker, sink } = entry;
-    entry.worker = undefined;
-    entry.sink = undefined;
-    await worker?.stop();
-    await sink?.close();
+    await runner.start();
+    entry.runner = runner;
   }
 
   private async alert(
@@ -415,7 +347,7 @@ export class DeliveryEngine {
         (k) => JSON.stringify(raw[k]) !== JSON.stringify(e.raw[k]),
       );
       // The lease stays ours (not released), so the new settings start here at once.
-      await e.lease?.close(false);
+      await e.runner?.close(false);
       const now = new Date(this.now()).toISOString();
       const records = await this.opts.store.delivery.listSinkConfigs();
       const createdAt = records.find((r) => r.name === name)?.createdAt ?? now;
@@ -437,7 +369,7 @@ export class DeliveryEngine {
       const e = this.editable(name, principal);
       // Not released: a node that has not yet seen the deletion could take a
       // released lease and write the sink's state again; it expires instead.
-      await e.lease?.close(false);
+      await e.runner?.close(false);
       this.sinks.delete(name);
       await this.opts.store.delivery.deleteSinkConfig(name);
       await this.opts.store.delivery.deleteSinkState(name);
@@ -452,14 +384,6 @@ export class DeliveryEngine {
     return e;
   }
 
-  /** The stored state of a sink no worker of this node delivers (created as a worker would). */
-  private async storedState(e: Entry): Promise<SinkState> {
-    const st = await this.opts.store.delivery.getSinkState(e.config.name);
-    if (st !== undefined) return st;
-    const initial = e.config.start_from === 'beginning' ? 0 : await this.opts.store.headSeq();
-    return this.opts.store.delivery.ensureSinkState(e.config.name, initial);
-  }
-
   /**
    * The health of a sink: state, lag in events and seconds, last error,
    * counters, and which node delivers it (`node`, `held_here`). Health and
@@ -468,10 +392,10 @@ export class DeliveryEngine {
    */
   async status(name: string, principal: Principal | null) {
     const e = this.entry(name, principal);
-    const w = e.worker;
+    const w = workerOf(e);
     const delivery = this.opts.store.delivery;
     const stored = w === undefined && e.config.enabled ? await delivery.getSinkState(name) : undefined;
-    const lease = e.lease === undefined ? undefined : await delivery.leaseHolder(sinkLeaseName(name));
+    const lease = e.runner === undefined ? undefined : await delivery.leaseHolder(sinkLeaseName(name));
     const head = await this.opts.store.headSeq();
     const cursor = w?.cursor ?? stored?.cursor ?? (await delivery.getSinkState(name))?.cursor ?? 0;
     const [next] = cursor < head ? await this.opts.store.readRange(cursor, 1) : [];
@@ -499,7 +423,7 @@ export class DeliveryEngine {
       counters: w ? { ...w.counters } : null,
       dead_letters: await delivery.countDeadLetters(name),
       node: lease?.holder ?? null,
-      held_here: e.lease?.isHeld ?? false,
+      held_here: e.runner?.isHeld ?? false,
     };
   }
 
@@ -518,29 +442,10 @@ export class DeliveryEngine {
         `seq must be from 1 to ${head + 1} (the log holds ${head} events)`,
       );
     }
-    if (e.worker) e.worker.replay(seq - 1);
-    else await this.replayStored(e, seq - 1);
+    const w = workerOf(e);
+    if (w) w.replay(seq - 1);
+    else await replayStoredSink(this.opts.store, e.config, seq - 1);
     return seq;
-  }
-
-  /**
-   * A replay through a node that does not deliver the sink: the cursor moves
-   * in the store (compare-and-set, a new epoch); the holder's next move fails
-   * or its next renewal sees it, and it goes on from there.
-   */
-  private async replayStored(e: Entry, cursor: number): Promise<void> {
-    for (let tries = 0; tries < 100; tries++) {
-      const st = await this.storedState(e);
-      const moved = await this.opts.store.delivery.moveSinkCursor(e.config.name, st.cursor, cursor, {
-        inflightTo: null,
-        epochBump: true,
-      });
-      if (moved.ok) return;
-    }
-    throw new TrailwardenError(
-      'TW_ERR_NOT_READY',
-      `the cursor of sink ${e.config.name} kept moving under the replay; try again`,
-    );
   }
 
   /** Binary search over `received_at`, which never decreases with `seq`. */
@@ -559,15 +464,12 @@ export class DeliveryEngine {
   /** Pause or resume; through a node that does not deliver the sink, the holder sees it at its next renewal. */
   async setPaused(name: string, paused: boolean, principal: Principal | null): Promise<void> {
     const e = this.enabled(name, principal);
-    if (e.worker) {
-      await e.worker.setPaused(paused);
+    const w = workerOf(e);
+    if (w) {
+      await w.setPaused(paused);
       return;
     }
-    await this.storedState(e);
-    await this.opts.store.delivery.setSinkFlags(name, {
-      paused,
-      ...(paused ? {} : { disabledReason: null }),
-    });
+    await setStoredSinkPaused(this.opts.store, e.config, paused);
   }
 
   async deadLetters(
@@ -581,8 +483,7 @@ export class DeliveryEngine {
 
   /** Delivers dead letters again, once each, now; removes those the sink confirms. */
   async redrive(name: string, ids: number[], principal: Principal | null) {
-    const e = this.enabled(name, principal);
-    const w = e.worker;
+    const w = workerOf(this.enabled(name, principal));
     if (w === undefined) {
       // Only the node holding the lease may deliver the sink (a file sink's file is on its disk).
       const holder = (await this.opts.store.delivery.leaseHolder(sinkLeaseName(name)))?.holder ?? null;

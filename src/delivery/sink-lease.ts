@@ -41,6 +41,8 @@ export class SinkLease {
   private held = false;
   /** `performance.now()` from which the lease may have expired unless renewed. */
   private validUntil = 0;
+  /** `performance.now()` when the last take or renewal was sent. */
+  private lastSentAt = 0;
   private closed = false;
   private releaseOnClose = true;
   private running: Promise<void> | undefined;
@@ -85,14 +87,20 @@ export class SinkLease {
 
   private async loop(): Promise<void> {
     while (!this.closed) {
-      await this.sleep(this.opts.leaseMs / 3);
+      // Every third of the lease from the last try, however long that try took (a slow sink start);
+      // earlier if the lease runs out first (renewals keep failing).
+      const next = this.lastSentAt + this.opts.leaseMs / 3;
+      await this.sleep(Math.max(0, (this.held ? Math.min(next, this.validUntil) : next) - performance.now()));
       if (this.closed) break;
+      if (this.held && performance.now() >= this.validUntil)
+        await this.lose('it could not be renewed in time');
       await this.step(false).catch((err: unknown) => this.warn('lease step failed', err));
     }
   }
 
   private async step(first: boolean): Promise<void> {
     const sentAt = performance.now();
+    this.lastSentAt = sentAt;
     let failure: unknown;
     const attempt = this.opts.store
       .acquireLease(sinkLeaseName(this.sink), this.opts.holder, this.opts.leaseMs)

@@ -148,7 +148,7 @@ function assertInOrderAndComplete(r: Receiver, total: number): void {
   );
 }
 
-/** Resolves once `node` renewed its lease on the sink for a whole lease period after now. */
+/** Resolves once `node` renewed its lease on sink `hook` for a whole lease period after now. */
 async function aLeasePeriodPasses(node: Node): Promise<void> {
   const first = await node.store.delivery.leaseHolder(sinkLeaseName('hook'));
   assert.equal(first?.holder, node.id);
@@ -302,6 +302,41 @@ describe('sink leases across two nodes on one PostgreSQL', {
       (err: TrailwardenError) =>
         err.code === 'TW_ERR_SINK_ELSEWHERE' && err.extensions?.['node'] === 'node-a',
     );
+  });
+
+  test('a sink created, then disabled, through the node that does not deliver it: the other node follows', async () => {
+    const hook = await receiver();
+    const url = await database();
+    const a = await startNode(url, 'node-a', hook);
+    const b = await startNode(url, 'node-b', hook);
+    const raw = {
+      name: 'api-hook',
+      type: 'webhook',
+      url: `${hook.receiver.url}/api-hook`,
+      secret: hook.secret,
+      allow_private_networks: true,
+      start_from: 'beginning',
+      batch: { max_events: 10, max_wait_ms: 0 },
+    };
+    await b.engine.create(raw, null);
+    const apiRequests = () => hook.receiver.requests.filter((q) => q.path.endsWith('/api-hook'));
+    await until(() => a.engine.list(null).some((s) => s.name === 'api-hook'), 'node a to know the new sink');
+    await append(a.store, 10);
+    await until(() => apiRequests().length === 1, 'the new sink delivered');
+    const holder = (await a.store.delivery.leaseHolder(sinkLeaseName('api-hook')))?.holder;
+    const [deliverer, other] = holder === 'node-a' ? [a, b] : [b, a];
+    assert.equal(holder, deliverer.id);
+
+    await other.engine.update('api-hook', { ...raw, enabled: false }, null);
+    await until(
+      async () => (await deliverer.engine.status('api-hook', null)).state === 'disabled',
+      'the delivering node to see the sink disabled',
+    );
+    await append(a.store, 10);
+    // Node a holds the config file's sink `hook` (it started first): its renewals measure the time.
+    await aLeasePeriodPasses(a);
+    assert.equal(apiRequests().length, 1, 'nothing delivered once disabled');
+    assert.equal((await deliverer.engine.status('api-hook', null)).held_here, false);
   });
 
   test('the emit policy on one node waits for a sink the other node delivers, also for events not yet sequenced', async () => {

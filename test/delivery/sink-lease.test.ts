@@ -119,6 +119,25 @@ test('delivery stops once renewals hang past the lease, and starts again when th
   assert.equal(h.seen.gained, 2);
 });
 
+test('delivery stops once renewals have kept failing for the length of the lease', async () => {
+  const s = await store();
+  let failing = false;
+  const flaky: Pick<DeliveryStore, 'acquireLease' | 'releaseLease'> = {
+    acquireLease: (...args) =>
+      failing ? Promise.reject(new Error('connection refused')) : s.delivery.acquireLease(...args),
+    releaseLease: (...args) => s.delivery.releaseLease(...args),
+  };
+  const h = hooks();
+  const l = lease(flaky, h);
+  await l.start();
+  failing = true;
+  await until(() => h.seen.lost === 1, 'delivery stopped');
+  assert.equal(l.isHeld, false);
+  failing = false;
+  await until(() => l.isHeld, 'the lease taken again once the store answers');
+  assert.equal(h.seen.gained, 2);
+});
+
 test('closing without release leaves the lease to expire, as a node that died would', async () => {
   const s = await store();
   const h = hooks();
