@@ -148,20 +148,24 @@ export class EmitWaiters {
     }
   }
 
-  /** Looks up the seqs of a waiter's unsequenced events; evaluates it once all are known. */
+  /**
+   * Looks up the seqs of a waiter's unsequenced events, in order, stopping at
+   * the first still without one: a request's events are, as a rule,
+   * sequenced together, so a waiting request costs one lookup per try.
+   * Evaluates the waiter once all are known.
+   */
   private async sequence(w: Waiter): Promise<void> {
-    const still: EventPosition[] = [];
-    for (const p of w.unsequenced) {
+    while (w.unsequenced.length > 0) {
+      const p = w.unsequenced[0]!;
       const found = await this.sources.store.findByEventId(p.eventId, p.tenantId).catch(() => []);
       const seq = found[0]?.seq;
-      if (seq === undefined) still.push(p);
-      else {
-        w.seqs.add(seq);
-        w.maxSeq = Math.max(w.maxSeq, seq);
-      }
+      if (seq === undefined) return;
+      // Another lookup (after the next append) may have taken this one meanwhile.
+      if (w.unsequenced[0] === p) w.unsequenced.shift();
+      w.seqs.add(seq);
+      w.maxSeq = Math.max(w.maxSeq, seq);
     }
-    w.unsequenced = still;
-    if (still.length === 0) this.evaluate(w);
+    this.evaluate(w);
   }
 
   private missing(w: Waiter): string[] {
