@@ -6,6 +6,7 @@ import { buildApp } from './api/app.js';
 import type { AppContext } from './api/context.js';
 import { SelfAudit } from './audit/self-audit.js';
 import { createApiKey, importApiKey } from './auth/api-keys.js';
+import { nodeIdOf } from './cluster/node-id.js';
 import type { Config } from './config/schema.js';
 import { parseListen } from './config/schema.js';
 import { DeliveryEngine } from './delivery/delivery-engine.js';
@@ -109,6 +110,8 @@ export async function assemble(
       configSinks: config.sinks.map((c) => ({ config: c as SinkConfig, raw: c as Record<string, unknown> })),
       emit: config.emit,
       log: engineLog(logger),
+      nodeId: nodeIdOf(config.cluster.node_id),
+      leaseMs: config.cluster.lease_ms,
     });
     let ready = false;
     const ctx: AppContext = {

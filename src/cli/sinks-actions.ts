@@ -49,7 +49,7 @@ export async function sinksList(client: ApiClient, flags: { json?: boolean }, ou
     out.write('No sinks. Add one under `sinks:` in the config file or with `trailwarden sinks create`.\n');
     return 0;
   }
-  const rows = [['NAME', 'TYPE', 'STATE', 'LAG', 'DEAD', 'SOURCE', 'TENANT']];
+  const rows = [['NAME', 'TYPE', 'STATE', 'LAG', 'DEAD', 'SOURCE', 'TENANT', 'NODE']];
   sinks.forEach((s, i) => {
     const st = statuses[i]!;
     rows.push([
@@ -60,6 +60,7 @@ export async function sinksList(client: ApiClient, flags: { json?: boolean }, ou
       String(st.dead_letters),
       s.source,
       s.tenant_id ?? '*',
+      st.node ?? '-',
     ]);
   });
   out.write(table(rows));

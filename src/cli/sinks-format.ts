@@ -17,6 +17,10 @@ export interface SinkStatus {
   last_success_at: string | null;
   counters: { delivered: number; batches: number; retries: number; parked: number; filtered: number } | null;
   dead_letters: number;
+  /** The node holding the sink's lease (the one delivering it), or null when none does. */
+  node: string | null;
+  /** Whether the node that answered is that node (health and counters are known only there). */
+  held_here: boolean;
 }
 
 /** One entry of GET /v1/sinks (secrets masked). */
@@ -47,6 +51,7 @@ export function formatStatus(s: SinkStatus): string {
   const lines = [
     `sink ${s.name} (${s.type}, defined ${s.source === 'config' ? 'in the config file' : 'through the API'})`,
     `  state:         ${state}`,
+    `  delivered by:  ${s.node === null ? 'no node at the moment' : `node ${s.node}`}${s.node !== null && !s.held_here ? ' (not the node that answered: ask it for health and counters)' : ''}`,
     `  lag:           ${s.lag_events} event${s.lag_events === 1 ? '' : 's'}, ${describeSeconds(s.lag_seconds)}`,
     `  cursor:        ${s.cursor} of ${s.head_seq}${s.in_flight_to === null ? '' : ` (delivering up to ${s.in_flight_to})`}`,
     `  last success:  ${s.last_success_at ?? 'none since start'}`,

@@ -4,13 +4,13 @@ import { substituteEnv } from '../config/load-config.js';
 import { TrailwardenError } from '../errors.js';
 import type { DeadLetter, SinkConfigRecord, Store } from '../store/store.js';
 import { EmitWaiters } from './emit-waiters.js';
-import { compileFilter } from './event-filter.js';
-import { createEncoder } from './formats/registry.js';
-import { compileShaper } from './shape.js';
 import type { SinkContext } from './sink.js';
-import { type EmitPolicy, retryPolicyOf, type SinkConfig, sinkConfigSchema } from './sink-config.js';
-import { SinkWorker } from './sink-worker.js';
+import { type EmitPolicy, type SinkConfig, sinkConfigSchema } from './sink-config.js';
+import { sinkLeaseName } from './sink-lease.js';
+import { SinkRunner } from './sink-runner.js';
+import type { SinkWorker } from './sink-worker.js';
 import { SINKS } from './sinks/registry.js';
+import { replayStoredSink, setStoredSinkPaused } from './stored-sink.js';
 
 /** Where a sink's settings live: the config file (read-only through the API) or the store. */
 export type SinkSource = 'config' | 'api';
@@ -21,8 +21,15 @@ interface Entry {
   raw: Record<string, unknown>;
   source: SinkSource;
   tenantId: string | null;
-  worker: SinkWorker | undefined;
-  close: () => Promise<void>;
+  /** `updatedAt` of the stored record (API sinks): a change made through another node shows here. */
+  updatedAt: string | null;
+  /** The sink's lease and worker on this node; none while the sink is not enabled. */
+  runner: SinkRunner | undefined;
+}
+
+/** The worker delivering the sink, while this node holds its lease. */
+function workerOf(e: Entry | undefined): SinkWorker | undefined {
+  return e?.runner?.worker;
 }
 
 export interface EngineOptions {
@@ -37,6 +44,10 @@ export interface EngineOptions {
   now?: () => number;
   /** How often to look for sinks that crossed `failing_after_ms`. */
   healthCheckMs?: number;
+  /** This node's name in sink leases (`nodeIdOf(config.cluster.node_id)`). */
+  nodeId: string;
+  /** `cluster.lease_ms`: a sink's lease lasts this long unless renewed (every third of it). */
+  leaseMs: number;
 }
 
 /** The system actor of events the engine records (alerts). */
@@ -87,17 +98,41 @@ export function parseSinkConfig(raw: unknown, env: NodeJS.ProcessEnv): SinkConfi
  * sink, woken when events are appended, each with its own cursor. Also the
  * seam for the admin API (create, change, replay, pause, dead letters) and the
  * emit policy.
+ *
+ * With several nodes on one store, a node runs a sink's worker only while it
+ * holds the sink's lease (`sink:<name>`), so one node at a time delivers each
+ * sink. What the admin API changes through a node that does not hold it
+ * (pause, resume, replay, sink settings) is written to the store, where the
+ * holder finds it at its next lease renewal.
  */
 export class DeliveryEngine {
   private readonly sinks = new Map<string, Entry>();
   readonly emit: EmitWaiters;
   private unsubscribe: (() => void) | undefined;
   private healthTimer: NodeJS.Timeout | undefined;
+  private syncTimer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
+  /** Changes to the set of sinks (API calls, syncs from the store) run one at a time, in order. */
+  private changes: Promise<unknown> = Promise.resolve();
+  /** Stored sink records that failed to parse, by name and `updatedAt`, so each is reported once. */
+  private readonly unusable = new Map<string, string>();
+  private stopping = false;
 
   constructor(private readonly opts: EngineOptions) {
     this.now = opts.now ?? Date.now;
-    this.emit = new EmitWaiters(opts.emit, (name) => this.sinks.get(name)?.worker);
+    this.emit = new EmitWaiters(opts.emit, {
+      store: opts.store,
+      localWorker: (name) => workerOf(this.sinks.get(name)),
+      deliveredElsewhere: (name) => {
+        const runner = this.sinks.get(name)?.runner;
+        return runner !== undefined && !runner.isHeld;
+      },
+    });
+  }
+
+  /** This node's name in sink leases. */
+  get nodeId(): string {
+    return this.opts.nodeId;
   }
 
   get emitPolicy(): EmitPolicy | null {
@@ -106,7 +141,7 @@ export class DeliveryEngine {
 
   async start(): Promise<void> {
     for (const { config, raw } of this.opts.configSinks) {
-      await this.add(config, raw, 'config', null);
+      await this.add(config, raw, 'config', null, null);
     }
     for (const rec of await this.opts.store.delivery.listSinkConfigs()) {
       if (this.sinks.has(rec.name)) {
@@ -115,27 +150,73 @@ export class DeliveryEngine {
         );
         continue;
       }
-      const raw = JSON.parse(rec.config) as Record<string, unknown>;
-      try {
-        await this.add(parseSinkConfig(raw, this.opts.env), raw, 'api', rec.tenantId);
-      } catch (err) {
-        this.opts.log.warn(`sink ${rec.name} could not start: ${(err as Error).message}`);
-      }
+      await this.addStored(rec);
     }
     this.unsubscribe = this.opts.store.onAppend(() => {
-      for (const e of this.sinks.values()) e.worker?.wake();
+      for (const e of this.sinks.values()) workerOf(e)?.wake();
     });
     this.healthTimer = setInterval(() => {
-      for (const e of this.sinks.values()) e.worker?.checkHealth();
+      for (const e of this.sinks.values()) workerOf(e)?.checkHealth();
     }, this.opts.healthCheckMs ?? 1000);
     this.healthTimer.unref();
+    // Sinks created, changed or deleted through other nodes' admin API.
+    this.syncTimer = setInterval(() => {
+      this.serially(() => this.syncStoredSinks()).catch((err: unknown) =>
+        this.opts.log.warn('could not read the stored sink settings', { err }),
+      );
+    }, this.opts.leaseMs / 3);
+    this.syncTimer.unref();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops every worker and gives the leases up so other nodes take over at
+   * once. `release: false` leaves them to expire, as a node that died would.
+   */
+  async stop(opts: { release?: boolean } = {}): Promise<void> {
+    this.stopping = true;
     this.unsubscribe?.();
     if (this.healthTimer) clearInterval(this.healthTimer);
+    if (this.syncTimer) clearInterval(this.syncTimer);
     this.emit.cancelAll();
-    await Promise.all([...this.sinks.values()].map((e) => e.close()));
+    await this.serially(() =>
+      Promise.all([...this.sinks.values()].map((e) => e.runner?.close(opts.release ?? true))),
+    );
+  }
+
+  private serially<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.changes.then(fn);
+    this.changes = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Adds a sink kept in the store; one that does not parse or start is reported and left out. */
+  private async addStored(rec: SinkConfigRecord): Promise<void> {
+    if (this.unusable.get(rec.name) === rec.updatedAt) return;
+    const raw = JSON.parse(rec.config) as Record<string, unknown>;
+    try {
+      await this.add(parseSinkConfig(raw, this.opts.env), raw, 'api', rec.tenantId, rec.updatedAt);
+      this.unusable.delete(rec.name);
+    } catch (err) {
+      this.unusable.set(rec.name, rec.updatedAt);
+      this.opts.log.warn(`sink ${rec.name} could not start: ${(err as Error).message}`);
+    }
+  }
+
+  /** Brings the API sinks in line with the store, where other nodes may have changed them. */
+  private async syncStoredSinks(): Promise<void> {
+    if (this.stopping) return;
+    const records = await this.opts.store.delivery.listSinkConfigs();
+    const stored = new Map(records.map((r) => [r.name, r]));
+    for (const [name, e] of [...this.sinks]) {
+      if (e.source !== 'api') continue;
+      const rec = stored.get(name);
+      if (rec !== undefined && rec.updatedAt === e.updatedAt) continue;
+      // Kept, not released: if the sink is still there, this node delivers it on at once.
+      await e.runner?.close(false);
+      this.sinks.delete(name);
+      if (rec !== undefined) await this.addStored(rec);
+    }
+    for (const rec of records) if (!this.sinks.has(rec.name)) await this.addStored(rec);
   }
 
   private async add(
@@ -143,47 +224,28 @@ export class DeliveryEngine {
     raw: Record<string, unknown>,
     source: SinkSource,
     tenantId: string | null,
+    updatedAt: string | null,
   ) {
-    const entry: Entry = { config, raw, source, tenantId, worker: undefined, close: async () => {} };
+    const entry: Entry = { config, raw, source, tenantId, updatedAt, runner: undefined };
     this.sinks.set(config.name, entry);
     if (!config.enabled) return;
     const def = SINKS[config.type];
     if (!def) throw new TrailwardenError('TW_ERR_INVALID_SINK', `unknown sink type ${config.type}`);
-    const ctx: SinkContext = {
-      name: config.name,
-      format: config.format,
-      dataDir: this.opts.dataDir,
-      now: this.now,
-      log: this.opts.log,
-    };
     const cap = def.batchCap?.(config);
     if (cap?.max_events !== undefined)
       config.batch.max_events = Math.min(config.batch.max_events, cap.max_events);
-    const sink = await def.create(config, ctx);
-    const worker = new SinkWorker(config.name, {
+    const runner = new SinkRunner(config, def, {
       store: this.opts.store,
-      sink,
-      config,
-      filter: compileFilter(config.filter),
-      shape: compileShaper(config.shape, config.shape.hash_key ?? undefined),
-      encode: createEncoder(config.format, config.format_options),
-      sendStoredJson:
-        (config.format === 'json' || config.format === 'jsonl') &&
-        config.shape.fields === null &&
-        config.shape.redact.length === 0 &&
-        config.shape.metadata_for_actions === null,
-      retry: retryPolicyOf(config),
+      nodeId: this.opts.nodeId,
+      leaseMs: this.opts.leaseMs,
+      dataDir: this.opts.dataDir,
       now: this.now,
+      log: this.opts.log,
       onProgress: (upTo, parked) => this.emit.progress(config.name, upTo, parked),
       onAlert: (kind, detail) => void this.alert(config, entry.tenantId, kind, detail),
-      log: this.opts.log,
     });
-    entry.worker = worker;
-    entry.close = async () => {
-      await worker.stop();
-      await sink.close();
-    };
-    await worker.start();
+    await runner.start();
+    entry.runner = runner;
   }
 
   private async alert(
@@ -247,95 +309,121 @@ export class DeliveryEngine {
   }
 
   /** Creates a sink from the API; `raw` is kept as given (env references unresolved). */
-  async create(raw: Record<string, unknown>, tenantId: string | null): Promise<SinkConfig> {
-    const config = parseSinkConfig(raw, this.opts.env);
-    if (this.sinks.has(config.name)) {
-      throw new TrailwardenError(
-        'TW_ERR_SINK_EXISTS',
-        `a sink named ${config.name} exists; choose another name or PATCH it`,
-      );
-    }
-    const now = new Date(this.now()).toISOString();
-    const rec: SinkConfigRecord = {
-      name: config.name,
-      config: JSON.stringify(raw),
-      tenantId,
-      createdAt: now,
-      updatedAt: now,
-    };
-    await this.opts.store.delivery.putSinkConfig(rec);
-    await this.add(config, raw, 'api', tenantId);
-    return config;
+  create(raw: Record<string, unknown>, tenantId: string | null): Promise<SinkConfig> {
+    return this.serially(async () => {
+      const config = parseSinkConfig(raw, this.opts.env);
+      if (this.sinks.has(config.name)) {
+        throw new TrailwardenError(
+          'TW_ERR_SINK_EXISTS',
+          `a sink named ${config.name} exists; choose another name or PATCH it`,
+        );
+      }
+      const now = new Date(this.now()).toISOString();
+      const rec: SinkConfigRecord = {
+        name: config.name,
+        config: JSON.stringify(raw),
+        tenantId,
+        createdAt: now,
+        updatedAt: now,
+      };
+      await this.opts.store.delivery.putSinkConfig(rec);
+      await this.add(config, raw, 'api', tenantId, now);
+      return config;
+    });
   }
 
   /** Replaces a sink's settings; its cursor and dead letters stay. Returns the changed top-level fields. */
-  async update(name: string, raw: Record<string, unknown>, principal: Principal | null): Promise<string[]> {
-    const e = this.editable(name, principal);
-    if (raw['name'] !== undefined && raw['name'] !== name) {
-      throw new TrailwardenError(
-        'TW_ERR_INVALID_SINK',
-        'a sink cannot be renamed; create a new one and delete this one',
+  update(name: string, raw: Record<string, unknown>, principal: Principal | null): Promise<string[]> {
+    return this.serially(async () => {
+      const e = this.editable(name, principal);
+      if (raw['name'] !== undefined && raw['name'] !== name) {
+        throw new TrailwardenError(
+          'TW_ERR_INVALID_SINK',
+          'a sink cannot be renamed; create a new one and delete this one',
+        );
+      }
+      const config = parseSinkConfig({ ...raw, name }, this.opts.env);
+      const changed = [...new Set([...Object.keys(raw), ...Object.keys(e.raw)])].filter(
+        (k) => JSON.stringify(raw[k]) !== JSON.stringify(e.raw[k]),
       );
-    }
-    const config = parseSinkConfig({ ...raw, name }, this.opts.env);
-    const changed = [...new Set([...Object.keys(raw), ...Object.keys(e.raw)])].filter(
-      (k) => JSON.stringify(raw[k]) !== JSON.stringify(e.raw[k]),
-    );
-    await e.close();
-    const now = new Date(this.now()).toISOString();
-    const records = await this.opts.store.delivery.listSinkConfigs();
-    const createdAt = records.find((r) => r.name === name)?.createdAt ?? now;
-    await this.opts.store.delivery.putSinkConfig({
-      name,
-      config: JSON.stringify({ ...raw, name }),
-      tenantId: e.tenantId,
-      createdAt,
-      updatedAt: now,
+      // The lease stays ours (not released), so the new settings start here at once.
+      await e.runner?.close(false);
+      const now = new Date(this.now()).toISOString();
+      const records = await this.opts.store.delivery.listSinkConfigs();
+      const createdAt = records.find((r) => r.name === name)?.createdAt ?? now;
+      await this.opts.store.delivery.putSinkConfig({
+        name,
+        config: JSON.stringify({ ...raw, name }),
+        tenantId: e.tenantId,
+        createdAt,
+        updatedAt: now,
+      });
+      this.sinks.delete(name);
+      await this.add(config, { ...raw, name }, 'api', e.tenantId, now);
+      return changed;
     });
-    this.sinks.delete(name);
-    await this.add(config, { ...raw, name }, 'api', e.tenantId);
-    return changed;
   }
 
-  async remove(name: string, principal: Principal | null): Promise<void> {
-    const e = this.editable(name, principal);
-    await e.close();
-    this.sinks.delete(name);
-    await this.opts.store.delivery.deleteSinkConfig(name);
-    await this.opts.store.delivery.deleteSinkState(name);
+  remove(name: string, principal: Principal | null): Promise<void> {
+    return this.serially(async () => {
+      const e = this.editable(name, principal);
+      // Not released: a node that has not yet seen the deletion could take a
+      // released lease and write the sink's state again; it expires instead.
+      await e.runner?.close(false);
+      this.sinks.delete(name);
+      await this.opts.store.delivery.deleteSinkConfig(name);
+      await this.opts.store.delivery.deleteSinkState(name);
+    });
   }
 
-  private worker(name: string, principal: Principal | null): SinkWorker {
-    const w = this.entry(name, principal).worker;
-    if (!w)
+  /** The sink, refused when it is not enabled. */
+  private enabled(name: string, principal: Principal | null): Entry {
+    const e = this.entry(name, principal);
+    if (!e.config.enabled)
       throw new TrailwardenError('TW_ERR_SINK_DISABLED', `sink ${name} is not enabled (enabled: false)`);
-    return w;
+    return e;
   }
 
-  /** The health of a sink: state, lag in events and seconds, last error, counters. */
+  /**
+   * The health of a sink: state, lag in events and seconds, last error,
+   * counters, and which node delivers it (`node`, `held_here`). Health and
+   * counters are known only to the node that delivers the sink; another node
+   * answers `remote` with the stored cursor and flags.
+   */
   async status(name: string, principal: Principal | null) {
     const e = this.entry(name, principal);
-    const w = e.worker;
+    const w = workerOf(e);
+    const delivery = this.opts.store.delivery;
+    const stored = w === undefined && e.config.enabled ? await delivery.getSinkState(name) : undefined;
+    const lease = e.runner === undefined ? undefined : await delivery.leaseHolder(sinkLeaseName(name));
     const head = await this.opts.store.headSeq();
-    const cursor = w?.cursor ?? (await this.opts.store.delivery.getSinkState(name))?.cursor ?? 0;
+    const cursor = w?.cursor ?? stored?.cursor ?? (await delivery.getSinkState(name))?.cursor ?? 0;
     const [next] = cursor < head ? await this.opts.store.readRange(cursor, 1) : [];
     const lagSeconds = next ? Math.max(0, (this.now() - Date.parse(next.received_at)) / 1000) : 0;
+    const disabledReason = w
+      ? w.disabledReason
+      : e.config.enabled
+        ? (stored?.disabledReason ?? null)
+        : 'enabled: false';
+    const paused = w?.paused ?? stored?.paused ?? false;
     return {
       name,
       type: e.config.type,
       source: e.source,
-      state: w ? w.health : 'disabled',
+      state: w ? w.health : disabledReason !== null ? 'disabled' : paused ? 'paused' : 'remote',
       cursor,
       head_seq: head,
       lag_events: head - cursor,
       lag_seconds: Math.round(lagSeconds * 1000) / 1000,
-      in_flight_to: w?.inflightTo ?? null,
-      paused: w?.paused ?? false,
-      disabled_reason: w ? w.disabledReason : 'enabled: false',
+      in_flight_to: w?.inflightTo ?? stored?.inflightTo ?? null,
+      paused,
+      disabled_reason: disabledReason,
       last_error: w?.lastError ?? null,
       last_success_at: w?.lastSuccessAt ?? null,
       counters: w ? { ...w.counters } : null,
-      dead_letters: await this.opts.store.delivery.countDeadLetters(name),
+      dead_letters: await delivery.countDeadLetters(name),
+      node: lease?.holder ?? null,
+      held_here: e.runner?.isHeld ?? false,
     };
   }
 
@@ -345,7 +433,7 @@ export class DeliveryEngine {
     to: { seq: number } | { time: string },
     principal: Principal | null,
   ): Promise<number> {
-    const w = this.worker(name, principal);
+    const e = this.enabled(name, principal);
     const head = await this.opts.store.headSeq();
     const seq = 'seq' in to ? to.seq : await this.firstSeqReceivedAt(Date.parse(to.time), head);
     if (seq < 1 || seq > head + 1) {
@@ -354,7 +442,9 @@ export class DeliveryEngine {
         `seq must be from 1 to ${head + 1} (the log holds ${head} events)`,
       );
     }
-    w.replay(seq - 1);
+    const w = workerOf(e);
+    if (w) w.replay(seq - 1);
+    else await replayStoredSink(this.opts.store, e.config, seq - 1);
     return seq;
   }
 
@@ -371,8 +461,15 @@ export class DeliveryEngine {
     return lo;
   }
 
+  /** Pause or resume; through a node that does not deliver the sink, the holder sees it at its next renewal. */
   async setPaused(name: string, paused: boolean, principal: Principal | null): Promise<void> {
-    await this.worker(name, principal).setPaused(paused);
+    const e = this.enabled(name, principal);
+    const w = workerOf(e);
+    if (w) {
+      await w.setPaused(paused);
+      return;
+    }
+    await setStoredSinkPaused(this.opts.store, e.config, paused);
   }
 
   async deadLetters(
@@ -386,7 +483,16 @@ export class DeliveryEngine {
 
   /** Delivers dead letters again, once each, now; removes those the sink confirms. */
   async redrive(name: string, ids: number[], principal: Principal | null) {
-    const w = this.worker(name, principal);
+    const w = workerOf(this.enabled(name, principal));
+    if (w === undefined) {
+      // Only the node holding the lease may deliver the sink (a file sink's file is on its disk).
+      const holder = (await this.opts.store.delivery.leaseHolder(sinkLeaseName(name)))?.holder ?? null;
+      throw new TrailwardenError(
+        'TW_ERR_SINK_ELSEWHERE',
+        `sink ${name} is delivered by ${holder === null ? 'no node at the moment' : `node ${holder}`}, not by this node (${this.opts.nodeId}); send the redrive to that node, or retry shortly`,
+        { extensions: { node: holder } },
+      );
+    }
     const letters = await this.opts.store.delivery.getDeadLetters(name, ids);
     const results: Array<{
       id: number;

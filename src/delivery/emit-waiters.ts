@@ -1,4 +1,6 @@
 import { TrailwardenError } from '../errors.js';
+import type { EventPosition } from '../ingest/ingest-service.js';
+import type { Store } from '../store/store.js';
 import type { EmitPolicy } from './sink-config.js';
 
 interface Progressing {
@@ -6,9 +8,20 @@ interface Progressing {
   wasParked(seq: number): boolean;
 }
 
+/** Where the emit policy learns how far each sink got. */
+export interface EmitSources {
+  store: Pick<Store, 'findByEventId' | 'onAppend' | 'delivery'>;
+  /** The sink's worker, while this node delivers the sink. */
+  localWorker(name: string): Progressing | undefined;
+  /** Whether the sink is enabled but delivered by another node (or by none, until one takes it over). */
+  deliveredElsewhere(name: string): boolean;
+}
+
 interface Waiter {
   seqs: Set<number>;
   maxSeq: number;
+  /** Events acknowledged but not yet sequenced: their seqs are looked up after each append. */
+  unsequenced: EventPosition[];
   /** `to_all_of` sinks that have not confirmed yet. */
   pendingAll: Set<string>;
   /** `at_least_one_of`: null when not set, else whether one confirmed. */
@@ -17,18 +30,40 @@ interface Waiter {
   finish: (missing: string[] | null) => void;
 }
 
+/** How a sink delivered by another node is followed: its stored cursor and new dead letters. */
+interface RemoteSink {
+  cursor: number;
+  /** Highest dead-letter id read; `undefined` until the first read of the list. */
+  lastLetterId: number | undefined;
+  parked: Set<number>;
+}
+
+/** How often the stored state of sinks delivered by other nodes is read while requests wait. */
+const REMOTE_POLL_MS = 50;
+/** Parked seqs remembered per sink (the emit policy asks about recent events only). */
+const PARKED_KEPT = 10_000;
+const LETTER_PAGE = 1000;
+
 /**
  * The emit policy of seed 003: POST /v1/events answers only once every sink
  * of `to_all_of` and at least one of `at_least_one_of` confirmed the events
  * (a sink whose filter skips an event confirms it by passing it), or fails
  * with the sinks that did not within `timeout_ms`.
+ *
+ * A sink this node delivers reports its progress as it moves; a sink another
+ * node delivers is followed through the store (its cursor and dead letters,
+ * read every {@link REMOTE_POLL_MS} ms while requests wait).
  */
 export class EmitWaiters {
   private readonly waiters = new Set<Waiter>();
+  private readonly remote = new Map<string, RemoteSink>();
+  private pollTimer: NodeJS.Timeout | undefined;
+  private polling = false;
+  private stopListening: (() => void) | undefined;
 
   constructor(
     private readonly policy: EmitPolicy | null,
-    private readonly workerOf: (name: string) => Progressing | undefined,
+    private readonly sources: EmitSources,
   ) {}
 
   get active(): boolean {
@@ -37,21 +72,43 @@ export class EmitWaiters {
     );
   }
 
-  private confirmed(name: string, w: Waiter, upTo: number): boolean | 'failed' {
-    const worker = this.workerOf(name);
-    if (!worker) return false;
-    for (const seq of w.seqs) if (worker.wasParked(seq)) return 'failed';
-    return upTo >= w.maxSeq;
+  private get policySinks(): string[] {
+    const p = this.policy;
+    return p === null ? [] : [...new Set([...p.to_all_of, ...p.at_least_one_of])];
   }
 
-  /** Waits until the policy is met for these seqs; throws TW_ERR_EMIT_TIMEOUT otherwise. */
-  async wait(seqs: number[], events: unknown): Promise<void> {
+  /** Whether `seq` was parked by the sink, as far as this node can tell; undefined when it cannot. */
+  private parkedBy(name: string): ((seq: number) => boolean) | undefined {
+    const worker = this.sources.localWorker(name);
+    if (worker) return (seq) => worker.wasParked(seq);
+    const remote = this.remote.get(name);
+    if (remote?.lastLetterId !== undefined && this.sources.deliveredElsewhere(name)) {
+      return (seq) => remote.parked.has(seq);
+    }
+    return undefined;
+  }
+
+  private confirmed(name: string, w: Waiter, upTo: number): boolean | 'failed' {
+    const parked = this.parkedBy(name);
+    if (!parked) return false;
+    for (const seq of w.seqs) if (parked(seq)) return 'failed';
+    return w.unsequenced.length === 0 && upTo >= w.maxSeq;
+  }
+
+  /**
+   * Waits until the policy is met for these events; throws TW_ERR_EMIT_TIMEOUT
+   * otherwise. An event without a seq yet (acknowledged before it was
+   * sequenced) is waited for first.
+   */
+  async wait(positions: EventPosition[], events: unknown): Promise<void> {
     const policy = this.policy;
-    if (!this.active || policy === null || seqs.length === 0) return;
+    if (!this.active || policy === null || positions.length === 0) return;
+    const seqs = positions.flatMap((p) => (p.seq === null ? [] : [p.seq]));
     const missing = await new Promise<string[] | null>((resolve) => {
       const w: Waiter = {
         seqs: new Set(seqs),
-        maxSeq: Math.max(...seqs),
+        maxSeq: Math.max(0, ...seqs),
+        unsequenced: positions.filter((p) => p.seq === null),
         pendingAll: new Set(policy.to_all_of),
         anyDone: policy.at_least_one_of.length > 0 ? false : null,
         failed: new Set(),
@@ -61,13 +118,13 @@ export class EmitWaiters {
       w.finish = (m) => {
         clearTimeout(timer);
         this.waiters.delete(w);
+        if (this.waiters.size === 0) this.idle();
         resolve(m);
       };
       this.waiters.add(w);
-      for (const name of new Set([...policy.to_all_of, ...policy.at_least_one_of])) {
-        const worker = this.workerOf(name);
-        if (worker) this.update(w, name, worker.cursor);
-      }
+      this.busy();
+      if (w.unsequenced.length > 0) void this.sequence(w);
+      else this.evaluate(w);
     });
     if (missing !== null) {
       throw new TrailwardenError(
@@ -76,6 +133,39 @@ export class EmitWaiters {
         { extensions: { sinks: missing, events } },
       );
     }
+  }
+
+  /** Checks a waiter against every sink's current position. */
+  private evaluate(w: Waiter): void {
+    for (const name of this.policySinks) {
+      if (!this.waiters.has(w)) return;
+      const worker = this.sources.localWorker(name);
+      if (worker) this.update(w, name, worker.cursor);
+      else {
+        const remote = this.remote.get(name);
+        if (remote?.lastLetterId !== undefined) this.update(w, name, remote.cursor);
+      }
+    }
+  }
+
+  /**
+   * Looks up the seqs of a waiter's unsequenced events, in order, stopping at
+   * the first still without one: a request's events are, as a rule,
+   * sequenced together, so a waiting request costs one lookup per try.
+   * Evaluates the waiter once all are known.
+   */
+  private async sequence(w: Waiter): Promise<void> {
+    while (w.unsequenced.length > 0) {
+      const p = w.unsequenced[0]!;
+      const found = await this.sources.store.findByEventId(p.eventId, p.tenantId).catch(() => []);
+      const seq = found[0]?.seq;
+      if (seq === undefined) return;
+      // Another lookup (after the next append) may have taken this one meanwhile.
+      if (w.unsequenced[0] === p) w.unsequenced.shift();
+      w.seqs.add(seq);
+      w.maxSeq = Math.max(w.maxSeq, seq);
+    }
+    this.evaluate(w);
   }
 
   private missing(w: Waiter): string[] {
@@ -107,5 +197,66 @@ export class EmitWaiters {
 
   cancelAll(): void {
     for (const w of [...this.waiters]) w.finish(this.missing(w));
+  }
+
+  /** Requests wait: follow appends (for unsequenced events) and sinks other nodes deliver. */
+  private busy(): void {
+    this.stopListening ??= this.sources.store.onAppend(() => {
+      for (const w of [...this.waiters]) if (w.unsequenced.length > 0) void this.sequence(w);
+    });
+    if (this.pollTimer === undefined) {
+      this.pollTimer = setInterval(() => void this.pollRemote(), REMOTE_POLL_MS);
+      this.pollTimer.unref();
+    }
+  }
+
+  private idle(): void {
+    this.stopListening?.();
+    this.stopListening = undefined;
+    clearInterval(this.pollTimer);
+    this.pollTimer = undefined;
+  }
+
+  /** Reads the stored cursor and new dead letters of each policy sink another node delivers. */
+  private async pollRemote(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      for (const name of this.policySinks) {
+        if (!this.sources.deliveredElsewhere(name)) continue;
+        const remote = await this.readRemote(name);
+        if (remote === undefined) continue;
+        for (const w of [...this.waiters]) this.update(w, name, remote.cursor);
+      }
+      // Unsequenced events are also looked up here, in case an append notification was missed.
+      for (const w of [...this.waiters]) if (w.unsequenced.length > 0) await this.sequence(w);
+    } catch {
+      // The store is unreachable for a moment: the next poll tries again, the timeout still holds.
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private async readRemote(name: string): Promise<RemoteSink | undefined> {
+    const delivery = this.sources.store.delivery;
+    const state = await delivery.getSinkState(name);
+    if (state === undefined) return undefined;
+    const remote = this.remote.get(name) ?? { cursor: 0, lastLetterId: undefined, parked: new Set<number>() };
+    this.remote.set(name, remote);
+    for (;;) {
+      const letters = await delivery.listDeadLetters(name, {
+        ...(remote.lastLetterId === undefined ? {} : { afterId: remote.lastLetterId }),
+        limit: LETTER_PAGE,
+      });
+      for (const l of letters) {
+        remote.parked.add(l.seq);
+        if (remote.parked.size > PARKED_KEPT) remote.parked.delete(remote.parked.values().next().value!);
+      }
+      remote.lastLetterId = letters.at(-1)?.id ?? remote.lastLetterId ?? 0;
+      if (letters.length < LETTER_PAGE) break;
+    }
+    // The cursor is read before the letters: an event parked in between is seen as parked, never as passed.
+    remote.cursor = state.cursor;
+    return remote;
   }
 }

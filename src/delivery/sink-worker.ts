@@ -93,6 +93,12 @@ export class SinkWorker {
   private state!: SinkState;
   private stopped = false;
   private pendingReplay: number | undefined;
+  /**
+   * The stored state differs from ours (a pause, resume or replay issued
+   * through another node): `flags` is reloaded between attempts; `position`
+   * (the cursor or epoch moved) also abandons the delivery in flight.
+   */
+  private refreshDue: 'flags' | 'position' | undefined;
   /** Ends an idle wait (new events, state changes). */
   private idleWaker: (() => void) | undefined;
   /** Ends any wait, retry back-off included (stop, pause, replay). */
@@ -161,6 +167,26 @@ export class SinkWorker {
     this.interrupt();
   }
 
+  /**
+   * Looks for changes other nodes made to the stored state (pause, resume,
+   * replay): called at each lease renewal. A difference makes the loop
+   * reload the state; a difference seen while our own move was landing only
+   * costs one needless reload.
+   */
+  async refresh(): Promise<void> {
+    if (this.stopped || this.refreshDue === 'position') return;
+    const st = await this.deps.store.delivery.getSinkState(this.name);
+    if (st === undefined || this.stopped) return;
+    if (st.epoch !== this.state.epoch || st.cursor !== this.cursor) {
+      this.refreshDue = 'position';
+      this.abort.abort();
+      this.interrupt();
+    } else if (st.paused !== this.state.paused || st.disabledReason !== this.state.disabledReason) {
+      this.refreshDue ??= 'flags';
+      this.interrupt();
+    }
+  }
+
   /** Called periodically: raises the failing alert once a failure has lasted long enough. */
   checkHealth(): void {
     if (this.failingSince === null || this.alerted) return;
@@ -208,8 +234,9 @@ export class SinkWorker {
 
   /** Waits `ms`; an idle wait also ends when new events arrive, a back-off only when interrupted. */
   private sleep(ms: number, kind: 'idle' | 'backoff' = 'idle'): Promise<void> {
-    // A stop (or replay) that came while the loop was busy must not be slept through.
-    if (this.stopped || this.pendingReplay !== undefined) return Promise.resolve();
+    // A stop (or replay, or a change through another node) that came while the loop was busy must not be slept through.
+    if (this.stopped || this.pendingReplay !== undefined || this.refreshDue !== undefined)
+      return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -225,6 +252,10 @@ export class SinkWorker {
 
   private async loop(): Promise<void> {
     while (!this.stopped) {
+      if (this.refreshDue !== undefined) {
+        await this.applyRefresh();
+        continue;
+      }
       if (this.pendingReplay !== undefined) {
         await this.applyReplay(this.pendingReplay);
         continue;
@@ -271,6 +302,16 @@ export class SinkWorker {
       await this.reload();
       this.pendingReplay = seq;
     }
+  }
+
+  private async applyRefresh(): Promise<void> {
+    const wasStopped = this.state.paused || this.state.disabledReason !== null;
+    this.refreshDue = undefined;
+    if (this.abort.signal.aborted && this.pendingReplay === undefined) this.abort = new AbortController();
+    await this.reload();
+    // A resume through another node starts retrying afresh, as a local one does.
+    if (wasStopped && !this.state.paused && this.state.disabledReason === null) this.resetFailure();
+    this.updateHealth();
   }
 
   private async reload(): Promise<void> {
@@ -327,7 +368,7 @@ export class SinkWorker {
       const age = this.deps.now() - Date.parse(receivedAtOf(window[0]!));
       if (age < max_wait_ms) {
         await this.sleep(max_wait_ms - age, 'backoff');
-        if (this.stopped || this.pendingReplay !== undefined) return undefined;
+        if (this.abandoned()) return undefined;
         window = await this.deps.store.readRangeRaw(this.cursor, Math.max(READ_WINDOW, max_events));
       }
     }
@@ -423,14 +464,14 @@ export class SinkWorker {
   /** Tries one delivery until it succeeds, fails for good, or the schedule runs out. */
   private async attempt(batch: DeliveryBatch): Promise<Attempted> {
     for (let attempt = 1; ; attempt++) {
-      if (this.stopped || this.pendingReplay !== undefined) return { kind: 'interrupted' };
+      if (this.abandoned()) return { kind: 'interrupted' };
       let outcome: DeliveryOutcome;
       try {
         outcome = await this.deps.sink.deliver({ ...batch, attempt }, this.abort.signal);
       } catch (err) {
         outcome = { kind: 'retry', reason: `sink error: ${(err as Error).message}` };
       }
-      if (this.stopped || this.pendingReplay !== undefined) return { kind: 'interrupted' };
+      if (this.abandoned()) return { kind: 'interrupted' };
       if (outcome.kind === 'ok') {
         this.lastSuccessAt = new Date(this.deps.now()).toISOString();
         this.resetFailure();
@@ -453,8 +494,13 @@ export class SinkWorker {
         };
       }
       await this.sleep(outcome.afterMs ?? delay, 'backoff');
-      if (this.state.paused) return { kind: 'interrupted' };
+      if (this.state.paused || this.refreshDue !== undefined) return { kind: 'interrupted' };
     }
+  }
+
+  /** The delivery in flight no longer counts: stopping, replaying, or the cursor moved elsewhere. */
+  private abandoned(): boolean {
+    return this.stopped || this.pendingReplay !== undefined || this.refreshDue === 'position';
   }
 
   private async advance(to: number, parked: DeadLetterInput[]): Promise<void> {

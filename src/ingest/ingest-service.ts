@@ -13,16 +13,27 @@ export interface IngestOptions {
   defaultTenant: string;
 }
 
+/**
+ * Where an acknowledged event is in the log: its `seq`, or `null` while it is
+ * stored but not yet sequenced (with several nodes an event may be
+ * acknowledged first); `eventId` and `tenantId` find it once it is.
+ */
+export interface EventPosition {
+  seq: number | null;
+  eventId: string;
+  tenantId: string;
+}
+
 /** The answer to the producer (the issue's public contract), plus the positions for the emit policy. */
 export interface IngestResult {
   accepted: number;
   events: Array<{ event_id: string; status: AppendOutcome['status'] }>;
   /**
-   * Where the events are in the log (null: acknowledged, not sequenced yet).
-   * Not part of the answer: with several nodes an event is acknowledged
-   * before it is sequenced.
+   * Where the events are in the log, one per event (`seq` null: acknowledged,
+   * not sequenced yet). Not part of the answer: with several nodes an event is
+   * acknowledged before it is sequenced.
    */
-  seqs: Array<number | null>;
+  positions: EventPosition[];
 }
 
 /** A tenant-bound key tried to write into another tenant (audited by the caller). */
@@ -98,7 +109,10 @@ export class IngestService {
     return {
       accepted: prepared.length,
       events: outcomes.map((o, i) => ({ event_id: prepared[i]!.event.event_id, status: o.status })),
-      seqs: outcomes.map((o) => o.seq),
+      positions: outcomes.map((o, i) => {
+        const { event } = prepared[i]!;
+        return { seq: o.seq, eventId: event.event_id, tenantId: event.tenant_id };
+      }),
     };
   }
 }

@@ -207,6 +207,25 @@ export interface DeliveryStore {
   /** Removes dead letters (after a successful redrive); returns how many were removed. */
   removeDeadLetters(sink: string, ids: number[]): Promise<number>;
   recordDeadLetterAttempt(sink: string, id: number, reason: string): Promise<void>;
+
+  /**
+   * Takes or renews lease `name` for `ttlMs`, in one atomic statement: true
+   * when `holder` holds it afterwards (it was free, expired, or already
+   * `holder`'s), false when another holder's lease has not expired. Expiry is
+   * judged by the store's clock (the database's `now()`), never a node's.
+   */
+  acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  /** Gives lease `name` up at once if `holder` holds it (so another node need not wait for expiry). */
+  releaseLease(name: string, holder: string): Promise<void>;
+  /** Who holds lease `name`, or `undefined` when it is free or expired. */
+  leaseHolder(name: string): Promise<LeaseRecord | undefined>;
+}
+
+/** A lease that has not expired. */
+export interface LeaseRecord {
+  holder: string;
+  /** When it expires unless renewed (UTC ISO 8601, by the store's clock). */
+  expiresAt: string;
 }
 
 /** A sink defined through the API, kept as its validated JSON. */

@@ -140,10 +140,18 @@ describe('trailwarden sinks', { timeout: 30_000 }, () => {
     const list = await h.cli(['list']);
     assert.equal(list.code, 0);
     const lines = list.out.trim().split('\n');
-    assert.match(lines[0]!, /^NAME\s+TYPE\s+STATE\s+LAG\s+DEAD\s+SOURCE\s+TENANT$/);
-    assert.match(lines[1]!, /^from-config\s+webhook\s+healthy\s+0 \(0 s\)\s+0\s+config\s+\*$/);
-    assert.match(lines[2]!, /^other\s+webhook\s+disabled\s+\d+ .*\s+api\s+\*$/);
-    assert.match(lines[3]!, /^siem\s+webhook\s+healthy\s+0 \(0 s\)\s+0\s+api\s+\*$/);
+    // NODE: the node holding the sink's lease (with SQLite, always this server); none for a disabled sink.
+    const node = h.t.parts.ctx.delivery.nodeId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    assert.match(lines[0]!, /^NAME\s+TYPE\s+STATE\s+LAG\s+DEAD\s+SOURCE\s+TENANT\s+NODE$/);
+    assert.match(
+      lines[1]!,
+      new RegExp(`^from-config\\s+webhook\\s+healthy\\s+0 \\(0 s\\)\\s+0\\s+config\\s+\\*\\s+${node}$`),
+    );
+    assert.match(lines[2]!, /^other\s+webhook\s+disabled\s+\d+ .*\s+api\s+\*\s+-$/);
+    assert.match(
+      lines[3]!,
+      new RegExp(`^siem\\s+webhook\\s+healthy\\s+0 \\(0 s\\)\\s+0\\s+api\\s+\\*\\s+${node}$`),
+    );
 
     for (const name of ['siem', 'from-config']) {
       const shown = (await h.cli(['show', name])).out;
@@ -159,6 +167,7 @@ describe('trailwarden sinks', { timeout: 30_000 }, () => {
     assert.equal(status.code, 0);
     assert.match(status.out, /^sink siem \(webhook, defined through the API\)$/m);
     assert.match(status.out, /^ {2}state: +healthy$/m);
+    assert.ok(status.out.includes(`  delivered by:  node ${h.t.parts.ctx.delivery.nodeId}\n`), status.out);
     assert.match(status.out, /^ {2}lag: +0 events, 0 s$/m);
     assert.match(status.out, /^ {2}last error: +none since start$/m);
     assert.match(

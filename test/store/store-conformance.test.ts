@@ -441,6 +441,63 @@ for (const backend of backends.filter((b) => !only || b.name === only)) {
       await store.close();
     });
 
+    test('a lease is taken, renewed by its holder, refused to others until it expires, then taken over', async () => {
+      const { store } = await fresh();
+      const d = store.delivery;
+      assert.equal(await d.leaseHolder('sink:siem'), undefined, 'free before anyone took it');
+      assert.equal(await d.acquireLease('sink:siem', 'node-a', 60_000), true, 'a free lease is taken');
+      const first = await d.leaseHolder('sink:siem');
+      assert.equal(first?.holder, 'node-a');
+      assert.equal(await d.acquireLease('sink:siem', 'node-b', 60_000), false, 'refused while unexpired');
+      assert.equal(await d.acquireLease('sink:siem', 'node-a', 120_000), true, 'renewed by its holder');
+      const renewed = await d.leaseHolder('sink:siem');
+      assert.equal(renewed?.holder, 'node-a');
+      assert.ok(Date.parse(renewed!.expiresAt) > Date.parse(first!.expiresAt), 'a renewal moves the expiry');
+      assert.equal(await d.acquireLease('sink:other', 'node-b', 60_000), true, 'leases are independent');
+
+      // A short lease that node-a stops renewing: node-b gets it once it expired, not before.
+      assert.equal(await d.acquireLease('sink:short', 'node-a', 300), true);
+      let tries = 0;
+      while (!(await d.acquireLease('sink:short', 'node-b', 60_000))) {
+        tries += 1;
+        assert.ok(tries < 500, 'node-b never took the expired lease');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal((await d.leaseHolder('sink:short'))?.holder, 'node-b');
+      assert.equal(await d.acquireLease('sink:short', 'node-a', 60_000), false, 'the old holder lost it');
+      await store.close();
+    });
+
+    test('a released lease is free at once; only its holder can release it', async () => {
+      const { store } = await fresh();
+      const d = store.delivery;
+      assert.equal(await d.acquireLease('sink:siem', 'node-a', 60_000), true);
+      await d.releaseLease('sink:siem', 'node-b');
+      assert.equal(
+        (await d.leaseHolder('sink:siem'))?.holder,
+        'node-a',
+        "another holder's release is ignored",
+      );
+      await d.releaseLease('sink:siem', 'node-a');
+      assert.equal(await d.leaseHolder('sink:siem'), undefined);
+      assert.equal(await d.acquireLease('sink:siem', 'node-b', 60_000), true, 'taken at once after release');
+      await store.close();
+    });
+
+    test('two handles taking the same free lease at once: exactly one holds it', async () => {
+      const h = await fresh();
+      const other = await h.reopen();
+      const won = await Promise.all([
+        h.store.delivery.acquireLease('sink:siem', 'node-a', 60_000),
+        other.delivery.acquireLease('sink:siem', 'node-b', 60_000),
+      ]);
+      assert.equal(won.filter(Boolean).length, 1, `exactly one won: ${JSON.stringify(won)}`);
+      const holder = await other.delivery.leaseHolder('sink:siem');
+      assert.equal(holder?.holder, won[0] ? 'node-a' : 'node-b');
+      await other.close();
+      await h.store.close();
+    });
+
     test('sink configurations are kept, replaced and deleted by name', async () => {
       const h = await fresh();
       const d = h.store.delivery;

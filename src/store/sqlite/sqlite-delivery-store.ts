@@ -5,10 +5,14 @@ import type {
   DeadLetter,
   DeadLetterInput,
   DeliveryStore,
+  LeaseRecord,
   SinkConfigRecord,
   SinkState,
 } from '../store.js';
 import type { DeliveryWrite, DeliveryWriteValues } from './writer-protocol.js';
+
+/** SQLite's clock in Unix milliseconds, read when the statement runs (the lease clock). */
+const NOW_MS = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
 
 /** Sends one delivery write to the writer thread and resolves with its answer once committed. */
 export type DeliveryWriteSender = <K extends DeliveryWrite['op']>(
@@ -38,6 +42,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
       getState: s('SELECT * FROM sink_states WHERE name = ?'),
       listLetters: s('SELECT * FROM dead_letters WHERE sink = ? AND id > ? ORDER BY id LIMIT ?'),
       countLetters: s('SELECT COUNT(*) FROM dead_letters WHERE sink = ?').pluck(),
+      leaseHolder: s(`SELECT holder, expires_at FROM leases WHERE name = ? AND expires_at >= ${NOW_MS}`),
     };
   }
 
@@ -125,6 +130,19 @@ export class SqliteDeliveryStore implements DeliveryStore {
   async recordDeadLetterAttempt(sink: string, id: number, reason: string): Promise<void> {
     await this.write({ op: 'letterAttempt', sink, id, reason, now: new Date().toISOString() });
   }
+
+  acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    return this.write({ op: 'acquireLease', name, holder, ttlMs });
+  }
+
+  async releaseLease(name: string, holder: string): Promise<void> {
+    await this.write({ op: 'releaseLease', name, holder });
+  }
+
+  async leaseHolder(name: string): Promise<LeaseRecord | undefined> {
+    const row = this.stmt.leaseHolder!.get(name) as { holder: string; expires_at: number } | undefined;
+    return row && { holder: row.holder, expiresAt: new Date(row.expires_at).toISOString() };
+  }
 }
 
 /**
@@ -161,6 +179,14 @@ export class DeliveryStateWriter {
       letterAttempt: s(
         'UPDATE dead_letters SET attempts = attempts + 1, reason = ?, last_attempt_at = ? WHERE sink = ? AND id = ?',
       ),
+      // Take or renew in one statement: the update happens only for the same holder or after expiry.
+      acquireLease: s(
+        `INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ${NOW_MS} + ?)
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+         WHERE leases.holder = excluded.holder OR leases.expires_at < ${NOW_MS}
+         RETURNING holder`,
+      ),
+      releaseLease: s('DELETE FROM leases WHERE name = ? AND holder = ?'),
     };
   }
 
@@ -197,6 +223,11 @@ export class DeliveryStateWriter {
           .run(w.sink, ...w.ids).changes;
       case 'letterAttempt':
         this.stmt.letterAttempt!.run(w.reason, w.now, w.sink, w.id);
+        return null;
+      case 'acquireLease':
+        return this.stmt.acquireLease!.get(w.name, w.holder, Math.round(w.ttlMs)) !== undefined;
+      case 'releaseLease':
+        this.stmt.releaseLease!.run(w.name, w.holder);
         return null;
     }
   }

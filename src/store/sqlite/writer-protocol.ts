@@ -18,7 +18,8 @@ export interface WriterData {
 /**
  * A change to delivery state (sink configs, cursors, dead letters), executed
  * by the writer so the main thread never waits for the write lock. `now` is
- * the caller's clock, so timestamps do not depend on when the commit ran.
+ * the caller's clock, so timestamps do not depend on when the commit ran;
+ * lease expiry alone is judged by the clock at commit time.
  */
 export type DeliveryWrite =
   | { op: 'putConfig'; rec: SinkConfigRecord }
@@ -37,7 +38,9 @@ export type DeliveryWrite =
   | { op: 'setFlags'; name: string; paused?: boolean; disabledReason?: string | null; now: string }
   | { op: 'deleteState'; name: string }
   | { op: 'removeLetters'; sink: string; ids: number[] }
-  | { op: 'letterAttempt'; sink: string; id: number; reason: string; now: string };
+  | { op: 'letterAttempt'; sink: string; id: number; reason: string; now: string }
+  | { op: 'acquireLease'; name: string; holder: string; ttlMs: number }
+  | { op: 'releaseLease'; name: string; holder: string };
 
 /** What each delivery write answers. */
 export interface DeliveryWriteValues {
@@ -51,6 +54,9 @@ export interface DeliveryWriteValues {
   /** How many dead letters were removed. */
   removeLetters: number;
   letterAttempt: null;
+  /** Whether the holder holds the lease after the write. */
+  acquireLease: boolean;
+  releaseLease: null;
 }
 
 /** One delivery write's fate: its value, or the error that rolled back just that write. */

@@ -1,0 +1,118 @@
+import type { Store } from '../store/store.js';
+import { compileFilter } from './event-filter.js';
+import { createEncoder } from './formats/registry.js';
+import { compileShaper } from './shape.js';
+import type { Sink, SinkContext, SinkDefinition } from './sink.js';
+import { retryPolicyOf, type SinkConfig } from './sink-config.js';
+import { SinkLease } from './sink-lease.js';
+import { SinkWorker, type WorkerDeps } from './sink-worker.js';
+
+export interface RunnerDeps {
+  store: Store;
+  /** This node's name in leases. */
+  nodeId: string;
+  leaseMs: number;
+  dataDir: string;
+  now: () => number;
+  log: SinkContext['log'];
+  onProgress: WorkerDeps['onProgress'];
+  onAlert: WorkerDeps['onAlert'];
+}
+
+/**
+ * An enabled sink on this node: its delivery lease and, while this node
+ * holds the lease, the open sink and the worker delivering it. The sink is
+ * opened when the lease is taken and closed as soon as it is lost, so a node
+ * that does not deliver a sink keeps no connection or file of it open.
+ */
+export class SinkRunner {
+  /** The worker, while this node holds the lease. */
+  worker: SinkWorker | undefined;
+  private sink: Sink | undefined;
+  private readonly lease: SinkLease;
+
+  constructor(
+    private readonly config: SinkConfig,
+    private readonly def: SinkDefinition,
+    private readonly deps: RunnerDeps,
+  ) {
+    this.lease = new SinkLease(
+      config.name,
+      { store: deps.store.delivery, holder: deps.nodeId, leaseMs: deps.leaseMs, log: deps.log },
+      {
+        gained: () => this.startWorker(),
+        renewed: () => {
+          this.worker
+            ?.refresh()
+            .catch((err: unknown) =>
+              deps.log.warn(`sink ${config.name}: could not reload its state`, { err }),
+            );
+        },
+        lost: () => this.stopWorker(),
+      },
+    );
+  }
+
+  /** Whether this node holds the sink's lease. */
+  get isHeld(): boolean {
+    return this.lease.isHeld;
+  }
+
+  /** Tries once to take the lease (and start delivering); rejects when the sink cannot start. */
+  start(): Promise<void> {
+    return this.lease.start();
+  }
+
+  /** Stops delivering; `release: false` leaves the lease to expire instead of handing it over. */
+  close(release = true): Promise<void> {
+    return this.lease.close(release);
+  }
+
+  /** This node took the lease: open the sink and deliver from the stored cursor. */
+  private async startWorker(): Promise<void> {
+    const { config, deps } = this;
+    const sink = await this.def.create(config, {
+      name: config.name,
+      format: config.format,
+      dataDir: deps.dataDir,
+      now: deps.now,
+      log: deps.log,
+    });
+    const worker = new SinkWorker(config.name, {
+      store: deps.store,
+      sink,
+      config,
+      filter: compileFilter(config.filter),
+      shape: compileShaper(config.shape, config.shape.hash_key ?? undefined),
+      encode: createEncoder(config.format, config.format_options),
+      sendStoredJson:
+        (config.format === 'json' || config.format === 'jsonl') &&
+        config.shape.fields === null &&
+        config.shape.redact.length === 0 &&
+        config.shape.metadata_for_actions === null,
+      retry: retryPolicyOf(config),
+      now: deps.now,
+      onProgress: deps.onProgress,
+      onAlert: deps.onAlert,
+      log: deps.log,
+    });
+    try {
+      await worker.start();
+    } catch (err) {
+      await worker.stop();
+      await sink.close().catch(() => undefined);
+      throw err;
+    }
+    this.worker = worker;
+    this.sink = sink;
+  }
+
+  /** The lease is gone (or the sink closes): stop at once, abandoning the delivery in flight. */
+  private async stopWorker(): Promise<void> {
+    const { worker, sink } = this;
+    this.worker = undefined;
+    this.sink = undefined;
+    await worker?.stop();
+    await sink?.close();
+  }
+}
