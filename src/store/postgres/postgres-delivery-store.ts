@@ -9,6 +9,7 @@ import type {
   SinkConfigRecord,
   SinkState,
 } from '../store.js';
+import { acquireLease, leaseHolder, releaseLease } from './leases.js';
 import { inTransaction, toStoreError } from './postgres-connection.js';
 
 interface ConfigRow {
@@ -215,26 +216,27 @@ export class PostgresDeliveryStore implements DeliveryStore {
   // cursor move, or a busy node would lose its leases.
 
   async acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
-    const rows = await this.query(
-      `INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, now() + interval '1 millisecond' * $3::float8)
-       ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-       WHERE leases.holder = excluded.holder OR leases.expires_at < now()
-       RETURNING holder`,
-      [name, holder, Math.round(ttlMs)],
-    );
-    return rows.length === 1;
+    try {
+      return await acquireLease(this.pool, name, holder, ttlMs);
+    } catch (err) {
+      throw toStoreError(err);
+    }
   }
 
   async releaseLease(name: string, holder: string): Promise<void> {
-    await this.query('DELETE FROM leases WHERE name = $1 AND holder = $2', [name, holder]);
+    try {
+      await releaseLease(this.pool, name, holder);
+    } catch (err) {
+      throw toStoreError(err);
+    }
   }
 
   async leaseHolder(name: string): Promise<LeaseRecord | undefined> {
-    const [row] = await this.query<{ holder: string; expires_at: Date }>(
-      'SELECT holder, expires_at FROM leases WHERE name = $1 AND expires_at >= now()',
-      [name],
-    );
-    return row && { holder: row.holder, expiresAt: row.expires_at.toISOString() };
+    try {
+      return await leaseHolder(this.pool, name);
+    } catch (err) {
+      throw toStoreError(err);
+    }
   }
 
   /** Resolves once every write issued so far has settled. */

@@ -1,21 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import type { Pool, PoolClient } from 'pg';
+import { acquireLease, leaseRemainingMs, releaseLease } from './leases.js';
 
 /** The lease row whose holder is the one store instance that assigns `seq`. */
 export const SEQUENCER_LEASE = 'sequencer';
 /** NOTIFY channel on which a holder that lets go of the lease tells the others to take it now. */
 export const LEASE_CHANNEL = 'trailwarden_lease';
-
-/**
- * Takes the lease when it is free or expired, renews it when `$2` holds it;
- * returns a row only when `$2` holds it afterwards. Expiry is judged by the
- * database clock, so nodes' clocks never matter.
- */
-const ACQUIRE = `
-  INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, now() + $3 * interval '1 millisecond')
-  ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-  WHERE leases.holder = excluded.holder OR leases.expires_at < now()
-  RETURNING holder`;
 
 /**
  * The sequencer lease of one store instance. Renewed every third of the
@@ -81,17 +71,12 @@ export class SequencerLease {
     const started = performance.now();
     let next = this.leaseMs / 3;
     try {
-      const r = await this.pool.query(ACQUIRE, [SEQUENCER_LEASE, this.holder, this.leaseMs]);
-      if (r.rowCount === 1) {
+      if (await acquireLease(this.pool, SEQUENCER_LEASE, this.holder, this.leaseMs)) {
         // Counted from before the request: the database's expiry is later than this.
         this.validUntil = started + this.leaseMs * 0.9;
       } else {
         this.validUntil = 0;
-        const rest = await this.pool.query<{ ms: number }>(
-          `SELECT GREATEST(0, EXTRACT(EPOCH FROM expires_at - now()) * 1000)::int AS ms FROM leases WHERE name = $1`,
-          [SEQUENCER_LEASE],
-        );
-        next = Math.min(next, (rest.rows[0]?.ms ?? 0) + 20);
+        next = Math.min(next, (await leaseRemainingMs(this.pool, SEQUENCER_LEASE)) + 20);
       }
     } catch {
       // Unreachable database: keep what is still valid; try again soon.
@@ -112,13 +97,7 @@ export class SequencerLease {
     const was = this.held();
     this.validUntil = 0;
     if (!was) return;
-    await this.pool
-      .query(
-        `WITH gone AS (DELETE FROM leases WHERE name = $1 AND holder = $2 RETURNING name)
-         SELECT pg_notify($3, name) FROM gone`,
-        [SEQUENCER_LEASE, this.holder, LEASE_CHANNEL],
-      )
-      .catch(() => undefined);
+    await releaseLease(this.pool, SEQUENCER_LEASE, this.holder, LEASE_CHANNEL).catch(() => undefined);
   }
 }
 
