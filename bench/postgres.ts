@@ -107,12 +107,15 @@ export async function runPostgresBench(opts: {
     const fsyncs = fsyncRate(work, 2000);
     const ingestUrl = await cluster.createDatabase();
     await (await PostgresStore.open(ingestUrl, { poolSize: 1 })).close(); // creates the schema
-    const bare = await barePostgres(ingestUrl, plan);
+    const bare = await barePostgres(ingestUrl, plan, plan.bareConnections);
+    // One connection: the ceiling of a design that sequences every append on one connection.
+    const bare1 = await barePostgres(ingestUrl, plan, 1);
     const bareSqlite = bareSqliteInserts(work, plan.batchSize, plan.baselineMs);
     say(`   fsync'd 200-byte appends: ${fmt(fsyncs)}/s`);
     say(
       `   bare PostgreSQL INSERT … unnest, ${plan.batchSize} rows/statement, ${plan.bareConnections} connections: ${fmt(bare.rowsPerSecond)} rows/s (table ${bare.tableFrom}, ${bare.indexes} indexes)`,
     );
+    say(`   the same on 1 connection: ${fmt(bare1.rowsPerSecond)} rows/s`);
     say('   COPY: not measured (pg-copy-streams is not installed; pg has no COPY of its own)');
     say(`   bare better-sqlite3, ${plan.batchSize} rows/tx: ${fmt(bareSqlite.rowsPerSecond)} rows/s`);
     rows.push({
@@ -129,6 +132,14 @@ export async function runPostgresBench(opts: {
       measured: `${fmt(bare.rowsPerSecond)} rows/s`,
       baseline: `${fmt(fsyncs)} (fsync'd appends/s)`,
       ratio: ratio(bare.rowsPerSecond, fsyncs),
+      met: undefined,
+    });
+    rows.push({
+      figure: '  same, 1 connection (info)',
+      goal: '',
+      measured: `${fmt(bare1.rowsPerSecond)} rows/s`,
+      baseline: `${fmt(bare.rowsPerSecond)} (${plan.bareConnections} connections)`,
+      ratio: ratio(bare1.rowsPerSecond, bare.rowsPerSecond),
       met: undefined,
     });
 
@@ -310,8 +321,8 @@ export async function runPostgresBench(opts: {
       figure: 'fill through PostgresStore.append (info)',
       goal: '',
       measured: `${fmt(fillRate)} events/s`,
-      baseline: `${fmt(bare.rowsPerSecond)} (bare PG INSERT)`,
-      ratio: ratio(fillRate, bare.rowsPerSecond),
+      baseline: `${fmt(bare1.rowsPerSecond)} (bare PG INSERT, 1 conn)`,
+      ratio: ratio(fillRate, bare1.rowsPerSecond),
       met: undefined,
     });
     say(`done (${load()})`);
@@ -325,11 +336,12 @@ export async function runPostgresBench(opts: {
 /** The bare-INSERT baseline of the plan's shape. */
 function barePostgres(
   url: string,
-  plan: { batchSize: number; bareConnections: number; baselineMs: number },
+  plan: { batchSize: number; baselineMs: number },
+  connections: number,
 ): ReturnType<typeof barePostgresInserts> {
   return barePostgresInserts(url, {
     perStatement: plan.batchSize,
-    connections: plan.bareConnections,
+    connections,
     durationMs: plan.baselineMs,
   });
 }
