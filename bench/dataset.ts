@@ -1,6 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { contentHashOf, leafHashOf } from '../src/event/canonical.js';
 import { ACTION_CATALOG } from '../src/event/catalog.js';
 import type { AuditEvent } from '../src/event/event.js';
+import { searchText, toStored } from '../src/store/stored-event.js';
 import { rng } from './stats.js';
 
 /** The shape of the stored data set: spread like a mid-sized multi-tenant deployment. */
@@ -8,6 +9,7 @@ export const TENANTS = 20;
 export const ACTORS = 10_000;
 export const ACTIONS: readonly string[] = ACTION_CATALOG.slice(0, 60).map((a) => a.name);
 export const DAY_MS = 86_400_000;
+/** Default time span of the stored events' timestamps. */
 export const SPAN_MS = 30 * DAY_MS;
 
 /** The distinct first segments of the actions used (`user`, `api_key`, …): prefixes for `action=p.*`. */
@@ -27,9 +29,9 @@ const AGENTS = [
 
 /**
  * Generates the stored events deterministically: `count` events whose
- * timestamps climb through the `SPAN_MS` before `endMs` (with jitter, as
- * producers' clocks and queues give), and records each event's tenant so
- * proofs can name it.
+ * timestamps climb through the `spanMs` (default {@link SPAN_MS}) before
+ * `endMs` (with jitter, as producers' clocks and queues give), and records
+ * each event's tenant so proofs can name it.
  */
 export class DataSet {
   readonly tenantOf: Uint8Array;
@@ -38,6 +40,7 @@ export class DataSet {
   constructor(
     readonly count: number,
     readonly endMs: number,
+    readonly spanMs: number = SPAN_MS,
   ) {
     this.tenantOf = new Uint8Array(count + 1);
   }
@@ -49,7 +52,8 @@ export class DataSet {
     this.tenantOf[i] = tenant;
     const actor = Math.floor(r() * ACTORS);
     const action = ACTIONS[Math.floor(r() * ACTIONS.length)]!;
-    const ts = this.endMs - SPAN_MS + Math.floor((i / this.count) * SPAN_MS) - Math.floor(r() * 60_000);
+    const ts =
+      this.endMs - this.spanMs + Math.floor((i / this.count) * this.spanMs) - Math.floor(r() * 60_000);
     const kind = action.split('.')[0]!;
     const resourceId = `${kind}_${Math.floor(r() * 50_000)}`;
     return {
@@ -93,15 +97,36 @@ export function rawEvent(n: number, over: Record<string, unknown> = {}): Record<
   };
 }
 
+/** The `events` columns a bare INSERT fills, in the order {@link bareEventRows} gives them (after `seq`). */
+export const BARE_COLUMNS = [
+  'event_id',
+  'tenant_id',
+  'ts',
+  'action',
+  'actor_id',
+  'resource_type',
+  'resource_id',
+  'outcome',
+  'search',
+  'content_hash',
+  'leaf_hash',
+  'body',
+] as const;
+
 /**
  * 4,096 rows for a bare INSERT into the `events` table (every column but
- * `seq`), from the bench's data set, as the baselines insert them.
+ * `seq`, in {@link BARE_COLUMNS} order), from the bench's data set, built as
+ * the stores write them (src/store/stored-event.ts: stored JSON with `seq`,
+ * `received_at` and `leaf_hash`; search text; content and leaf hashes).
  */
 export function bareEventRows(): Array<readonly unknown[]> {
   const data = new DataSet(4096, Date.now());
+  const receivedAt = new Date().toISOString();
   return Array.from({ length: 4096 }, (_, k) => {
     const e = data.event(k + 1);
-    const body = JSON.stringify(e);
+    const stored = toStored(e, k + 1, receivedAt);
+    const leaf = leafHashOf(stored);
+    stored.leaf_hash = leaf.toString('base64');
     return [
       e.event_id,
       e.tenant_id,
@@ -111,10 +136,10 @@ export function bareEventRows(): Array<readonly unknown[]> {
       e.resource?.type ?? null,
       e.resource?.id ?? null,
       e.outcome,
-      `${e.actor.name}\n${e.actor.email}`,
-      createHash('sha256').update(body).digest('base64'),
-      randomBytes(32),
-      body,
+      searchText(e),
+      contentHashOf(e),
+      leaf,
+      JSON.stringify(stored),
     ] as const;
   });
 }

@@ -6,7 +6,6 @@ import {
   benchEventId,
   DAY_MS,
   type DataSet,
-  SPAN_MS,
   TENANTS,
   tenantName,
 } from './dataset.js';
@@ -44,11 +43,11 @@ export async function sequentialGets(
 export function queryPaths(data: DataSet) {
   const r = rng(7);
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
-  const start = data.endMs - SPAN_MS;
+  const start = data.endMs - data.spanMs;
   return {
     /** tenant + action prefix + a one-day window. */
     tenantActionWindow: () => {
-      const from = start + Math.floor(r() * (SPAN_MS - DAY_MS));
+      const from = start + Math.floor(r() * (data.spanMs - DAY_MS));
       const q = new URLSearchParams({
         tenant_id: tenantName(Math.floor(r() * TENANTS)),
         action: `${pick(ACTION_PREFIXES)}.*`,

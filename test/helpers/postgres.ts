@@ -58,11 +58,22 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function startPostgres(): Promise<PostgresCluster> {
+/** Options of {@link startPostgres}. */
+export interface PostgresClusterOptions {
+  /** Extra server settings (`-c name=value`), e.g. `shared_buffers`; never fsync-weakening ones. */
+  settings?: Record<string, string>;
+  /** Folder that holds the cluster's temp folder (default the OS temp folder). */
+  parentDir?: string;
+}
+
+export async function startPostgres(opts: PostgresClusterOptions = {}): Promise<PostgresCluster> {
   const bin = postgresBinDir();
   if (bin === undefined) throw new Error('PostgreSQL binaries not found (set TW_PG_BIN)');
   const asRoot = process.getuid?.() === 0;
-  const dir = mkdtempSync(join(tmpdir(), 'tw-pg-'));
+  const dir = mkdtempSync(join(opts.parentDir ?? tmpdir(), 'tw-pg-'));
+  const extra = Object.entries(opts.settings ?? {})
+    .map(([name, value]) => ` -c ${name}=${value}`)
+    .join('');
   if (asRoot) {
     const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
     const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
@@ -86,7 +97,7 @@ export async function startPostgres(): Promise<PostgresCluster> {
     join(dir, 'log'),
     '-w',
     '-o',
-    `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=on -c max_connections=200`,
+    `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=on -c max_connections=200${extra}`,
     'start',
   ];
   let port = 0;
