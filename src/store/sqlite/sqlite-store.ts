@@ -21,7 +21,7 @@ import { SqliteCommitQueue } from './sqlite-commit-queue.js';
 import { SqliteDeliveryStore } from './sqlite-delivery-store.js';
 import { type EventRow, parseRow, toCheckpoint, toKey } from './sqlite-rows.js';
 import { sqliteTree } from './sqlite-tree.js';
-import { type CheckpointPass, WAL_CHECKPOINT_INTERVAL_MS } from './wal-checkpoint-protocol.js';
+import { WAL_CHECKPOINT_PASS_FRAMES, WAL_CHECKPOINT_POLL_MS } from './wal-checkpoint-protocol.js';
 import { WalCheckpointer } from './wal-checkpointer.js';
 import {
   type DeliveryWrite,
@@ -111,7 +111,10 @@ export class SqliteStore implements Store {
     const store = new SqliteStore(db);
     try {
       await store.writer.start(file);
-      store.checkpointer = await WalCheckpointer.start(file, WAL_CHECKPOINT_INTERVAL_MS);
+      store.checkpointer = await WalCheckpointer.start(file, {
+        pollMs: WAL_CHECKPOINT_POLL_MS,
+        passFrames: WAL_CHECKPOINT_PASS_FRAMES,
+      });
     } catch (err) {
       await store.writer.close();
       db.close();
@@ -250,11 +253,6 @@ export class SqliteStore implements Store {
   onAppend(listener: (headSeq: number) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
-  }
-
-  /** Called after each pass of the WAL checkpointing thread (not part of the store contract). */
-  onWalCheckpoint(listener: (pass: CheckpointPass) => void): () => void {
-    return this.checkpointer?.onPass(listener) ?? (() => {});
   }
 
   async close(): Promise<void> {

@@ -1,8 +1,10 @@
 /** What the WAL checkpointing thread is started with. */
 export interface CheckpointerData {
   file: string;
-  /** Pause between the end of one PASSIVE checkpoint and the start of the next. */
-  intervalMs: number;
+  /** Pause between two looks at the WAL's progress. */
+  pollMs: number;
+  /** Frames waiting to be copied that start a PASSIVE checkpoint. */
+  passFrames: number;
 }
 
 /** What one PASSIVE checkpoint found: frames in the WAL, and how many of them are in the database file now. */
@@ -20,10 +22,13 @@ export type FromCheckpointer =
   | ({ type: 'pass' } & CheckpointPass)
   | { type: 'failed'; message: string };
 
+/** How often the checkpointing thread looks at the WAL's progress. */
+export const WAL_CHECKPOINT_POLL_MS = 25;
+
 /**
- * Pause between PASSIVE checkpoints. Short enough that the writer's own
- * checkpoint, every `WAL_AUTOCHECKPOINT_PAGES`, finds nearly every frame
- * already copied; long enough that a hot index page rewritten by many
- * commits is copied once per pass, not once per commit.
+ * Frames waiting to be copied that start a pass: three quarters of the
+ * writer's own threshold (`WAL_AUTOCHECKPOINT_PAGES`), so the writer's
+ * checkpoint copies only the last quarter, and each WAL generation costs
+ * about one pass.
  */
-export const WAL_CHECKPOINT_INTERVAL_MS = 100;
+export const WAL_CHECKPOINT_PASS_FRAMES = 7_500;

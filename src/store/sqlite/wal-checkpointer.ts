@@ -25,9 +25,12 @@ export class WalCheckpointer {
   }
 
   /** Starts the thread on `file` (an existing database in WAL mode) and waits until it is ready. */
-  static async start(file: string, intervalMs: number): Promise<WalCheckpointer> {
+  static async start(
+    file: string,
+    opts: Pick<CheckpointerData, 'pollMs' | 'passFrames'>,
+  ): Promise<WalCheckpointer> {
     const thread = startThread('wal-checkpoint-thread', {
-      workerData: { file, intervalMs } satisfies CheckpointerData,
+      workerData: { file, ...opts } satisfies CheckpointerData,
       // It holds no data of its own; a small heap keeps its memory small.
       resourceLimits: { maxYoungGenerationSizeMb: 2 },
     });
