@@ -2,8 +2,8 @@
  * The SQLite writer thread: the single sequencer of a `SqliteStore`. It owns
  * the write connection and the Merkle frontier, and commits each batch of
  * append requests the store sends it in one transaction (one fsync); a
- * request refused for a conflict writes nothing. Running here, the commit and its fsync
- * overlap HTTP parsing and validation on the main thread.
+ * request refused for a conflict writes nothing. Running here, the commit
+ * and its fsync overlap HTTP parsing and validation on the main thread.
  *
  * Delivery state (cursors, sink configs, dead letters) is written here too,
  * in the same commits, so the main thread never waits for the write lock.
