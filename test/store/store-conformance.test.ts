@@ -164,6 +164,28 @@ for (const backend of backends.filter((b) => !only || b.name === only)) {
       await store.close();
     });
 
+    test('an event repeated inside one batch is stored once; a repeat with other content refuses the batch', async () => {
+      const { store } = await fresh();
+      const e = prepare(makeEvent());
+      const out = await store.append([prepare(makeEvent()), e, e]);
+      assert.deepEqual(out, [
+        { status: 'created', seq: 1 },
+        { status: 'created', seq: 2 },
+        { status: 'duplicate', seq: 2 },
+      ]);
+      const twin = makeEvent();
+      await assert.rejects(
+        store.append([prepare(makeEvent()), prepare(twin), prepare({ ...twin, outcome: 'denied' })]),
+        (err: Error & { code?: string; problems?: Array<{ index: number }> }) => {
+          assert.equal(err.code, 'TW_ERR_EVENT_CONFLICT');
+          assert.equal(err.problems?.[0]?.index, 2);
+          return true;
+        },
+      );
+      assert.equal(await store.headSeq(), 2);
+      await store.close();
+    });
+
     test('the same event_id in two tenants is two events', async () => {
       const { store } = await fresh();
       const e = makeEvent();

@@ -1,7 +1,8 @@
-import { Worker, type WorkerOptions } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { MerkleFrontier, type TreeNode } from '../merkle/frontier.js';
 import type { AppendOutcome, CheckpointRecord, PreparedEvent } from '../store.js';
 import { conflictError } from '../stored-event.js';
+import { startThread } from './start-thread.js';
 import {
   type DeliveryWrite,
   type DeliveryWriteResult,
@@ -270,17 +271,3 @@ const MAX_STATE_ONLY_IN_A_ROW = 4;
 
 /** Young-generation heap of the writer thread (V8's default would be several times larger). */
 const WRITER_YOUNG_GENERATION_MB = 8;
-
-/**
- * A worker thread running `name` (a module next to this one). Built, it is
- * plain JS; run from TypeScript sources (tests, `tsx`), a worker does not
- * inherit the parent's loader hooks, so a small bootstrap registers tsx in
- * the worker first.
- */
-function startThread(name: string, options: WorkerOptions): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL(`./${name}.js`, import.meta.url), options);
-  const url = new URL(`./${name}.ts`, import.meta.url);
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); });`;
-  return new Worker(bootstrap, { ...options, eval: true });
-}

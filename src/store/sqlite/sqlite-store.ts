@@ -21,6 +21,8 @@ import { SqliteCommitQueue } from './sqlite-commit-queue.js';
 import { SqliteDeliveryStore } from './sqlite-delivery-store.js';
 import { type EventRow, parseRow, toCheckpoint, toKey } from './sqlite-rows.js';
 import { sqliteTree } from './sqlite-tree.js';
+import { WAL_CHECKPOINT_PASS_FRAMES, WAL_CHECKPOINT_POLL_MS } from './wal-checkpoint-protocol.js';
+import { WalCheckpointer } from './wal-checkpointer.js';
 import {
   type DeliveryWrite,
   type DeliveryWriteValues,
@@ -33,12 +35,14 @@ import {
  * so every commit is fsync'd before `append` resolves. A writer thread
  * (`sqlite-writer.ts`) is the single writer and therefore the sequencer:
  * appends queued while a commit is running are sent to it together (group
- * commit), each request inside its own savepoint so one request's conflict
- * never rolls back another's events. Checkpoints ride along in the same
- * commits; delivery state (sink cursors, configs, dead letters) is written by
- * the writer too, in commits of its own that are not fsync'd, so this thread
- * never waits for the write lock. Reads use this thread's own connection; WAL
- * lets them run beside the writer.
+ * commit); the writer finds a request's conflicts before writing any of its
+ * events, so one request's conflict never touches another's events.
+ * Checkpoints ride along in the same commits; delivery state (sink cursors,
+ * configs, dead letters) is written by the writer too, in commits of its own
+ * that are not fsync'd, so this thread never waits for the write lock. Reads
+ * use this thread's own connection; WAL lets them run beside the writer. A
+ * third thread (`wal-checkpointer.ts`) copies the WAL into the database file,
+ * so commits rarely wait for that.
  */
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
@@ -48,6 +52,7 @@ export class SqliteStore implements Store {
   private readonly writer: SqliteCommitQueue;
   private readonly listeners = new Set<(head: number) => void>();
   private readonly stmt: Record<string, Statement>;
+  private checkpointer: WalCheckpointer | undefined;
   private closed = false;
   private readOnly = false;
 
@@ -108,7 +113,12 @@ export class SqliteStore implements Store {
     const store = new SqliteStore(db);
     try {
       await store.writer.start(file);
+      store.checkpointer = await WalCheckpointer.start(file, {
+        pollMs: WAL_CHECKPOINT_POLL_MS,
+        passFrames: WAL_CHECKPOINT_PASS_FRAMES,
+      });
     } catch (err) {
+      await store.writer.close();
       db.close();
       throw err;
     }
@@ -251,6 +261,7 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.checkpointer?.close();
     // Appends already accepted are committed before the writer stops.
     await this.writer.close();
     this.listeners.clear();

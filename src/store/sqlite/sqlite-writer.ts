@@ -1,9 +1,9 @@
 /**
  * The SQLite writer thread: the single sequencer of a `SqliteStore`. It owns
  * the write connection and the Merkle frontier, and commits each batch of
- * append requests the store sends it in one transaction (one fsync), each
- * request in its own savepoint. Running here, the commit and its fsync
- * overlap HTTP parsing and validation on the main thread.
+ * append requests the store sends it in one transaction (one fsync); a
+ * request refused for a conflict writes nothing. Running here, the commit
+ * and its fsync overlap HTTP parsing and validation on the main thread.
  *
  * Delivery state (cursors, sink configs, dead letters) is written here too,
  * in the same commits, so the main thread never waits for the write lock.
@@ -34,12 +34,8 @@ import {
 /** Another process appended to the file since we loaded the tree's right edge. */
 class StaleFrontier extends Error {}
 
-/** Thrown inside a request's savepoint to roll back just that request. */
-class ConflictInBatch extends Error {
-  constructor(readonly index: number) {
-    super('conflict');
-  }
-}
+/** What the checks before a request's inserts decided for one event. */
+type Decision = { duplicateOf: number } | { sameAs: number } | 'insert';
 
 class Writer {
   private frontier = new MerkleFrontier();
@@ -118,7 +114,7 @@ class Writer {
     deliveryWrites: DeliveryWrite[],
   ): { results: RequestResult[]; deliveryResults: DeliveryWriteResult[] } {
     const before = this.frontier;
-    let frontier = before.clone();
+    const frontier = before.clone();
     const results: RequestResult[] = [];
     const deliveryResults: DeliveryWriteResult[] = [];
     const newTenants: string[] = [];
@@ -133,22 +129,22 @@ class Writer {
         for (const events of requests) {
           for (const { event } of events) {
             if (this.tenants.has(event.tenant_id) || newTenants.includes(event.tenant_id)) continue;
-            // Outside the savepoints: a tenant row without events is harmless.
+            // Even for a request refused below: a tenant row without events is harmless.
             this.stmt.insertTenant!.run(event.tenant_id);
             newTenants.push(event.tenant_id);
           }
         }
         const receivedAt = new Date().toISOString();
         for (const events of requests) {
-          const attempt = frontier.clone();
-          try {
-            const outcomes = this.db.transaction(() => this.appendRequest(events, attempt, receivedAt))();
-            frontier = attempt;
-            results.push({ ok: outcomes });
-          } catch (err) {
-            if (!(err instanceof ConflictInBatch)) throw err;
-            results.push({ conflict: err.index });
-          }
+          // Every conflict is found before the request writes anything, so a
+          // refused request needs no savepoint to roll back (two statements
+          // fewer per request, which single-event loads pay per event).
+          const decided = this.decide(events);
+          results.push(
+            typeof decided === 'number'
+              ? { conflict: decided }
+              : { ok: this.appendRequest(events, decided, frontier, receivedAt) },
+          );
         }
         // In the order the main thread issued them, so compare-and-sets see each other.
         for (const w of deliveryWrites) {
@@ -165,19 +161,49 @@ class Writer {
     return { results, deliveryResults };
   }
 
+  /**
+   * Looks up every event of a request before any is written: the index of
+   * the first event whose `event_id` holds other content (stored, or earlier
+   * in the same request), or what to do with each event.
+   */
+  private decide(events: PreparedEvent[]): number | Decision[] {
+    const decisions: Decision[] = [];
+    const inRequest = new Map<string, number>();
+    for (let i = 0; i < events.length; i++) {
+      const { event, contentHash } = events[i]!;
+      const key = `${event.tenant_id}\u0000${event.event_id}`;
+      const earlier = inRequest.get(key);
+      if (earlier !== undefined) {
+        if (events[earlier]!.contentHash !== contentHash) return i;
+        decisions.push({ sameAs: earlier });
+        continue;
+      }
+      const existing = this.stmt.findExisting!.get(event.tenant_id, event.event_id) as
+        | { seq: number; content_hash: string }
+        | undefined;
+      if (existing !== undefined) {
+        if (existing.content_hash !== contentHash) return i;
+        decisions.push({ duplicateOf: existing.seq });
+        continue;
+      }
+      inRequest.set(key, i);
+      decisions.push('insert');
+    }
+    return decisions;
+  }
+
   private appendRequest(
     events: PreparedEvent[],
+    decisions: Decision[],
     frontier: MerkleFrontier,
     receivedAt: string,
   ): AppendOutcome[] {
     const outcomes: AppendOutcome[] = [];
     events.forEach(({ event, contentHash }, index) => {
-      const existing = this.stmt.findExisting!.get(event.tenant_id, event.event_id) as
-        | { seq: number; content_hash: string }
-        | undefined;
-      if (existing) {
-        if (existing.content_hash !== contentHash) throw new ConflictInBatch(index);
-        outcomes.push({ status: 'duplicate', seq: existing.seq });
+      const decision = decisions[index]!;
+      if (decision !== 'insert') {
+        const seq = 'duplicateOf' in decision ? decision.duplicateOf : outcomes[decision.sameAs]!.seq;
+        outcomes.push({ status: 'duplicate', seq });
         return;
       }
       const seq = frontier.size + 1;
