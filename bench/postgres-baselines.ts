@@ -92,7 +92,8 @@ export async function barePostgresInserts(
   try {
     const made = await createBareTable(admin);
     const columns = await columnsOf(admin, BARE_TABLE);
-    const known = new Set<string>(['seq', ...BARE_COLUMNS]);
+    // `received_at` is the partition key of events (store/postgres/schema.ts); every bare row is received now.
+    const known = new Set<string>(['seq', 'received_at', ...BARE_COLUMNS]);
     const unknown = columns.filter((col) => !known.has(col.name) && col.notNull && !col.hasDefault);
     if (unknown.length > 0) {
       throw new Error(`events has columns the bench does not fill: ${unknown.map((u) => u.name).join(', ')}`);
@@ -103,6 +104,7 @@ export async function barePostgresInserts(
     const source = bareEventRows();
     const at = (name: string) => BARE_COLUMNS.indexOf(name as (typeof BARE_COLUMNS)[number]);
     let seq = 0;
+    const receivedAt = new Date().toISOString();
     const nextParams = () => {
       const params: unknown[][] = filled.map(() => []);
       for (let k = 0; k < opts.perStatement; k++) {
@@ -110,6 +112,7 @@ export async function barePostgresInserts(
         const row = source[seq % source.length]!;
         filled.forEach((col, i) => {
           if (col.name === 'seq') params[i]!.push(seq);
+          else if (col.name === 'received_at') params[i]!.push(receivedAt);
           else if (col.name === 'event_id') params[i]!.push(`${row[0]}_${seq}`);
           else params[i]!.push(row[at(col.name)]);
         });

@@ -358,20 +358,28 @@ export class PostgresStore implements Store {
     return (await this.rows<EventRow>(sql, [...params, page.limit])).map(parseRow);
   }
 
-  /** Through `event_keys`, which knows each event's `seq`; an event still waiting for the sequencer is not found yet. */
+  /**
+   * Through `event_keys`, which knows each event's `seq`; an event still
+   * waiting for the sequencer is not found yet. Two lookups by key rather
+   * than a join: a join lets the planner choose a scan of every partition of
+   * `events` (seen at 1M events: 1.6 s instead of 1 ms).
+   */
   async findByEventId(eventId: string, tenantId: string | null): Promise<StoredEvent[]> {
-    const rows =
+    const keys =
       tenantId === null
-        ? await this.rows<EventRow>(
-            `SELECT e.body FROM event_keys k JOIN events e ON e.seq = k.seq
-             WHERE k.${ALL_TENANTS} AND k.event_id = $1 ORDER BY e.seq`,
+        ? await this.rows<{ seq: number }>(
+            `SELECT seq FROM event_keys WHERE ${ALL_TENANTS} AND event_id = $1 AND seq IS NOT NULL`,
             [eventId],
           )
-        : await this.rows<EventRow>(
-            `SELECT e.body FROM event_keys k JOIN events e ON e.seq = k.seq
-             WHERE k.event_id = $1 AND k.tenant_id = $2`,
-            [eventId, tenantId],
+        : await this.rows<{ seq: number }>(
+            'SELECT seq FROM event_keys WHERE tenant_id = $1 AND event_id = $2 AND seq IS NOT NULL',
+            [tenantId, eventId],
           );
+    if (keys.length === 0) return [];
+    const rows = await this.rows<EventRow>(
+      'SELECT body FROM events WHERE seq = ANY($1::bigint[]) ORDER BY seq',
+      [keys.map((k) => k.seq)],
+    );
     return rows.map(parseRow);
   }
 

@@ -53,6 +53,8 @@ function classify(
   for (const events of requests) {
     const mine = new Map<string, KnownKey>();
     const outcomes: AppendOutcome[] = [];
+    /** Repeats of an event earlier in this request: their seq is known once the request's seqs are. */
+    const repeats: Array<{ outcome: AppendOutcome; k: string }> = [];
     const added: Array<{ prepared: PreparedEvent; seq: number | null }> = [];
     let conflict = -1;
     for (const [index, prepared] of events.entries()) {
@@ -63,7 +65,9 @@ function classify(
           conflict = index;
           break;
         }
-        outcomes.push({ status: 'duplicate', seq: prior.seq });
+        const outcome: AppendOutcome = { status: 'duplicate', seq: prior.seq };
+        if (mine.has(k)) repeats.push({ outcome, k });
+        outcomes.push(outcome);
         continue;
       }
       added.push({ prepared, seq: null });
@@ -81,6 +85,7 @@ function classify(
     }
     let next = 0;
     for (const o of outcomes) if (o.status === 'created') o.seq = added[next++]!.seq;
+    for (const r of repeats) r.outcome.seq = mine.get(r.k)!.seq;
     for (const [k, v] of mine) existing.set(k, v);
     fresh.push(...added);
     results.push(outcomes);
