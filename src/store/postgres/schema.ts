@@ -112,6 +112,15 @@ const MIGRATIONS: Array<string | ((client: PoolClient) => Promise<void>)> = [
   );
   `,
   partitionEvents,
+  `
+  -- A tenant's time window filtered by action (the core issue's first-page
+  -- query) reads the window's index entries and checks the action there,
+  -- fetching only matching rows; with (tenant_id, ts) alone PostgreSQL
+  -- fetched every row of the window, or combined two broad index scans
+  -- (200 ms at 10M events). Replaces that index rather than adding one.
+  CREATE INDEX events_tenant_ts_action ON events (tenant_id, ts, action);
+  DROP INDEX events_tenant_ts;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
