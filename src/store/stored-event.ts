@@ -1,4 +1,5 @@
 import { TrailwardenError } from '../errors.js';
+import { leafHashOf } from '../event/canonical.js';
 import type { AuditEvent, StoredEvent } from '../event/event.js';
 import type { PreparedEvent } from './store.js';
 
@@ -29,4 +30,42 @@ export function conflictError(events: PreparedEvent[], index: number): Trailward
     `event_id ${id} was already stored with different content; use a new event_id for a new event, or resend the original content unchanged. Nothing from this batch was stored.`,
     { problems: [{ index, path: 'event_id', message: `event_id ${id} already holds a different event` }] },
   );
+}
+
+/** The indexed columns of one sequenced event, its leaf hash and its stored JSON, as every backend writes them. */
+export interface SequencedRow {
+  seq: number;
+  eventId: string;
+  tenantId: string;
+  ts: string;
+  action: string;
+  actorId: string;
+  resourceType: string | null;
+  resourceId: string | null;
+  outcome: string;
+  search: string;
+  leaf: Buffer;
+  /** `JSON.stringify` of the stored event, leaf hash included. */
+  body: string;
+}
+
+/** Sequences `event` at `seq`: the row both backends store, so their columns cannot drift apart. */
+export function sequencedRow(event: AuditEvent, seq: number, receivedAt: string): SequencedRow {
+  const stored = toStored(event, seq, receivedAt);
+  const leaf = leafHashOf(stored);
+  stored.leaf_hash = leaf.toString('base64');
+  return {
+    seq,
+    eventId: event.event_id,
+    tenantId: event.tenant_id,
+    ts: event.timestamp,
+    action: event.action,
+    actorId: event.actor.id,
+    resourceType: event.resource?.type ?? null,
+    resourceId: event.resource?.id ?? null,
+    outcome: event.outcome,
+    search: searchText(event),
+    leaf,
+    body: JSON.stringify(stored),
+  };
 }

@@ -1,9 +1,8 @@
 import type { PoolClient } from 'pg';
-import { leafHashOf } from '../../event/canonical.js';
 import type { AuditEvent } from '../../event/event.js';
 import type { MerkleFrontier } from '../merkle/frontier.js';
 import type { AppendOutcome, PreparedEvent } from '../store.js';
-import { searchText, toStored } from '../stored-event.js';
+import { sequencedRow } from '../stored-event.js';
 import { ensureMonthlyPartitions, type Month, monthOfIso } from './partitions.js';
 import { RetryableConflict } from './postgres-connection.js';
 import { headOn, loadFrontier } from './postgres-tree.js';
@@ -193,26 +192,24 @@ class SequencedRows {
   /** Sequences one event at the frontier's next seq; returns that seq. */
   add(event: AuditEvent, receivedAt: string): number {
     const seq = this.frontier.size + 1;
-    const stored = toStored(event, seq, receivedAt);
-    const leaf = leafHashOf(stored);
-    stored.leaf_hash = leaf.toString('base64');
+    const r = sequencedRow(event, seq, receivedAt);
     const values = [
-      seq,
+      r.seq,
       receivedAt,
-      event.event_id,
-      event.tenant_id,
-      event.timestamp,
-      event.action,
-      event.actor.id,
-      event.resource?.type ?? null,
-      event.resource?.id ?? null,
-      event.outcome,
-      searchText(event),
-      leaf,
-      JSON.stringify(stored),
+      r.eventId,
+      r.tenantId,
+      r.ts,
+      r.action,
+      r.actorId,
+      r.resourceType,
+      r.resourceId,
+      r.outcome,
+      r.search,
+      r.leaf,
+      r.body,
     ];
     for (const [col, v] of values.entries()) this.cols[col]!.push(v);
-    for (const n of this.frontier.append(leaf)) {
+    for (const n of this.frontier.append(r.leaf)) {
       if (n.level === 0) continue;
       this.nodes.level.push(n.level);
       this.nodes.idx.push(n.index);

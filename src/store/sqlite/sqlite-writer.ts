@@ -13,11 +13,10 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
-import { leafHashOf } from '../../event/canonical.js';
 import { MerkleFrontier } from '../merkle/frontier.js';
 import type { NodeSource } from '../merkle/proofs.js';
 import type { AppendOutcome, CheckpointRecord, PreparedEvent } from '../store.js';
-import { searchText, toStored } from '../stored-event.js';
+import { sequencedRow } from '../stored-event.js';
 import { DeliveryStateWriter } from './sqlite-delivery-store.js';
 import {
   type DeliveryWrite,
@@ -207,25 +206,23 @@ class Writer {
         return;
       }
       const seq = frontier.size + 1;
-      const stored = toStored(event, seq, receivedAt);
-      const leaf = leafHashOf(stored);
-      stored.leaf_hash = leaf.toString('base64');
+      const r = sequencedRow(event, seq, receivedAt);
       this.stmt.insertEvent!.run(
-        seq,
-        event.event_id,
-        event.tenant_id,
-        event.timestamp,
-        event.action,
-        event.actor.id,
-        event.resource?.type ?? null,
-        event.resource?.id ?? null,
-        event.outcome,
-        searchText(event),
+        r.seq,
+        r.eventId,
+        r.tenantId,
+        r.ts,
+        r.action,
+        r.actorId,
+        r.resourceType,
+        r.resourceId,
+        r.outcome,
+        r.search,
         contentHash,
-        leaf,
-        JSON.stringify(stored),
+        r.leaf,
+        r.body,
       );
-      for (const n of frontier.append(leaf)) {
+      for (const n of frontier.append(r.leaf)) {
         if (n.level > 0) this.stmt.insertNode!.run(n.level, n.index, n.hash);
       }
       outcomes.push({ status: 'created', seq });
