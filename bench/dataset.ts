@@ -1,7 +1,7 @@
-import { contentHashOf, leafHashOf } from '../src/event/canonical.js';
+import { contentHashOf } from '../src/event/canonical.js';
 import { ACTION_CATALOG } from '../src/event/catalog.js';
 import type { AuditEvent } from '../src/event/event.js';
-import { searchText, toStored } from '../src/store/stored-event.js';
+import { sequencedRow } from '../src/store/stored-event.js';
 import { rng } from './stats.js';
 
 /** The shape of the stored data set: spread like a mid-sized multi-tenant deployment. */
@@ -124,22 +124,20 @@ export function bareEventRows(): Array<readonly unknown[]> {
   const receivedAt = new Date().toISOString();
   return Array.from({ length: 4096 }, (_, k) => {
     const e = data.event(k + 1);
-    const stored = toStored(e, k + 1, receivedAt);
-    const leaf = leafHashOf(stored);
-    stored.leaf_hash = leaf.toString('base64');
+    const r = sequencedRow(e, k + 1, receivedAt);
     return [
-      e.event_id,
-      e.tenant_id,
-      e.timestamp,
-      e.action,
-      e.actor.id,
-      e.resource?.type ?? null,
-      e.resource?.id ?? null,
-      e.outcome,
-      searchText(e),
+      r.eventId,
+      r.tenantId,
+      r.ts,
+      r.action,
+      r.actorId,
+      r.resourceType,
+      r.resourceId,
+      r.outcome,
+      r.search,
       contentHashOf(e),
-      leaf,
-      JSON.stringify(stored),
+      r.leaf,
+      r.body,
     ] as const;
   });
 }

@@ -15,7 +15,7 @@ import { verifyInclusion } from '../../../src/store/merkle/proofs.js';
 import { PostgresStore } from '../../../src/store/postgres/postgres-store.js';
 import { migrate, SCHEMA_VERSION } from '../../../src/store/postgres/schema.js';
 import type { Store } from '../../../src/store/store.js';
-import { searchText, toStored } from '../../../src/store/stored-event.js';
+import { sequencedRow } from '../../../src/store/stored-event.js';
 import { makeEvent, prepare } from '../../helpers/events.js';
 import { type PostgresCluster, postgresBinDir, startPostgres } from '../../helpers/postgres.js';
 
@@ -246,29 +246,27 @@ describe('PostgreSQL store: several nodes on one database', { skip }, () => {
     try {
       await migrate(c as unknown as pg.PoolClient, 3);
       for (const [i, e] of events.entries()) {
-        const stored = toStored(e, i + 1, new Date(Date.UTC(2025, 11, 31, 23, 59, 59)).toISOString());
-        const leaf = leafHashOf(stored);
-        stored.leaf_hash = leaf.toString('base64');
+        const r = sequencedRow(e, i + 1, new Date(Date.UTC(2025, 11, 31, 23, 59, 59)).toISOString());
         await c.query(
           `INSERT INTO events (seq, event_id, tenant_id, ts, action, actor_id, resource_type, resource_id,
              outcome, search, content_hash, leaf_hash, body) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`,
           [
-            i + 1,
-            e.event_id,
-            e.tenant_id,
-            e.timestamp,
-            e.action,
-            e.actor.id,
-            e.resource?.type ?? null,
-            e.resource?.id ?? null,
-            e.outcome,
-            searchText(e),
+            r.seq,
+            r.eventId,
+            r.tenantId,
+            r.ts,
+            r.action,
+            r.actorId,
+            r.resourceType,
+            r.resourceId,
+            r.outcome,
+            r.search,
             prepare(e).contentHash,
-            leaf,
-            JSON.stringify(stored),
+            r.leaf,
+            r.body,
           ],
         );
-        for (const n of frontier.append(leaf)) {
+        for (const n of frontier.append(r.leaf)) {
           if (n.level > 0) {
             await c.query('INSERT INTO tree_nodes (level, idx, hash) VALUES ($1, $2, $3)', [
               n.level,
