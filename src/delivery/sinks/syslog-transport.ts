@@ -134,7 +134,8 @@ class StreamTransport implements SyslogTransport {
           reject(new SyslogTransportError(describe(err, this.o)));
         } else {
           if (this.resend === resend) this.resend = [];
-          this.remember(fresh);
+          // The resent part too: a connection that drops again at once (a collector still starting) must not lose it.
+          this.remember(data);
           resolve();
         }
       });
