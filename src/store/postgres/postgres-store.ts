@@ -104,6 +104,8 @@ export class PostgresStore implements Store {
   /** Highest head announced to listeners, so each hears every head at most once, in order. */
   private announced = 0;
   private listenClient: Client | undefined;
+  /** Settles once the current LISTEN connection listens (or failed and will be made again). */
+  private listening: Promise<void> = Promise.resolve();
   private readonly state: SequencerState;
   private readonly lease: SequencerLease | undefined;
   private timers: NodeJS.Timeout[] = [];
@@ -166,6 +168,8 @@ export class PostgresStore implements Store {
       }
       if (store.lease) {
         store.listenClient = store.startListening();
+        // Listening before trying for the lease, so a holder's release notice is not missed.
+        await store.listening;
         await store.lease.start();
         store.timers.push(
           setInterval(() => store.wakeSequencer(), PENDING_POLL_MS),
@@ -513,12 +517,15 @@ export class PostgresStore implements Store {
     };
     client.on('error', reconnect);
     client.on('end', reconnect);
-    client
+    this.listening = client
       .connect()
       .then(() =>
         client.query(`LISTEN ${APPEND_CHANNEL}; LISTEN ${PENDING_CHANNEL}; LISTEN ${LEASE_CHANNEL}`),
       )
-      .catch(reconnect);
+      .then(
+        () => undefined,
+        () => reconnect(),
+      );
     return client;
   }
 
