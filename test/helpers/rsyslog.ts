@@ -151,9 +151,14 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-/** Parses the output file: one JSON object per line. */
+/**
+ * Parses the output file: one JSON object per line. A last line without its
+ * newline is one rsyslog is still writing (the file is read while it
+ * writes), so it is left for the next read.
+ */
 export function parseOutput(text: string): ReceivedSyslog[] {
   return text
+    .slice(0, text.lastIndexOf('\n') + 1)
     .split('\n')
     .filter((l) => l.length > 0)
     .map((l) => {

@@ -123,8 +123,12 @@ export function toStoreError(err: unknown): unknown {
   return new TrailwardenError('TW_ERR_NOT_READY', why, { headers: { 'retry-after': '1' }, cause: err });
 }
 
-/** Runs `fn` in a transaction on a pooled client; rolls back on any error. */
-export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` on a pooled client; `fn` begins and commits its transaction
+ * itself (so it can send BEGIN and COMMIT together with other statements).
+ * If `fn` throws, whatever transaction is open is rolled back.
+ */
+export async function onClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   let client: pg.PoolClient;
   try {
     client = await pool.connect();
@@ -142,12 +146,10 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient
   };
   client.on('error', onError);
   try {
-    await client.query('BEGIN');
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
+    return await fn(client);
   } catch (err) {
     try {
+      // Outside a transaction this is only a warning.
       await client.query('ROLLBACK');
     } catch {
       broken = true;
@@ -157,4 +159,14 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient
     client.off('error', onError);
     client.release(broken);
   }
+}
+
+/** Runs `fn` in a transaction on a pooled client; rolls back on any error. */
+export function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  return onClient(pool, async (client) => {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  });
 }

@@ -40,6 +40,7 @@ import {
   APPEND_CHANNEL,
   commitPending,
   commitSequenced,
+  type GroupBase,
   PENDING_CHANNEL,
   type RequestResult,
   type SequencerState,
@@ -53,6 +54,15 @@ interface PendingAppend {
   events: PreparedEvent[];
   resolve: (outcomes: AppendOutcome[]) => void;
   reject: (err: unknown) => void;
+}
+
+/** A group of requests the sequencer is committing. */
+interface SequencingGroup {
+  batch: PendingAppend[];
+  drainPending: boolean;
+  /** Where the next group starts, once this one is built. */
+  base: Promise<GroupBase>;
+  done: Promise<Awaited<ReturnType<typeof commitSequenced>>>;
 }
 
 /** Options of {@link PostgresStore.open}. */
@@ -71,6 +81,11 @@ export interface PostgresStoreOptions {
 const DEFAULT_LEASE_MS = 10_000;
 /** Attempts of one group commit that lost a race another node caused (serialization, a key taken). */
 const RETRIES = 5;
+/**
+ * Sequencing transactions in flight at once: one committing while the next
+ * is written. More would only queue on the fence.
+ */
+const PIPELINE_DEPTH = 2;
 /** While sequencing, how often to look for pending events a lost NOTIFY did not announce. */
 const PENDING_POLL_MS = 1000;
 /** While sequencing, how often to make sure next months' partitions exist. */
@@ -96,6 +111,15 @@ export class PostgresStore implements Store {
   readonly tree: TreeReader;
   readonly delivery: PostgresDeliveryStore;
   private frontier = new MerkleFrontier();
+  /**
+   * `frontier` is the log's head as of this instance's last commit, and
+   * nothing has happened since that could have moved it behind its back
+   * (losing the lease, a failed commit): the next group may be built on it
+   * without reading the head first.
+   */
+  private frontierKnown = false;
+  /** Wakes a flush loop waiting for more work beside a committing group. */
+  private workArrived: (() => void) | undefined;
   private queue: PendingAppend[] = [];
   private inFlight: Promise<void> | undefined;
   /** Pending events may be waiting for the sequencer (a NOTIFY came, or a round hit its limit). */
@@ -188,6 +212,7 @@ export class PostgresStore implements Store {
 
   /** On gaining the lease: the tree's right edge as the database holds it, and partitions ahead. */
   private leaseChanged(held: boolean): void {
+    this.frontierKnown = false;
     if (!held) return;
     this.pendingWaiting = true;
     void (async () => {
@@ -217,6 +242,17 @@ export class PostgresStore implements Store {
 
   private kick(): void {
     if (this.inFlight === undefined && !this.closed) this.inFlight = this.flushLoop();
+    this.workArrived?.();
+  }
+
+  /** Resolves with false once `kick` is called (new work for a running flush loop). */
+  private moreWork(): Promise<false> {
+    return new Promise((resolve) => {
+      this.workArrived = () => {
+        this.workArrived = undefined;
+        resolve(false);
+      };
+    });
   }
 
   private async rows<R extends QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
@@ -243,50 +279,167 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Commits whatever is queued, one group commit at a time, until the queue
-   * is empty: sequenced here while this instance holds the lease (taking the
-   * pending events first), otherwise handed to the sequencer through
-   * `pending_events`.
+   * Commits whatever is queued until the queue is empty: sequenced here
+   * while this instance holds the lease (taking the pending events first),
+   * otherwise handed to the sequencer through `pending_events`.
+   *
+   * The sequencer pipelines: while one group commits, the next is built on
+   * the tree that group will leave and written on another connection, so
+   * Node and PostgreSQL work at the same time instead of taking turns. The
+   * fence at the end of each transaction (`log_head`) makes a group wait
+   * for the one before and fail if that one failed; groups are settled in
+   * order, and one that failed is sequenced again on its own.
    */
   private async flushLoop(): Promise<void> {
     // Lets every request issued in this turn of the event loop join the first commit.
     await new Promise((resolve) => setImmediate(resolve));
-    while (this.queue.length > 0 || (this.pendingWaiting && this.sequencing() && !this.closed)) {
+    const inFlight: SequencingGroup[] = [];
+    for (;;) {
+      const work = this.queue.length > 0 || (this.pendingWaiting && this.sequencing() && !this.closed);
+      if (work && this.sequencing() && inFlight.length < PIPELINE_DEPTH) {
+        inFlight.push(this.launch(inFlight.at(-1)));
+        continue;
+      }
+      if (inFlight.length > 0) {
+        // A request arriving while the group commits starts the next group at once.
+        if (this.sequencing() && inFlight.length < PIPELINE_DEPTH) {
+          const settled = inFlight[0]!.done.then(
+            () => true,
+            () => true,
+          );
+          if (!(await Promise.race([settled, this.moreWork()]))) continue;
+        }
+        await this.settleOldest(inFlight);
+        continue;
+      }
+      if (!work) break;
+      // Not the sequencer: hand the queued requests over through pending_events.
       const batch = this.queue;
       this.queue = [];
-      const requests = batch.map((r) => r.events);
-      if (this.sequencing()) {
-        this.pendingWaiting = false;
-        try {
-          const done = await this.retrying(() =>
-            inTransaction(this.pool, (c) => commitSequenced(c, requests, this.state)),
-          );
-          done.commit();
-          if (done.frontier.size > this.frontier.size) this.frontier = done.frontier;
-          if (done.more) this.pendingWaiting = true;
-          this.settle(batch, done.results);
-          this.announce(done.frontier.size);
-          continue;
-        } catch (err) {
-          if (!(err instanceof LeaseLost)) {
-            this.fail(batch, err);
-            continue;
-          }
-          // Another instance sequences now: these requests go to it like any other node's.
-          this.lease?.lost();
-        }
-      }
       if (batch.length === 0) continue;
       try {
         this.settle(
           batch,
-          await this.retrying(() => inTransaction(this.pool, (c) => commitPending(c, requests))),
+          await this.retrying(() =>
+            inTransaction(this.pool, (c) =>
+              commitPending(
+                c,
+                batch.map((r) => r.events),
+              ),
+            ),
+          ),
         );
       } catch (err) {
         this.fail(batch, err);
       }
     }
     this.inFlight = undefined;
+  }
+
+  /** Starts sequencing the queued requests on top of `before` (the group still committing, if any). */
+  private launch(before: SequencingGroup | undefined): SequencingGroup {
+    const batch = this.queue;
+    this.queue = [];
+    // Every group takes what is pending, so an event acknowledged by another node is sequenced before this node's later ones.
+    const drainPending = true;
+    this.pendingWaiting = false;
+    let built!: (base: GroupBase) => void;
+    let notBuilt!: (err: unknown) => void;
+    const base = new Promise<GroupBase>((resolve, reject) => {
+      built = resolve;
+      notBuilt = reject;
+    });
+    // Only ever awaited by the next group, which may not exist.
+    base.catch(() => undefined);
+    // With nothing in flight, build on this instance's frontier only if its last commit is known to be the head.
+    const after =
+      before?.base ?? (this.frontierKnown ? Promise.resolve({ frontier: this.frontier }) : undefined);
+    const done = commitSequenced(
+      this.pool,
+      batch.map((r) => r.events),
+      this.state,
+      {
+        ...(after ? { after } : {}),
+        ...(before ? { afterCommitted: before.done } : {}),
+        drainPending,
+        onBuilt: built,
+      },
+    );
+    done.catch(notBuilt);
+    return { batch, drainPending, base, done };
+  }
+
+  /**
+   * Settles the oldest group in flight. When it failed, so will every group
+   * built on it (their fence finds the log shorter than they expect): all of
+   * them are waited for, then each one that failed is sequenced again on
+   * its own, in order.
+   */
+  private async settleOldest(inFlight: SequencingGroup[]): Promise<void> {
+    const group = inFlight.shift()!;
+    try {
+      this.applied(group.batch, await group.done);
+      return;
+    } catch (err) {
+      const later = inFlight.splice(0);
+      const outcomes = await Promise.allSettled(later.map((g) => g.done));
+      await this.sequenceAlone(group, err);
+      for (const [i, g] of later.entries()) {
+        const o = outcomes[i]!;
+        if (o.status === 'fulfilled') this.applied(g.batch, o.value);
+        else await this.sequenceAlone(g, o.reason);
+      }
+    }
+  }
+
+  private applied(batch: PendingAppend[], done: Awaited<ReturnType<typeof commitSequenced>>): void {
+    done.commit();
+    this.frontierKnown = true;
+    if (done.frontier.size > this.frontier.size) this.frontier = done.frontier;
+    if (done.more) this.pendingWaiting = true;
+    this.settle(batch, done.results);
+    this.announce(done.frontier.size);
+  }
+
+  /**
+   * A group that failed in the pipeline, sequenced again from what the
+   * database holds (stored keys read first), with the usual retries; handed
+   * to the sequencer through `pending_events` if the lease is gone.
+   */
+  private async sequenceAlone(group: SequencingGroup, failure: unknown): Promise<void> {
+    if (group.drainPending) this.pendingWaiting = true;
+    const requests = group.batch.map((r) => r.events);
+    this.frontierKnown = false;
+    if (failure instanceof LeaseLost) {
+      this.lease?.lost();
+    } else if (this.sequencing()) {
+      // Whatever failed a pipelined group (a guess that did not hold, a tree
+      // node written by a previous holder, a race) is ruled out by starting
+      // again from what the database holds; a real fault fails again.
+      try {
+        const done = await this.retrying(() =>
+          commitSequenced(this.pool, requests, this.state, { drainPending: false }),
+        );
+        this.applied(group.batch, done);
+        return;
+      } catch (err) {
+        if (!(err instanceof LeaseLost)) {
+          this.fail(group.batch, err);
+          return;
+        }
+        this.lease?.lost();
+      }
+    }
+    if (group.batch.length === 0) return;
+    // Another instance sequences now: these requests go to it like any other node's.
+    try {
+      this.settle(
+        group.batch,
+        await this.retrying(() => inTransaction(this.pool, (c) => commitPending(c, requests))),
+      );
+    } catch (err) {
+      this.fail(group.batch, err);
+    }
   }
 
   /** Runs a transaction again when it lost a race with another node; nothing of a failed attempt was kept. */

@@ -63,8 +63,8 @@ export async function loadFrontier(client: PoolClient): Promise<MerkleFrontier> 
   return MerkleFrontier.load(await headOn(client), { node });
 }
 
-/** The highest `seq` stored (0 for an empty log). */
+/** The highest `seq` sequenced (0 for an empty log), as `log_head` holds it. */
 export async function headOn(db: Pool | PoolClient): Promise<number> {
-  const r = await db.query<{ head: number }>('SELECT COALESCE(MAX(seq), 0)::bigint AS head FROM events');
-  return r.rows[0]?.head ?? 0;
+  const r = await db.query<{ size: string }>('SELECT size FROM log_head');
+  return Number(r.rows[0]?.size ?? 0);
 }

@@ -1,12 +1,12 @@
-import type { PoolClient } from 'pg';
+import pg, { type Pool, type PoolClient, type QueryResult } from 'pg';
 import type { AuditEvent } from '../../event/event.js';
 import type { MerkleFrontier } from '../merkle/frontier.js';
 import type { AppendOutcome, PreparedEvent } from '../store.js';
 import { sequencedRow } from '../stored-event.js';
 import { ensureMonthlyPartitions, type Month, monthOfIso } from './partitions.js';
-import { RetryableConflict } from './postgres-connection.js';
+import { onClient, RetryableConflict } from './postgres-connection.js';
 import { headOn, loadFrontier } from './postgres-tree.js';
-import { assertHeld } from './sequencer-lease.js';
+import { LeaseLost, SEQUENCER_LEASE } from './sequencer-lease.js';
 
 /** NOTIFY channel on which the sequencer announces each new head. */
 export const APPEND_CHANNEL = 'trailwarden_append';
@@ -220,8 +220,8 @@ class SequencedRows {
     return seq;
   }
 
-  async write(c: PoolClient, state: SequencerState): Promise<void> {
-    if (this.cols[0]!.length === 0) return;
+  /** Partitions and `tenants` rows this group needs that the database may not have yet. */
+  async prepare(c: PoolClient, state: SequencerState): Promise<void> {
     const newMonths = [...this.months].filter((m) => !state.knownMonths.has(m));
     // Normally made ahead by the sequencer; an event received long ago (it waited in pending) may need its own.
     if (newMonths.length > 0) await ensureMonthlyPartitions(c, newMonths);
@@ -231,19 +231,56 @@ class SequencedRows {
         newTenants,
       ]);
     }
-    await c.query(
-      `INSERT INTO events (seq, received_at, event_id, tenant_id, ts, action, actor_id, resource_type,
-         resource_id, outcome, search, leaf_hash, body)
-       SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
-         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bytea[], $13::text[])`,
-      this.cols,
+  }
+
+  /**
+   * Writes the group in one statement (each round trip wakes the other side,
+   * which is dear on a busy machine): the keys of the new events, the `seq`
+   * of the pending events' keys, the pending rows taken, the tree nodes and
+   * the events. False when a key existed already or a pending row was gone
+   * (the caller then rolls back).
+   */
+  async write(
+    c: PoolClient,
+    fresh: Array<{ prepared: PreparedEvent; seq: number | null }>,
+    pending: { rows: PendingRow[]; seqs: number[] },
+  ): Promise<boolean> {
+    const r = await c.query<{ claimed: number; taken: number }>(
+      `WITH claimed AS (
+         INSERT INTO event_keys (tenant_id, event_id, content_hash, seq)
+         SELECT * FROM unnest($17::text[], $18::text[], $19::text[], $20::bigint[])
+         ON CONFLICT DO NOTHING RETURNING 1
+       ), taken AS (
+         DELETE FROM pending_events WHERE id = ANY($24::bigint[]) RETURNING 1
+       ), placed AS (
+         UPDATE event_keys k SET seq = u.seq FROM unnest($21::text[], $22::text[], $23::bigint[]) AS u(t, e, seq)
+         WHERE k.tenant_id = u.t AND k.event_id = u.e
+       ), tree AS (
+         INSERT INTO tree_nodes (level, idx, hash) SELECT * FROM unnest($14::int[], $15::bigint[], $16::bytea[])
+       ), stored AS (
+         INSERT INTO events (seq, received_at, event_id, tenant_id, ts, action, actor_id, resource_type,
+           resource_id, outcome, search, leaf_hash, body)
+         SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
+           $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bytea[], $13::text[])
+       )
+       SELECT (SELECT count(*) FROM claimed) AS claimed, (SELECT count(*) FROM taken) AS taken`,
+      [
+        ...this.cols,
+        this.nodes.level,
+        this.nodes.idx,
+        this.nodes.hash,
+        fresh.map((f) => f.prepared.event.tenant_id),
+        fresh.map((f) => f.prepared.event.event_id),
+        fresh.map((f) => f.prepared.contentHash),
+        fresh.map((f) => f.seq),
+        pending.rows.map((p) => p.tenant_id),
+        pending.rows.map((p) => p.event_id),
+        pending.seqs,
+        pending.rows.map((p) => p.id),
+      ],
     );
-    if (this.nodes.level.length > 0) {
-      await c.query(
-        'INSERT INTO tree_nodes (level, idx, hash) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])',
-        [this.nodes.level, this.nodes.idx, this.nodes.hash],
-      );
-    }
+    // Fewer taken than read: another transaction sequenced some of them (never expected; refuse rather than store twice).
+    return r.rows[0]?.claimed === fresh.length && r.rows[0]?.taken === pending.rows.length;
   }
 
   /** After the commit: what this transaction added to the database's known sets. */
@@ -254,64 +291,186 @@ class SequencedRows {
 }
 
 /**
- * The sequencer's commit, fenced by the lease: first the events other nodes
- * acknowledged (`pending_events`, oldest first), then this instance's own
- * requests, each event getting the next `seq` and extending the Merkle tree.
- * `more` tells the caller pending events are left for another round.
+ * A pipelined group's guess did not hold: a key it claimed exists already,
+ * or the log is not at the size the group was built on (the group before it
+ * failed). Nothing of it was kept; the store sequences it again on its own.
  */
-export async function commitSequenced(
-  c: PoolClient,
+export class StaleGroup extends Error {}
+
+/** Where a sequencing group starts when the group before it is still committing. */
+export interface GroupBase {
+  /** The tree as the group before will leave it. */
+  frontier: MerkleFrontier;
+  /** The `pending_events` ids the group before took (inclusive range): this one must not take them again. */
+  pendingTaken?: { from: number; to: number };
+}
+
+/** How one sequencing transaction runs. */
+export interface SequenceOptions {
+  /**
+   * Pipelined: resolves once the group before this one is built (rejects if
+   * it failed first). Its keys are claimed optimistically and any surprise
+   * fails the group with {@link StaleGroup}. Absent: the group starts from
+   * what the database holds and reads the stored keys before deciding.
+   */
+  after?: Promise<GroupBase>;
+  /** Sequence pending events (other nodes' acknowledged appends) first. */
+  drainPending: boolean;
+  /** Called once the group's rows are built, with where the next group starts. */
+  onBuilt?: (next: GroupBase) => void;
+  /**
+   * Pipelined: settles once the group before has committed (or failed).
+   * This group's fence waits for it rather than overtake a group that is
+   * still writing.
+   */
+  afterCommitted?: Promise<unknown>;
+}
+
+/** SQLSTATEs `trailwarden_advance_head` raises (schema.ts, migration 6). */
+const LEASE_GONE = 'TWL01';
+const HEAD_ELSEWHERE = 'TWH01';
+
+/**
+ * The sequencer's commit, one transaction on its own connection: first the
+ * events other nodes acknowledged (`pending_events`, oldest first), then this
+ * instance's own requests, each event getting the next `seq` and extending
+ * the Merkle tree. The last statement is the fence
+ * (`trailwarden_advance_head`, sent with the COMMIT): the lease must still be
+ * held and the log still at the size the group was built on, or nothing is
+ * kept. Three round trips in all: BEGIN with the pending read, the write,
+ * the fence with COMMIT. `more` tells the caller pending events are left for
+ * another round.
+ */
+export function commitSequenced(
+  pool: Pool,
   requests: PreparedEvent[][],
   state: SequencerState,
+  opts: SequenceOptions,
 ): Promise<{ results: RequestResult[]; frontier: MerkleFrontier; more: boolean; commit: () => void }> {
-  await assertHeld(c, state.holder);
-  // The commit that ran before may have been lost with its connection, or another instance held the lease.
-  let frontier = state.frontier().clone();
-  if ((await headOn(c)) !== frontier.size) frontier = await loadFrontier(c);
-  const rows = new SequencedRows(frontier);
+  const pipelined = opts.after !== undefined;
+  return onClient(pool, async (c) => {
+    try {
+      let frontier: MerkleFrontier;
+      let pending: PendingRow[];
+      if (opts.after) {
+        const base = await opts.after.catch(() => {
+          throw new StaleGroup('the group before this one failed');
+        });
+        frontier = base.frontier.clone();
+        ({ pending } = await begin(c, { head: false, pending: opts.drainPending, skip: base.pendingTaken }));
+      } else {
+        const started = await begin(c, { head: true, pending: opts.drainPending, skip: undefined });
+        pending = started.pending;
+        frontier = state.frontier().clone();
+        // The commit that ran before may have been lost with its connection, or another instance held the lease.
+        if (started.head !== frontier.size) frontier = await loadFrontier(c);
+      }
+      const startSize = frontier.size;
+      const rows = new SequencedRows(frontier);
+      const pendingSeqs = pending.map((p) => rows.add(JSON.parse(p.event) as AuditEvent, p.received_at));
 
-  const pending = await c.query<{
-    id: number;
-    tenant_id: string;
-    event_id: string;
-    received_at: string;
-    event: string;
-  }>('SELECT id, tenant_id, event_id, received_at, event FROM pending_events ORDER BY id LIMIT $1', [
-    PENDING_PER_COMMIT,
-  ]);
-  if (pending.rows.length > 0) {
-    const seqs = pending.rows.map((p) => rows.add(JSON.parse(p.event) as AuditEvent, p.received_at));
-    await c.query(
-      `UPDATE event_keys k SET seq = u.seq FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(t, e, seq)
-       WHERE k.tenant_id = u.t AND k.event_id = u.e`,
-      [pending.rows.map((p) => p.tenant_id), pending.rows.map((p) => p.event_id), seqs],
-    );
-    await c.query('DELETE FROM pending_events WHERE id = ANY($1::bigint[])', [pending.rows.map((p) => p.id)]);
-  }
+      let results: RequestResult[] = [];
+      let fresh: Array<{ prepared: PreparedEvent; seq: number | null }> = [];
+      if (requests.length > 0) {
+        const receivedAt = new Date().toISOString();
+        let next = frontier.size + 1;
+        const decided = classify(
+          requests,
+          pipelined ? new Map() : await existingKeys(c, requests),
+          () => next++,
+        );
+        results = decided.results;
+        fresh = decided.fresh;
+        for (const f of fresh) {
+          if (rows.add(f.prepared.event, receivedAt) !== f.seq)
+            throw new Error('sequencing went out of step');
+        }
+      }
+      opts.onBuilt?.({
+        frontier,
+        ...(pending.length > 0 ? { pendingTaken: { from: pending[0]!.id, to: pending.at(-1)!.id } } : {}),
+      });
 
-  let results: RequestResult[] = [];
-  if (requests.length > 0) {
-    const receivedAt = new Date().toISOString();
-    const first = frontier.size + 1;
-    const classified = await claimKeys(c, requests, () => {
-      let next = first;
-      return () => next++;
-    });
-    results = classified.results;
-    for (const f of classified.fresh) {
-      if (rows.add(f.prepared.event, receivedAt) !== f.seq) throw new Error('sequencing went out of step');
+      if (frontier.size > startSize) {
+        await rows.prepare(c, state);
+        if (!(await rows.write(c, fresh, { rows: pending, seqs: pendingSeqs }))) {
+          // Pipelined: a resent event (the keys were not read first). Otherwise another node claimed one meanwhile.
+          throw pipelined
+            ? new StaleGroup('an event of the group is stored already')
+            : new RetryableConflict('an event_id was stored by another node meanwhile');
+        }
+      }
+      if (opts.afterCommitted) {
+        await opts.afterCommitted.catch(() => {
+          throw new StaleGroup('the group before this one failed');
+        });
+      }
+      await c.query(
+        frontier.size > startSize
+          ? `SELECT trailwarden_advance_head(${pg.escapeLiteral(state.holder)}, ${int(startSize)}, ${int(frontier.size)}); COMMIT`
+          : 'COMMIT',
+      );
+      return {
+        results,
+        frontier,
+        more: pending.length === PENDING_PER_COMMIT,
+        commit: () => rows.learned(state),
+      };
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === LEASE_GONE) throw new LeaseLost();
+      if (code === HEAD_ELSEWHERE) {
+        throw pipelined
+          ? new StaleGroup((err as Error).message)
+          : new RetryableConflict('the log grew meanwhile');
+      }
+      throw err;
     }
+  });
+}
+
+interface PendingRow {
+  id: number;
+  tenant_id: string;
+  event_id: string;
+  received_at: string;
+  event: string;
+}
+
+/**
+ * BEGIN and, in the same round trip, the head (when asked) and the oldest
+ * pending events except the ones the group before this one took. Values are
+ * written into the text (integers only): a query of several statements
+ * takes no parameters.
+ */
+async function begin(
+  c: PoolClient,
+  want: { head: boolean; pending: boolean; skip: GroupBase['pendingTaken'] },
+): Promise<{ head: number | undefined; pending: PendingRow[] }> {
+  const statements = ['BEGIN'];
+  if (want.head) statements.push('SELECT size FROM log_head');
+  if (want.pending) {
+    statements.push(
+      `SELECT id, tenant_id, event_id, received_at, event FROM pending_events
+       WHERE id NOT BETWEEN ${int(want.skip?.from ?? 0)} AND ${int(want.skip?.to ?? -1)}
+       ORDER BY id LIMIT ${PENDING_PER_COMMIT}`,
+    );
   }
-  await rows.write(c, state);
-  if (rows.cols[0]!.length > 0) {
-    await c.query('SELECT pg_notify($1, $2)', [APPEND_CHANNEL, `${frontier.size} ${state.holder}`]);
+  if (statements.length === 1) {
+    await c.query('BEGIN');
+    return { head: undefined, pending: [] };
   }
+  const results = (await c.query(statements.join('; '))) as unknown as QueryResult[];
   return {
-    results,
-    frontier,
-    more: pending.rows.length === PENDING_PER_COMMIT,
-    commit: () => rows.learned(state),
+    head: want.head ? Number(results[1]?.rows[0]?.['size'] ?? 0) : undefined,
+    pending: want.pending ? (results.at(-1)!.rows as PendingRow[]) : [],
   };
+}
+
+/** An integer for a statement's text; anything else is a bug, never written. */
+function int(n: number): string {
+  if (!Number.isSafeInteger(n)) throw new Error(`not an integer: ${n}`);
+  return String(n);
 }
 
 function key(tenantId: string, eventId: string): string {

@@ -121,6 +121,45 @@ const MIGRATIONS: Array<string | ((client: PoolClient) => Promise<void>)> = [
   CREATE INDEX events_tenant_ts_action ON events (tenant_id, ts, action);
   DROP INDEX events_tenant_ts;
   `,
+  `
+  -- The log's size, advanced by every sequencing transaction as its last
+  -- step, compare-and-set under a row lock: a transaction built on a size
+  -- the log no longer has cannot commit, so the sequencer can build and
+  -- write its next group while the one before is still committing. Also
+  -- cheaper to read than MAX(seq) over every partition.
+  CREATE TABLE log_head (
+    one  BOOLEAN PRIMARY KEY DEFAULT true CHECK (one),
+    size BIGINT NOT NULL
+  );
+  INSERT INTO log_head (size) SELECT COALESCE(MAX(seq), 0) FROM events;
+
+  -- The fence, run as a sequencing transaction's last statement (sent
+  -- together with its COMMIT): locks the lease row, then the head; checks
+  -- that the caller still holds the lease by the database's clock now and
+  -- that the log is still p_from events long; moves the head and
+  -- announces it (the NOTIFY goes out at commit). A would-be successor's
+  -- takeover waits on the lease row lock, so two holders never both commit
+  -- on one head. Raises TWL01 (lease gone) or TWH01 (head elsewhere).
+  CREATE FUNCTION trailwarden_advance_head(p_holder TEXT, p_from BIGINT, p_to BIGINT) RETURNS VOID
+  LANGUAGE plpgsql AS $fn$
+  DECLARE
+    mine BOOLEAN;
+    at_size BIGINT;
+  BEGIN
+    SELECT l.holder = p_holder AND l.expires_at > clock_timestamp() INTO mine
+      FROM leases l WHERE l.name = 'sequencer' FOR UPDATE;
+    IF mine IS NOT TRUE THEN
+      RAISE EXCEPTION 'the sequencer lease is no longer held by %', p_holder USING ERRCODE = 'TWL01';
+    END IF;
+    SELECT size INTO at_size FROM log_head FOR UPDATE;
+    IF at_size <> p_from THEN
+      RAISE EXCEPTION 'the log is % events long, not %', at_size, p_from USING ERRCODE = 'TWH01';
+    END IF;
+    UPDATE log_head SET size = p_to;
+    PERFORM pg_notify('trailwarden_append', p_to || ' ' || p_holder);
+  END
+  $fn$;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -366,3 +366,133 @@ describe('PostgreSQL store: database faults', { skip }, () => {
     });
   }
 });
+
+describe('PostgreSQL store: the sequencer pipeline', { skip }, () => {
+  let cluster: PostgresCluster;
+  before(async () => {
+    cluster = await startPostgres();
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  /**
+   * Makes inserting the key of event `id` take `ms` (so its group is still
+   * committing when the next one is written), then raise `errcode` if given.
+   */
+  const slowKey = (url: string, id: string, ms: number, errcode?: string) =>
+    sql(
+      url,
+      `CREATE OR REPLACE FUNCTION tw_test_slow() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF NEW.event_id = '${id}' THEN
+           PERFORM pg_sleep(${ms / 1000});
+           ${errcode === undefined ? '' : `RAISE EXCEPTION 'injected by the test' USING ERRCODE = '${errcode}';`}
+         END IF;
+         RETURN NEW;
+       END $$;
+       CREATE OR REPLACE TRIGGER tw_test_slow BEFORE INSERT ON event_keys
+         FOR EACH ROW EXECUTE FUNCTION tw_test_slow();`,
+    );
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  /** The log is gap-free, holds each event once, and its stored tree matches its leaves. */
+  async function intact(store: Store, size: number): Promise<void> {
+    const all = await store.readRange(0, 100_000);
+    assert.deepEqual(
+      all.map((e) => e.seq),
+      Array.from({ length: size }, (_, i) => i + 1),
+    );
+    assert.equal(new Set(all.map((e) => e.event_id)).size, size, 'no event stored twice');
+    assert.equal(await store.headSeq(), size);
+    const frontier = new MerkleFrontier();
+    for (const e of all) frontier.append(leafHashOf(e));
+    assert.deepEqual(await store.tree.rootAt(size), frontier.root());
+  }
+
+  test('a group written while the one before commits follows it; an event resent in it is a duplicate', async () => {
+    const url = await cluster.createDatabase();
+    const store = await PostgresStore.open(url, { poolSize: 4 });
+    try {
+      await store.append([prepare(makeEvent())]);
+      const slow = makeEvent();
+      await slowKey(url, slow.event_id, 400);
+      const first = store.append([prepare(slow), prepare(makeEvent())]);
+      await pause(100);
+      // Both join the next group, built on what the first will leave, while the first still commits.
+      const second = store.append([prepare(makeEvent()), prepare(slow)]);
+      const third = store.append([prepare(makeEvent())]);
+      assert.deepEqual(await first, [
+        { status: 'created', seq: 2 },
+        { status: 'created', seq: 3 },
+      ]);
+      assert.deepEqual(await second, [
+        { status: 'created', seq: 4 },
+        { status: 'duplicate', seq: 2 },
+      ]);
+      assert.deepEqual(await third, [{ status: 'created', seq: 5 }]);
+      await intact(store, 5);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('when a group fails, the group built on it is sequenced again from the log as it is', async () => {
+    const url = await cluster.createDatabase();
+    const store = await PostgresStore.open(url, { poolSize: 4 });
+    try {
+      await store.append([prepare(makeEvent())]);
+      const poison = makeEvent();
+      await slowKey(url, poison.event_id, 300, '22023');
+      const bad = store.append([prepare(poison)]);
+      await pause(100);
+      const next = [
+        store.append([prepare(makeEvent())]),
+        store.append([prepare(makeEvent()), prepare(makeEvent())]),
+      ];
+      await assert.rejects(bad, { code: '22023' });
+      // Built on seqs 2… after the failed group's event; given 2… again once it failed.
+      assert.deepEqual(await Promise.all(next), [
+        [{ status: 'created', seq: 2 }],
+        [
+          { status: 'created', seq: 3 },
+          { status: 'created', seq: 4 },
+        ],
+      ]);
+      await intact(store, 4);
+      const [keys] = await sql<{ n: string }>(url, 'SELECT count(*) AS n FROM event_keys');
+      assert.equal(Number(keys!.n), 4, 'nothing of the failed group was kept');
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a lease lost while groups are in flight: their events wait in pending, then are sequenced once', async () => {
+    const url = await cluster.createDatabase();
+    const store = await PostgresStore.open(url, { poolSize: 4, leaseMs: 1500 });
+    try {
+      await store.append([prepare(makeEvent())]);
+      const slow = makeEvent();
+      await slowKey(url, slow.event_id, 400);
+      const first = store.append([prepare(slow)]);
+      await pause(100);
+      const second = store.append([prepare(makeEvent()), prepare(makeEvent())]);
+      // Taken behind the store's back while both groups are in flight.
+      await sql(
+        url,
+        `UPDATE leases SET holder = 'intruder', expires_at = now() + interval '1 second' WHERE name = 'sequencer'`,
+      );
+      assert.deepEqual(await first, [{ status: 'created', seq: null }]);
+      assert.deepEqual(await second, [
+        { status: 'created', seq: null },
+        { status: 'created', seq: null },
+      ]);
+      assert.equal(await store.headSeq(), 1);
+      // The intruder's lease runs out; the store takes it back and sequences what waited.
+      await until('the waiting events are sequenced', async () => (await store.headSeq()) === 4, 20_000);
+      await intact(store, 4);
+    } finally {
+      await store.close();
+    }
+  });
+});
