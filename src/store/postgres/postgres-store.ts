@@ -83,7 +83,9 @@ const DEFAULT_LEASE_MS = 10_000;
 const RETRIES = 5;
 /**
  * Sequencing transactions in flight at once: one committing while the next
- * is written. More would only queue on the fence.
+ * is written (three measured no faster). A group skips only the pending
+ * rows the one group before it took, which is all that can be in flight at
+ * depth two; `write` refuses a group whose pending rows were gone anyway.
  */
 const PIPELINE_DEPTH = 2;
 /** While sequencing, how often to look for pending events a lost NOTIFY did not announce. */

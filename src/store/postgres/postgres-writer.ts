@@ -5,10 +5,10 @@ import type { AppendOutcome, PreparedEvent } from '../store.js';
 import { sequencedRow } from '../stored-event.js';
 import { ensureMonthlyPartitions, type Month, monthOfIso } from './partitions.js';
 import { onClient, RetryableConflict } from './postgres-connection.js';
-import { headOn, loadFrontier } from './postgres-tree.js';
-import { LeaseLost, SEQUENCER_LEASE } from './sequencer-lease.js';
+import { loadFrontier } from './postgres-tree.js';
+import { LeaseLost } from './sequencer-lease.js';
 
-/** NOTIFY channel on which the sequencer announces each new head. */
+/** NOTIFY channel on which the sequencer announces each new head (named again in `trailwarden_advance_head`, schema.ts). */
 export const APPEND_CHANNEL = 'trailwarden_append';
 /** NOTIFY channel on which a node announces events it acknowledged for the sequencer. */
 export const PENDING_CHANNEL = 'trailwarden_pending';

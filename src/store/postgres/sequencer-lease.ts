@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import { acquireLease, leaseRemainingMs, releaseLease } from './leases.js';
 
 /** The lease row whose holder is the one store instance that assigns `seq`. */
@@ -13,7 +13,8 @@ export const LEASE_CHANNEL = 'trailwarden_lease';
  * is timed for the moment it expires, so a dead holder is replaced within
  * the lease time. `held()` is this instance's own, conservative view (it
  * stops believing a little before the database would): the real fence is
- * {@link assertHeld} inside each sequencing transaction.
+ * the check at the end of each sequencing transaction
+ * (`trailwarden_advance_head`, schema.ts).
  */
 export class SequencerLease {
   private validUntil = 0;
@@ -106,17 +107,4 @@ export class LeaseLost extends Error {
   constructor() {
     super('the sequencer lease is no longer held by this instance');
   }
-}
-
-/**
- * The fence: locks the lease row for the rest of the transaction and checks
- * this instance still holds it. A would-be successor's takeover waits on the
- * row lock, so two sequencing transactions never interleave.
- */
-export async function assertHeld(c: PoolClient, holder: string): Promise<void> {
-  const r = await c.query<{ mine: boolean }>(
-    'SELECT holder = $2 AND expires_at > now() AS mine FROM leases WHERE name = $1 FOR UPDATE',
-    [SEQUENCER_LEASE, holder],
-  );
-  if (r.rows[0]?.mine !== true) throw new LeaseLost();
 }
