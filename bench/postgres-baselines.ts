@@ -1,11 +1,13 @@
 import { performance } from 'node:perf_hooks';
+import { finished } from 'node:stream/promises';
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { BARE_COLUMNS, bareEventRows } from './dataset.js';
 
 /** The scratch table the bare baselines write into; dropped afterwards. */
 const BARE_TABLE = 'bench_bare';
 
-/** Rows/s of bare multi-row INSERTs, and how the scratch table was made. */
+/** Rows/s of a bare baseline (multi-row INSERT or COPY), and how the scratch table was made. */
 export interface PostgresBaseline {
   rowsPerSecond: number;
   /** `LIKE events` or `LIKE <partition>`, and the indexes the copy has. */
@@ -72,6 +74,115 @@ async function columnsOf(c: pg.Client, table: string): Promise<Column[]> {
   }));
 }
 
+/** The options every bare baseline takes. */
+export interface BareOptions {
+  /** Rows per statement (INSERT) or per COPY; each is its own transaction. */
+  perStatement: number;
+  /** Connections writing at once. */
+  connections: number;
+  durationMs: number;
+}
+
+/** A fresh {@link BARE_TABLE}, the connections to write to it, and the rows to write. */
+interface BareTable {
+  /** Made the table; drops it afterwards. Not one of {@link BareTable.clients}. */
+  admin: pg.Client;
+  clients: pg.Client[];
+  /** The columns the bench fills, in the order of every row {@link BareTable.nextRows} gives. */
+  columns: Column[];
+  /** The next `n` rows of `bareEventRows`, each with the next `seq` and a unique `event_id`. */
+  nextRows(n: number): unknown[][];
+}
+
+/** One statement's rows (each in {@link BareTable.columns} order) written on one connection. */
+type BareWrite = (c: pg.Client, rows: unknown[][]) => Promise<void>;
+
+/**
+ * Creates {@link BARE_TABLE}, reads its columns, connects `connections`
+ * clients, runs `measure` (which returns rows/s) and drops the table: what
+ * the INSERT and COPY baselines share, so both write the same rows into the
+ * same table.
+ */
+async function onBareTable(
+  url: string,
+  connections: number,
+  measure: (t: BareTable) => Promise<number>,
+): Promise<PostgresBaseline> {
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  const clients: pg.Client[] = [];
+  try {
+    const made = await createBareTable(admin);
+    const all = await columnsOf(admin, BARE_TABLE);
+    // `received_at` is the partition key of events (store/postgres/schema.ts); every bare row is received now.
+    const known = new Set<string>(['seq', 'received_at', ...BARE_COLUMNS]);
+    const unknown = all.filter((col) => !known.has(col.name) && col.notNull && !col.hasDefault);
+    if (unknown.length > 0) {
+      throw new Error(`events has columns the bench does not fill: ${unknown.map((u) => u.name).join(', ')}`);
+    }
+    const columns = all.filter((col) => known.has(col.name));
+    const source = bareEventRows();
+    const at = (name: string) => BARE_COLUMNS.indexOf(name as (typeof BARE_COLUMNS)[number]);
+    let seq = 0;
+    const receivedAt = new Date().toISOString();
+    const nextRows = (n: number) =>
+      Array.from({ length: n }, () => {
+        seq += 1;
+        const row = source[seq % source.length]!;
+        return columns.map((col) =>
+          col.name === 'seq'
+            ? seq
+            : col.name === 'received_at'
+              ? receivedAt
+              : col.name === 'event_id'
+                ? `${row[0]}_${seq}`
+                : row[at(col.name)],
+        );
+      });
+    for (let k = 0; k < connections; k++) {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      clients.push(c);
+    }
+    const rowsPerSecond = await measure({ admin, clients, columns, nextRows });
+    await admin.query(`DROP TABLE ${BARE_TABLE}`);
+    return { rowsPerSecond, tableFrom: made.from, indexes: made.indexes };
+  } finally {
+    for (const c of clients) await c.end().catch(() => undefined);
+    await admin.end().catch(() => undefined);
+  }
+}
+
+/** Runs `write` back to back on every client for `durationMs`, `perStatement` rows each time; rows/s. */
+async function timedWrites(
+  t: BareTable,
+  opts: { perStatement: number; durationMs: number },
+  write: BareWrite,
+): Promise<number> {
+  const start = performance.now();
+  const end = start + opts.durationMs;
+  let rows = 0;
+  await Promise.all(
+    t.clients.map(async (c) => {
+      while (performance.now() < end) {
+        await write(c, t.nextRows(opts.perStatement));
+        rows += opts.perStatement;
+      }
+    }),
+  );
+  return (rows * 1000) / (performance.now() - start);
+}
+
+/** Rows as one array per column, for `unnest($1::type[], …)`. */
+function columnArrays(columns: Column[], rows: unknown[][]): unknown[][] {
+  return columns.map((_, i) => rows.map((row) => row[i]));
+}
+
+/** `unnest(…)` of {@link columnArrays}' parameters, typed as the columns are. */
+function unnestOf(columns: Column[]): string {
+  return `unnest(${columns.map((col, i) => `$${i + 1}::${col.type}[]`).join(', ')})`;
+}
+
 /**
  * Baseline: bare multi-row INSERTs of the rows the store would write
  * (`bareEventRows`) into a scratch copy of `events` (same columns, types and
@@ -82,64 +193,100 @@ async function columnsOf(c: pg.Client, table: string): Promise<Column[]> {
  * or HTTP: what PostgreSQL alone costs for these rows. The table is dropped
  * afterwards.
  */
-export async function barePostgresInserts(
-  url: string,
-  opts: { perStatement: number; connections: number; durationMs: number },
-): Promise<PostgresBaseline> {
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  const clients: pg.Client[] = [];
-  try {
-    const made = await createBareTable(admin);
-    const columns = await columnsOf(admin, BARE_TABLE);
-    // `received_at` is the partition key of events (store/postgres/schema.ts); every bare row is received now.
-    const known = new Set<string>(['seq', 'received_at', ...BARE_COLUMNS]);
-    const unknown = columns.filter((col) => !known.has(col.name) && col.notNull && !col.hasDefault);
-    if (unknown.length > 0) {
-      throw new Error(`events has columns the bench does not fill: ${unknown.map((u) => u.name).join(', ')}`);
-    }
-    const filled = columns.filter((col) => known.has(col.name));
-    const sql = `INSERT INTO ${BARE_TABLE} (${filled.map((col) => col.name).join(', ')})
-      SELECT * FROM unnest(${filled.map((col, i) => `$${i + 1}::${col.type}[]`).join(', ')})`;
-    const source = bareEventRows();
-    const at = (name: string) => BARE_COLUMNS.indexOf(name as (typeof BARE_COLUMNS)[number]);
-    let seq = 0;
-    const receivedAt = new Date().toISOString();
-    const nextParams = () => {
-      const params: unknown[][] = filled.map(() => []);
-      for (let k = 0; k < opts.perStatement; k++) {
-        seq += 1;
-        const row = source[seq % source.length]!;
-        filled.forEach((col, i) => {
-          if (col.name === 'seq') params[i]!.push(seq);
-          else if (col.name === 'received_at') params[i]!.push(receivedAt);
-          else if (col.name === 'event_id') params[i]!.push(`${row[0]}_${seq}`);
-          else params[i]!.push(row[at(col.name)]);
-        });
-      }
-      return params;
+export function barePostgresInserts(url: string, opts: BareOptions): Promise<PostgresBaseline> {
+  return onBareTable(url, opts.connections, (t) => {
+    const sql = `INSERT INTO ${BARE_TABLE} (${t.columns.map((col) => col.name).join(', ')})
+      SELECT * FROM ${unnestOf(t.columns)}`;
+    return timedWrites(t, opts, async (c, rows) => {
+      await c.query(sql, columnArrays(t.columns, rows));
+    });
+  });
+}
+
+/**
+ * Baseline: the same rows into the same scratch table as
+ * {@link barePostgresInserts}, by `COPY bench_bare (…) FROM STDIN` in
+ * PostgreSQL's text format (pg-copy-streams; `pg` has no COPY of its own) —
+ * `perStatement` rows per COPY, each COPY its own transaction (autocommit,
+ * one WAL flush each), from `connections` connections at once, for
+ * `durationMs`. After the timed part the rows are read back and compared
+ * (see {@link expectStored}); the table is dropped afterwards.
+ */
+export function barePostgresCopy(url: string, opts: BareOptions): Promise<PostgresBaseline> {
+  return onBareTable(url, opts.connections, async (t) => {
+    const sql = `COPY ${BARE_TABLE} (${t.columns.map((col) => col.name).join(', ')}) FROM STDIN`;
+    const copy: BareWrite = async (c, rows) => {
+      const stream = c.query(copyFrom(sql));
+      stream.end(Buffer.from(rows.map(copyTextRow).join(''), 'utf8'));
+      await finished(stream);
     };
-    for (let k = 0; k < opts.connections; k++) {
-      const c = new pg.Client({ connectionString: url });
-      await c.connect();
-      clients.push(c);
-    }
-    const start = performance.now();
-    const end = start + opts.durationMs;
-    let rows = 0;
-    await Promise.all(
-      clients.map(async (c) => {
-        while (performance.now() < end) {
-          await c.query(sql, nextParams());
-          rows += opts.perStatement;
-        }
-      }),
+    let first: unknown[][] | undefined;
+    const rowsPerSecond = await timedWrites(t, opts, (c, rows) => {
+      first ??= rows;
+      return copy(c, rows);
+    });
+    // No bench code has unit tests, so the encoder is checked here, in every run: the first timed COPY's
+    // rows, and one untimed row holding every character it escapes, must read back as the values bound
+    // as parameters (pg's own encoding, which the INSERT baseline uses) — else the figure is not trusted.
+    const edge = edgeRow(t);
+    await copy(t.admin, [edge]);
+    await expectStored(t, [...(first ?? []), edge]);
+    return rowsPerSecond;
+  });
+}
+
+/** COPY text format's backslash escapes (PostgreSQL docs, COPY, "Text Format"). */
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+/**
+ * One value in COPY's text format: `\N` for null, bytea as `\\x<hex>` (the
+ * hex input form, its backslash escaped), a Date as its ISO string, text
+ * with backslash, tab, newline and carriage return escaped.
+ */
+function copyTextValue(value: unknown): string {
+  if (value === null || value === undefined) return '\\N';
+  if (Buffer.isBuffer(value)) return `\\\\x${value.toString('hex')}`;
+  if (value instanceof Date) return value.toISOString();
+  if (typeof value === 'string') return value.replace(/[\\\t\n\r]/g, (ch) => COPY_ESCAPES[ch]!);
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean')
+    return String(value);
+  throw new Error(`no COPY text form for a ${typeof value}`);
+}
+
+/** One row in COPY's text format: values tab-separated, newline-terminated. */
+function copyTextRow(row: unknown[]): string {
+  return `${row.map(copyTextValue).join('\t')}\n`;
+}
+
+/**
+ * The next row, with every nullable column null and every other text
+ * column carrying each character COPY's text format escapes, plus `\.`
+ * (end of data when alone on a line), a literal `\N` and non-ASCII.
+ */
+function edgeRow(t: BareTable): unknown[] {
+  const edge = ' \\ \t \n \r \r\n \\. \\N ü € 😀 ';
+  return t.nextRows(1)[0]!.map((value, i) => {
+    const col = t.columns[i]!;
+    if (!col.notNull) return null;
+    return col.type === 'text' ? `${String(value)}${edge}` : value;
+  });
+}
+
+/** Throws unless every row is stored in {@link BARE_TABLE} with exactly these column values. */
+async function expectStored(t: BareTable, rows: unknown[][]): Promise<void> {
+  const names = t.columns.map((col) => col.name);
+  const r = await t.admin.query<Record<string, string>>(
+    `SELECT count(b.seq) AS found,
+            ${names.map((n) => `count(*) FILTER (WHERE b.${n} IS DISTINCT FROM s.${n}) AS ${n}`).join(',\n')}
+     FROM ${unnestOf(t.columns)} AS s(${names.join(', ')})
+     LEFT JOIN ${BARE_TABLE} b ON b.seq = s.seq`,
+    columnArrays(t.columns, rows),
+  );
+  const got = r.rows[0]!;
+  const differ = names.filter((n) => Number(got[n]) !== 0);
+  if (Number(got['found']) !== rows.length || differ.length > 0) {
+    throw new Error(
+      `COPY stored ${got['found']} of ${rows.length} rows read back; columns that differ: ${differ.join(', ') || 'none'}`,
     );
-    const elapsed = performance.now() - start;
-    await admin.query(`DROP TABLE ${BARE_TABLE}`);
-    return { rowsPerSecond: (rows * 1000) / elapsed, tableFrom: made.from, indexes: made.indexes };
-  } finally {
-    for (const c of clients) await c.end().catch(() => undefined);
-    await admin.end().catch(() => undefined);
   }
 }

@@ -3,9 +3,10 @@
  * three `trailwarden serve` nodes sharing one local PostgreSQL, time until an
  * event acknowledged by one node is visible on another, and filtered first
  * pages at 10,000,000 stored events — each beside a baseline measured in the
- * same run: the disk's fsync rate, bare multi-row INSERTs of the same rows
- * into a copy of the same table, `GET /healthz`, and the SQLite store
- * through one node the same way.
+ * same run: the disk's fsync rate, bare multi-row INSERTs and bare COPYs
+ * (pg-copy-streams, text format) of the same rows into a copy of the same
+ * table, each on 8 connections and on 1, `GET /healthz`, and the SQLite
+ * store through one node the same way.
  *
  * The cluster is a throwaway one (test/helpers/postgres.ts: initdb + pg_ctl
  * on a free port, fsync and synchronous_commit on), with shared_buffers and
@@ -16,6 +17,8 @@
  * Standalone: `npm run bench:postgres` (BENCH_SCALE, BENCH_DIR, BENCH_KEEP and
  * BENCH_SERVER_NODE_ARGS as for `npm run bench`). BENCH_PG_EVENTS sets the
  * stored events for the query figures (default 10,000,000 × BENCH_SCALE).
+ * The COPY baseline needs the devDependency pg-copy-streams (`npm install`
+ * installs it); it reads its rows back and throws if any column differs.
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -29,7 +32,7 @@ import { bareSqliteInserts } from './baselines.js';
 import { crossNodeVisibility, pacedIngest, spreadIngestLoad } from './cluster-load.js';
 import { fsyncRate } from './machine.js';
 import { analyzeEvents, dropDatabase, eventsBytes, serverSettings } from './postgres-admin.js';
-import { barePostgresInserts } from './postgres-baselines.js';
+import { type BareOptions, barePostgresCopy, barePostgresInserts } from './postgres-baselines.js';
 import { FILL_BATCH, fillPostgres } from './postgres-fill.js';
 import { bareSqlReads } from './postgres-reads.js';
 import { queryPaths, sequentialGets } from './reads.js';
@@ -107,16 +110,23 @@ export async function runPostgresBench(opts: {
     const fsyncs = fsyncRate(work, 2000);
     const ingestUrl = await cluster.createDatabase();
     await (await PostgresStore.open(ingestUrl, { poolSize: 1 })).close(); // creates the schema
-    const bare = await barePostgres(ingestUrl, plan, plan.bareConnections);
+    const bare = await barePostgresInserts(ingestUrl, bareOptions(plan, plan.bareConnections));
     // One connection: the ceiling of a design that sequences every append on one connection.
-    const bare1 = await barePostgres(ingestUrl, plan, 1);
+    const bare1 = await barePostgresInserts(ingestUrl, bareOptions(plan, 1));
+    const copy = await barePostgresCopy(ingestUrl, bareOptions(plan, plan.bareConnections));
+    const copy1 = await barePostgresCopy(ingestUrl, bareOptions(plan, 1));
     const bareSqlite = bareSqliteInserts(work, plan.batchSize, plan.baselineMs);
     say(`   fsync'd 200-byte appends: ${fmt(fsyncs)}/s`);
     say(
       `   bare PostgreSQL INSERT … unnest, ${plan.batchSize} rows/statement, ${plan.bareConnections} connections: ${fmt(bare.rowsPerSecond)} rows/s (table ${bare.tableFrom}, ${bare.indexes} indexes)`,
     );
     say(`   the same on 1 connection: ${fmt(bare1.rowsPerSecond)} rows/s`);
-    say('   COPY: not measured (pg-copy-streams is not installed; pg has no COPY of its own)');
+    say(
+      `   bare PostgreSQL COPY … FROM STDIN (text), ${plan.batchSize} rows/COPY, ${plan.bareConnections} connections: ${fmt(copy.rowsPerSecond)} rows/s (${ratio(copy.rowsPerSecond, bare.rowsPerSecond)} INSERT; rows read back and checked)`,
+    );
+    say(
+      `   the same on 1 connection: ${fmt(copy1.rowsPerSecond)} rows/s (${ratio(copy1.rowsPerSecond, bare1.rowsPerSecond)} INSERT)`,
+    );
     say(`   bare better-sqlite3, ${plan.batchSize} rows/tx: ${fmt(bareSqlite.rowsPerSecond)} rows/s`);
     rows.push({
       figure: "disk: fsync'd 200-byte appends/s (info)",
@@ -140,6 +150,22 @@ export async function runPostgresBench(opts: {
       measured: `${fmt(bare1.rowsPerSecond)} rows/s`,
       baseline: `${fmt(bare.rowsPerSecond)} (${plan.bareConnections} connections)`,
       ratio: ratio(bare1.rowsPerSecond, bare.rowsPerSecond),
+      met: undefined,
+    });
+    rows.push({
+      figure: `bare PG COPY, ${plan.batchSize} rows/COPY × ${plan.bareConnections} conns (info)`,
+      goal: '',
+      measured: `${fmt(copy.rowsPerSecond)} rows/s`,
+      baseline: `${fmt(bare.rowsPerSecond)} (bare PG INSERT, ${plan.bareConnections} conns)`,
+      ratio: ratio(copy.rowsPerSecond, bare.rowsPerSecond),
+      met: undefined,
+    });
+    rows.push({
+      figure: '  same, 1 connection (info)',
+      goal: '',
+      measured: `${fmt(copy1.rowsPerSecond)} rows/s`,
+      baseline: `${fmt(bare1.rowsPerSecond)} (bare PG INSERT, 1 conn)`,
+      ratio: ratio(copy1.rowsPerSecond, bare1.rowsPerSecond),
       met: undefined,
     });
 
@@ -338,17 +364,9 @@ export async function runPostgresBench(opts: {
   return { rows, peakRssMiB };
 }
 
-/** The bare-INSERT baseline of the plan's shape. */
-function barePostgres(
-  url: string,
-  plan: { batchSize: number; baselineMs: number },
-  connections: number,
-): ReturnType<typeof barePostgresInserts> {
-  return barePostgresInserts(url, {
-    perStatement: plan.batchSize,
-    connections,
-    durationMs: plan.baselineMs,
-  });
+/** The bare baselines' options in the plan's shape: a batch per statement, for the baseline time. */
+function bareOptions(plan: { batchSize: number; baselineMs: number }, connections: number): BareOptions {
+  return { perStatement: plan.batchSize, connections, durationMs: plan.baselineMs };
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
