@@ -323,11 +323,9 @@ export class PostgresStore implements Store {
         this.settle(
           batch,
           await this.retrying(() =>
-            inTransaction(this.pool, (c) =>
-              commitPending(
-                c,
-                batch.map((r) => r.events),
-              ),
+            commitPending(
+              this.pool,
+              batch.map((r) => r.events),
             ),
           ),
         );
@@ -435,10 +433,7 @@ export class PostgresStore implements Store {
     if (group.batch.length === 0) return;
     // Another instance sequences now: these requests go to it like any other node's.
     try {
-      this.settle(
-        group.batch,
-        await this.retrying(() => inTransaction(this.pool, (c) => commitPending(c, requests))),
-      );
+      this.settle(group.batch, await this.retrying(() => commitPending(this.pool, requests)));
     } catch (err) {
       this.fail(group.batch, err);
     }

@@ -111,73 +111,59 @@ async function existingKeys(c: PoolClient, requests: PreparedEvent[][]): Promise
   );
 }
 
-/** Inserts the new keys; false when one of them exists already (nothing is then inserted, thanks to the savepoint). */
-async function insertKeys(
-  c: PoolClient,
-  fresh: Array<{ prepared: PreparedEvent; seq: number | null }>,
-): Promise<boolean> {
-  if (fresh.length === 0) return true;
-  const r = await c.query(
-    `INSERT INTO event_keys (tenant_id, event_id, content_hash, seq)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
-     ON CONFLICT DO NOTHING`,
-    [
-      fresh.map((f) => f.prepared.event.tenant_id),
-      fresh.map((f) => f.prepared.event.event_id),
-      fresh.map((f) => f.prepared.contentHash),
-      fresh.map((f) => f.seq),
-    ],
-  );
-  return r.rowCount === fresh.length;
-}
-
-/**
- * Decides every request of the group and claims the keys of its new events
- * in `event_keys`. Optimistic: most events are new, so the keys are inserted
- * straight away (one statement, no read of a large table); only when one of
- * them exists already is the insert rolled back to a savepoint, the existing
- * keys read, and the group decided again. `nextSeq` numbers the new events
- * (null: left to the sequencer).
- */
-async function claimKeys(
-  c: PoolClient,
-  requests: PreparedEvent[][],
-  nextSeq: () => () => number | null,
-): Promise<{ results: RequestResult[]; fresh: Array<{ prepared: PreparedEvent; seq: number | null }> }> {
-  await c.query('SAVEPOINT claim');
-  const hopeful = classify(requests, new Map(), nextSeq());
-  if (await insertKeys(c, hopeful.fresh)) return hopeful;
-  await c.query('ROLLBACK TO SAVEPOINT claim');
-  const decided = classify(requests, await existingKeys(c, requests), nextSeq());
-  if (!(await insertKeys(c, decided.fresh))) {
-    // Another node claimed one of these keys after existingKeys read them: retry the whole transaction.
-    throw new RetryableConflict('an event_id was stored by another node meanwhile');
-  }
-  return decided;
-}
-
 /**
  * The follower's append: the events are committed to `pending_events` (and
  * their keys to `event_keys`, so idempotency holds across nodes at once) and
  * acknowledged without waiting for the sequencer, which is woken by NOTIFY.
+ * Optimistic: most events are new, so keys and events go in at once (one
+ * statement between BEGIN and COMMIT); only when a key exists already is
+ * that rolled back, the stored keys read, and the group decided again.
  */
-export async function commitPending(c: PoolClient, requests: PreparedEvent[][]): Promise<RequestResult[]> {
-  const { results, fresh } = await claimKeys(c, requests, () => () => null);
-  if (fresh.length > 0) {
-    const receivedAt = new Date().toISOString();
-    await c.query(
-      `INSERT INTO pending_events (tenant_id, event_id, received_at, event)
-       SELECT t, e, $3, b FROM unnest($1::text[], $2::text[], $4::text[]) AS x(t, e, b)`,
-      [
-        fresh.map((f) => f.prepared.event.tenant_id),
-        fresh.map((f) => f.prepared.event.event_id),
-        receivedAt,
-        fresh.map((f) => JSON.stringify(f.prepared.event)),
-      ],
-    );
-    await c.query('SELECT pg_notify($1, $2)', [PENDING_CHANNEL, String(fresh.length)]);
-  }
-  return results;
+export function commitPending(pool: Pool, requests: PreparedEvent[][]): Promise<RequestResult[]> {
+  return onClient(pool, async (c) => {
+    await c.query('BEGIN');
+    let decided = classify(requests, new Map(), () => null);
+    if (!(await queuePending(c, decided.fresh))) {
+      await c.query('ROLLBACK');
+      await c.query('BEGIN');
+      decided = classify(requests, await existingKeys(c, requests), () => null);
+      if (!(await queuePending(c, decided.fresh))) {
+        // Another node claimed one of these keys after existingKeys read them: retry the whole transaction.
+        throw new RetryableConflict('an event_id was stored by another node meanwhile');
+      }
+    }
+    await c.query('COMMIT');
+    return decided.results;
+  });
+}
+
+/** Claims the keys of `fresh` and queues its events for the sequencer; false when a key existed already. */
+async function queuePending(
+  c: PoolClient,
+  fresh: Array<{ prepared: PreparedEvent; seq: number | null }>,
+): Promise<boolean> {
+  if (fresh.length === 0) return true;
+  const r = await c.query<{ claimed: number }>(
+    `WITH claimed AS (
+       INSERT INTO event_keys (tenant_id, event_id, content_hash, seq)
+       SELECT t, e, h, NULL FROM unnest($1::text[], $2::text[], $3::text[]) AS x(t, e, h)
+       ON CONFLICT DO NOTHING RETURNING 1
+     ), queued AS (
+       INSERT INTO pending_events (tenant_id, event_id, received_at, event)
+       SELECT t, e, $4, b FROM unnest($1::text[], $2::text[], $5::text[]) AS x(t, e, b)
+     )
+     SELECT (SELECT count(*) FROM claimed) AS claimed, pg_notify($6, $7)`,
+    [
+      fresh.map((f) => f.prepared.event.tenant_id),
+      fresh.map((f) => f.prepared.event.event_id),
+      fresh.map((f) => f.prepared.contentHash),
+      new Date().toISOString(),
+      fresh.map((f) => JSON.stringify(f.prepared.event)),
+      PENDING_CHANNEL,
+      String(fresh.length),
+    ],
+  );
+  return r.rows[0]?.claimed === fresh.length;
 }
 
 /** Rows for `events`, column by column, and the tree nodes completed, for one multi-row insert each. */
