@@ -14,6 +14,7 @@ import type { SinkConfig } from './delivery/sink-config.js';
 import type { EventLimits } from './event/limits.js';
 import { IngestService } from './ingest/ingest-service.js';
 import { loadOrCreateSigningKey } from './log/signing-key.js';
+import { createLogger, flushLogSync } from './process-logger.js';
 import { Checkpointer } from './store/checkpointer.js';
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
@@ -26,6 +27,7 @@ export interface Running {
   origin: string;
   /** Set only when this start created the first admin key (shown once). */
   createdAdminToken: string | undefined;
+  /** Stops the server and closes the store; resolves once the last log lines are written out. */
   close(): Promise<void>;
 }
 
@@ -156,21 +158,6 @@ export async function assemble(
   }
 }
 
-/** Secrets never reach a log line: API keys in headers, and any `secret`/`token`/`password` field. */
-const REDACT = [
-  'req.headers.authorization',
-  'req.headers.cookie',
-  '*.secret',
-  '*.token',
-  '*.password',
-  '*.headers.authorization',
-];
-
-/** The process logger (pino, JSON lines on stdout). */
-export function createLogger(level: Config['log_level']): Logger {
-  return pino({ level, redact: { paths: REDACT, censor: '[redacted]' } });
-}
-
 function engineLog(logger: Logger) {
   const log = logger.child({ component: 'delivery' });
   return {
@@ -200,15 +187,22 @@ export async function start(
       createdAdminToken: parts.createdAdminToken,
       close: () => {
         closing ??= (async () => {
-          parts.setReady(false);
-          await app.close();
-          await parts.close();
+          try {
+            parts.setReady(false);
+            await app.close();
+            await parts.close();
+            logger.info('server stopped');
+          } finally {
+            // The log is buffered: its last lines are written before close resolves, whatever the process does next.
+            flushLogSync(logger);
+          }
         })();
         return closing;
       },
     };
   } catch (err) {
     await parts.close();
+    flushLogSync(logger);
     throw err;
   }
 }

@@ -1,5 +1,8 @@
 import type { Command } from 'commander';
+import type { Logger } from 'pino';
 import { loadConfig } from '../config/load-config.js';
+import type { Config } from '../config/schema.js';
+import { createLogger, flushLogSync } from '../process-logger.js';
 import { start } from '../runtime.js';
 
 export interface ConfigFlags {
@@ -20,11 +23,26 @@ export function configFromFlags(flags: ConfigFlags) {
   });
 }
 
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+
 /** `trailwarden serve`: runs the service until SIGINT/SIGTERM. */
 export async function serveCommand(flags: ConfigFlags): Promise<number> {
   const config = await configFromFlags(flags);
-  const running = await start(config);
+  const logger = createLogger(config.log_level);
+  process.stdout.on('error', ignoreStdoutError);
+  try {
+    return await serveUntilStopped(config, logger);
+  } finally {
+    // A start or a close that failed still leaves its log lines behind.
+    flushLogSync(logger);
+  }
+}
+
+async function serveUntilStopped(config: Config, logger: Logger): Promise<number> {
+  const running = await start(config, { logger });
   const out = process.stdout;
+  // Log lines are buffered; what was logged before a message printed here comes out before it.
+  flushLogSync(logger);
   out.write(
     `Trailwarden listening on ${running.url} (store: ${running.store.kind}, data: ${config.data_dir})\n`,
   );
@@ -41,14 +59,40 @@ export async function serveCommand(flags: ConfigFlags): Promise<number> {
       `Admin keys already exist. Create another with: trailwarden keys create --role admin --data-dir ${config.data_dir}\n`,
     );
   }
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  await stopSignal(logger);
+  flushLogSync(logger);
   out.write('Shutting down…\n');
   await running.close();
   return 0;
+}
+
+/**
+ * What serve prints on stdout is for whoever watches; a reader that has gone
+ * away must not take the server down (an `error` on stdout with no listener
+ * throws EPIPE). The stdout sink gets its write errors through its callback.
+ */
+function ignoreStdoutError(): void {}
+
+/**
+ * Resolves on the first SIGINT or SIGTERM. A second one stops the process at
+ * once, as it would with no handler, after writing out the buffered log lines.
+ */
+function stopSignal(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const stopNow = (signal: NodeJS.Signals) => {
+      flushLogSync(logger);
+      for (const s of STOP_SIGNALS) process.off(s, stopNow);
+      process.kill(process.pid, signal);
+    };
+    const stop = () => {
+      for (const s of STOP_SIGNALS) {
+        process.off(s, stop);
+        process.on(s, stopNow);
+      }
+      resolve();
+    };
+    for (const s of STOP_SIGNALS) process.on(s, stop);
+  });
 }
 
 export function registerServeCommand(program: Command): void {
