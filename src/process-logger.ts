@@ -1,5 +1,11 @@
 import fs from 'node:fs';
 import { type Logger, pino } from 'pino';
+import sonicBoom from 'sonic-boom';
+
+// A CommonJS package whose types describe an ES default export: the class is
+// `module.exports` and, for ESM importers, its `default` property.
+const SonicBoom = sonicBoom.default;
+
 import type { Config } from './config/schema.js';
 
 /** Secrets never reach a log line: API keys in headers, and any `secret`/`token`/`password` field. */
@@ -46,25 +52,38 @@ const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 /** How long a synchronous flush waits for a reader that is there but does not read. */
 const SYNC_FLUSH_PATIENCE_MS = 5000;
 
-type Destination = ReturnType<typeof pino.destination>;
-
 /** The synchronous flush of each logger made by `createLogger`. */
 const syncFlushes = new WeakMap<Logger, () => void>();
+
+/**
+ * Destinations still open, flushed when the process exits (pino does this
+ * for the destinations it makes itself, not for one it is given). Weak, so a
+ * test that makes many loggers does not keep them all.
+ */
+const open = new Set<WeakRef<() => void>>();
+process.on('exit', () => {
+  for (const ref of open) ref.deref()?.();
+});
 
 /**
  * The process logger: pino, JSON lines on stdout (or `fd`), written through a
  * buffered asynchronous destination. Lines are batched and written off the
  * main thread, and at least every LOG_FLUSH_INTERVAL_MS. `flushLogSync` writes
- * out the rest; pino does too on the process's `exit` event, which Node emits
- * on `process.exit()`, when the event loop ends and after an uncaught
- * exception (not when a signal kills the process). A destination error never
- * throws: it is told once on stderr (pino stops writing after EPIPE).
+ * out the rest, and so does this module on the process's `exit` event, which
+ * Node emits on `process.exit()`, when the event loop ends and after an
+ * uncaught exception (not when a signal kills the process). A destination
+ * error never throws: it is told once on stderr, and lines that cannot be
+ * written are held up to MAX_BUFFERED_BYTES, then dropped.
  */
 export function createLogger(level: Config['log_level'], opts: { fd?: number } = {}): Logger {
   const fd = opts.fd ?? 1;
   const patience = { until: undefined as number | undefined };
-  const dest = pino.destination({
-    dest: fd,
+  // sonic-boom 5, not pino.destination's 4.x: 4.x retries a failed write
+  // inside flushSync forever whatever the error, so with stdout a pipe whose
+  // reader has gone (EPIPE) the last flush never returned
+  // (pinojs/sonic-boom#250); 5 throws, and flushSync below reports it.
+  const dest = new SonicBoom({
+    fd,
     sync: false,
     minLength: MIN_WRITE_BYTES,
     maxWrite: MAX_WRITE_BYTES,
@@ -86,9 +105,27 @@ export function createLogger(level: Config['log_level'], opts: { fd?: number } =
   dest.on('drop', () =>
     tellOnce('drop', 'standard output is not being read; log lines are dropped until it is'),
   );
-  guardFlushSync(dest, fd, patience);
+  let closed = false;
+  const flushSync = () => {
+    if (closed) return;
+    patience.until = Date.now() + SYNC_FLUSH_PATIENCE_MS;
+    try {
+      dest.flushSync();
+    } catch (err) {
+      // Its bytes cannot reach anyone; told once, like an asynchronous failure.
+      dest.emit('error', err);
+    } finally {
+      patience.until = undefined;
+    }
+  };
   const logger = pino({ level, redact: { paths: REDACT, censor: '[redacted]' } }, dest);
-  syncFlushes.set(logger, () => dest.flushSync());
+  syncFlushes.set(logger, flushSync);
+  const ref = new WeakRef(flushSync);
+  open.add(ref);
+  dest.once('close', () => {
+    closed = true;
+    open.delete(ref);
+  });
   return logger;
 }
 
@@ -99,47 +136,6 @@ export function createLogger(level: Config['log_level'], opts: { fd?: number } =
  */
 export function flushLogSync(logger: Logger): void {
   syncFlushes.get(logger)?.();
-}
-
-/**
- * sonic-boom 4.x, which pino 10 uses, retries a failed write inside
- * `flushSync` forever whatever the error: with stdout a pipe whose reader has
- * gone, every retry gets EPIPE and the process never gets past its last flush
- * (sonic-boom 5 throws instead, pinojs/sonic-boom#250). While this `flushSync`
- * runs, a write to `fd` that fails for good counts as done (its bytes cannot
- * reach anyone) and the error is raised on the destination afterwards, where
- * pino stops writing after EPIPE. sonic-boom looks `fs.writeSync` up on the
- * shared `fs` module at each call, and nothing else runs while this
- * synchronous call does. A reader that does not read (EAGAIN) is waited for
- * SYNC_FLUSH_PATIENCE_MS.
- */
-function guardFlushSync(dest: Destination, fd: number, patience: { until: number | undefined }): void {
-  const flushSync = dest.flushSync.bind(dest);
-  dest.flushSync = () => {
-    const writeSync = fs.writeSync;
-    let failure: unknown;
-    const guarded = (target: number, data: string | NodeJS.ArrayBufferView, ...rest: unknown[]): number => {
-      try {
-        return Reflect.apply(writeSync, fs, [target, data, ...rest]) as number;
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (target !== fd || code === 'EAGAIN' || code === 'EBUSY') throw err;
-        failure ??= err;
-        return typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
-      }
-    };
-    Reflect.set(fs, 'writeSync', guarded);
-    patience.until = Date.now() + SYNC_FLUSH_PATIENCE_MS;
-    try {
-      flushSync();
-    } catch (err) {
-      failure ??= err;
-    } finally {
-      Reflect.set(fs, 'writeSync', writeSync);
-      patience.until = undefined;
-    }
-    if (failure !== undefined) dest.emit('error', failure);
-  };
 }
 
 /** One line on stderr; if stderr is gone too there is no one left to tell. */
