@@ -56,3 +56,27 @@ export function analyzeEvents(url: string): Promise<number> {
     return (performance.now() - t0) / 1000;
   });
 }
+
+/**
+ * Waits until the sequencer has taken every event other nodes acknowledged
+ * (`pending_events` empty, polled every 50 ms); resolves with the backlog
+ * found at the call and the seconds it took to clear. The table is read
+ * only to observe the store, never changed.
+ */
+export function drainPending(
+  url: string,
+  timeoutMs = 300_000,
+): Promise<{ backlog: number; seconds: number }> {
+  return withClient(url, async (c) => {
+    const count = async () =>
+      Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM pending_events')).rows[0]?.n ?? 0);
+    const t0 = performance.now();
+    const backlog = await count();
+    for (let left = backlog; left > 0; left = await count()) {
+      if (performance.now() - t0 > timeoutMs)
+        throw new Error(`${left} events still pending after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return { backlog, seconds: backlog === 0 ? 0 : (performance.now() - t0) / 1000 };
+  });
+}

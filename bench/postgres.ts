@@ -23,7 +23,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { PostgresStore } from '../src/store/postgres/postgres-store.js';
@@ -31,7 +31,7 @@ import { startPostgres } from '../test/helpers/postgres.js';
 import { bareSqliteInserts } from './baselines.js';
 import { crossNodeVisibility, pacedIngest, spreadIngestLoad } from './cluster-load.js';
 import { fsyncRate } from './machine.js';
-import { analyzeEvents, dropDatabase, eventsBytes, serverSettings } from './postgres-admin.js';
+import { analyzeEvents, drainPending, dropDatabase, eventsBytes, serverSettings } from './postgres-admin.js';
 import { type BareOptions, barePostgresCopy, barePostgresInserts } from './postgres-baselines.js';
 import { FILL_BATCH, fillPostgres } from './postgres-fill.js';
 import { bareSqlReads } from './postgres-reads.js';
@@ -75,14 +75,18 @@ export async function runPostgresBench(opts: {
   const rows: BenchRow[] = [];
   const servers: ServerProcess[] = [];
   let peakRssMiB = 0;
+  const names = new Map<ServerProcess, string>();
   const stopServer = async (s: ServerProcess) => {
-    peakRssMiB = Math.max(peakRssMiB, await s.stop());
+    const peak = await s.stop();
+    peakRssMiB = Math.max(peakRssMiB, peak);
+    say(`   server ${names.get(s)} stopped; its peak RSS (VmHWM) ${peak.toFixed(0)} MiB`);
     servers.splice(servers.indexOf(s), 1);
   };
   const startServer = async (dir: string, settings: Record<string, unknown>) => {
     mkdirSync(dir, { recursive: true });
     const s = await ServerProcess.start(dir, { log_level: 'info', audit_reads: true, ...settings });
     servers.push(s);
+    names.set(s, basename(dir));
     return s;
   };
   // One checkpoint signing key for every node, as a cluster must share it.
@@ -199,6 +203,16 @@ export async function runPostgresBench(opts: {
     say(
       `   ${fmt(three.eventsPerSecond)} events/s in total (${perNode}); p99 per request ${p99s} (${load()})`,
     );
+    // Followers acknowledge before the sequencer has the events: what it had
+    // not sequenced when the load stopped counts against the figure, so the
+    // goal is judged on what was acknowledged and sequenced in the time taken.
+    const drained = await drainPending(ingestUrl);
+    const windowSeconds = Math.max(...three.perNode.map((r) => r.elapsedMs)) / 1000;
+    const threeSustained = (three.eventsPerSecond * windowSeconds) / (windowSeconds + drained.seconds);
+    say(
+      `   pending when the load stopped: ${fmt(drained.backlog)} events, sequenced ${drained.seconds.toFixed(1)} s later; ` +
+        `acknowledged and sequenced: ${fmt(threeSustained)} events/s`,
+    );
 
     // 3. Time to visible across nodes, under a steady moderate load on all three.
     const steadyRate = plan.steadyRequestsPerSecond * plan.batchSize;
@@ -248,10 +262,18 @@ export async function runPostgresBench(opts: {
     rows.push({
       figure: `batched ingest, PG, 3 nodes (${plan.batchClients} × ${plan.batchSize} spread), total`,
       goal: '≥ 20,000/s and ≥ 1 node',
-      measured: fmt(three.eventsPerSecond),
+      measured: fmt(threeSustained),
       baseline: `${fmt(bare.rowsPerSecond)} (bare PG INSERT)`,
-      ratio: ratio(three.eventsPerSecond, bare.rowsPerSecond),
-      met: three.failed === 0 && three.eventsPerSecond >= Math.max(20_000, one.eventsPerSecond),
+      ratio: ratio(threeSustained, bare.rowsPerSecond),
+      met: three.failed === 0 && threeSustained >= Math.max(20_000, one.eventsPerSecond),
+    });
+    rows.push({
+      figure: '  same, acknowledged only (sequenced later) (info)',
+      goal: '',
+      measured: fmt(three.eventsPerSecond),
+      baseline: `${fmt(threeSustained)} (acknowledged and sequenced)`,
+      ratio: ratio(three.eventsPerSecond, threeSustained),
+      met: undefined,
     });
     rows.push({
       figure: '  same, SQLite store, 1 node (info)',

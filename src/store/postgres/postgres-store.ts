@@ -43,6 +43,7 @@ import {
   type GroupBase,
   PENDING_CHANNEL,
   type RequestResult,
+  type SequencedGroup,
   type SequencerState,
 } from './postgres-writer.js';
 import { migrate, SCHEMA_VERSION, schemaVersion } from './schema.js';
@@ -62,7 +63,7 @@ interface SequencingGroup {
   drainPending: boolean;
   /** Where the next group starts, once this one is built. */
   base: Promise<GroupBase>;
-  done: Promise<Awaited<ReturnType<typeof commitSequenced>>>;
+  done: Promise<SequencedGroup>;
 }
 
 /** Options of {@link PostgresStore.open}. */
@@ -392,8 +393,9 @@ export class PostgresStore implements Store {
     }
   }
 
-  private applied(batch: PendingAppend[], done: Awaited<ReturnType<typeof commitSequenced>>): void {
-    done.commit();
+  private applied(batch: PendingAppend[], done: SequencedGroup): void {
+    for (const m of done.months) this.state.knownMonths.add(m);
+    for (const t of done.tenants) this.state.knownTenants.add(t);
     this.frontierKnown = true;
     if (done.frontier.size > this.frontier.size) this.frontier = done.frontier;
     if (done.more) this.pendingWaiting = true;

@@ -273,12 +273,6 @@ class SequencedRows {
     // Fewer taken than read: another transaction sequenced some of them (never expected; refuse rather than store twice).
     return r.rows[0]?.claimed === fresh.length && r.rows[0]?.taken === pending.rows.length;
   }
-
-  /** After the commit: what this transaction added to the database's known sets. */
-  learned(state: SequencerState): void {
-    for (const m of this.months) state.knownMonths.add(m);
-    for (const t of this.tenants) state.knownTenants.add(t);
-  }
 }
 
 /**
@@ -317,6 +311,21 @@ export interface SequenceOptions {
   afterCommitted?: Promise<unknown>;
 }
 
+/**
+ * What a sequencing transaction did, as plain data: a closure here would keep
+ * its scope, and with it the group before (through `afterCommitted`) and so
+ * every group ever committed, alive.
+ */
+export interface SequencedGroup {
+  results: RequestResult[];
+  frontier: MerkleFrontier;
+  /** Pending events are left for another round. */
+  more: boolean;
+  /** Partitions and tenants the group wrote to, known to exist once it committed. */
+  months: ReadonlySet<Month>;
+  tenants: ReadonlySet<string>;
+}
+
 /** SQLSTATEs `trailwarden_advance_head` raises (schema.ts, migration 6). */
 const LEASE_GONE = 'TWL01';
 const HEAD_ELSEWHERE = 'TWH01';
@@ -337,7 +346,7 @@ export function commitSequenced(
   requests: PreparedEvent[][],
   state: SequencerState,
   opts: SequenceOptions,
-): Promise<{ results: RequestResult[]; frontier: MerkleFrontier; more: boolean; commit: () => void }> {
+): Promise<SequencedGroup> {
   const pipelined = opts.after !== undefined;
   return onClient(pool, async (c) => {
     try {
@@ -405,7 +414,8 @@ export function commitSequenced(
         results,
         frontier,
         more: pending.length === PENDING_PER_COMMIT,
-        commit: () => rows.learned(state),
+        months: rows.months,
+        tenants: rows.tenants,
       };
     } catch (err) {
       const code = (err as { code?: unknown }).code;
