@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { Client, Notification, Pool, QueryResultRow } from 'pg';
 import { nodeIdOf } from '../../cluster/node-id.js';
 import { TrailwardenError } from '../../errors.js';
@@ -76,7 +77,23 @@ export interface PostgresStoreOptions {
   nodeId?: string;
   /** Sequencer lease time (`cluster.lease_ms`, default 10 s). */
   leaseMs?: number;
+  /** Events waiting for the sequencer beyond which a follower's appends wait (default {@link MAX_PENDING_BACKLOG}). */
+  maxPendingBacklog?: number;
+  /** How long such an append waits for room before a 503 (default {@link PENDING_WAIT_MS}). */
+  pendingWaitMs?: number;
 }
+
+/**
+ * Events acknowledged by other nodes and not yet sequenced beyond which a
+ * node waits before acknowledging more: about half a second of the
+ * sequencer's work on a small machine, so acknowledged events stay visible
+ * everywhere within the latency budget even when followers outpace it.
+ */
+const MAX_PENDING_BACKLOG = 5000;
+/** A follower's append waits this long for room (the default lease time: a takeover), then gets a 503. */
+const PENDING_WAIT_MS = 10_000;
+/** How often a waiting follower reads the backlog again. */
+const BACKLOG_REFRESH_MS = 100;
 
 /** Default `cluster.lease_ms`. */
 const DEFAULT_LEASE_MS = 10_000;
@@ -121,6 +138,9 @@ export class PostgresStore implements Store {
    * without reading the head first.
    */
   private frontierKnown = false;
+  /** Events waiting in `pending_events` when last counted, and when that was (performance.now()). */
+  private backlog = 0;
+  private backlogReadAt = Number.NEGATIVE_INFINITY;
   /** Wakes a flush loop waiting for more work beside a committing group. */
   private workArrived: (() => void) | undefined;
   private queue: PendingAppend[] = [];
@@ -144,6 +164,8 @@ export class PostgresStore implements Store {
     private readonly readOnly: boolean,
     nodeId: string,
     leaseMs: number,
+    private readonly maxPendingBacklog: number,
+    private readonly pendingWaitMs: number,
   ) {
     this.delivery = new PostgresDeliveryStore(pool);
     this.tree = postgresTree(pool, () => this.headSeq());
@@ -172,6 +194,8 @@ export class PostgresStore implements Store {
       opts.readOnly === true,
       opts.nodeId ?? nodeIdOf(null),
       opts.leaseMs ?? DEFAULT_LEASE_MS,
+      opts.maxPendingBacklog ?? MAX_PENDING_BACKLOG,
+      opts.pendingWaitMs ?? PENDING_WAIT_MS,
     );
     try {
       const client = await pool.connect().catch((err: unknown) => {
@@ -317,9 +341,20 @@ export class PostgresStore implements Store {
       }
       if (!work) break;
       // Not the sequencer: hand the queued requests over through pending_events.
+      let refused: unknown;
+      try {
+        // Became the sequencer while waiting: sequence them instead.
+        if (!(await this.roomInPending())) continue;
+      } catch (err) {
+        refused = err;
+      }
       const batch = this.queue;
       this.queue = [];
       if (batch.length === 0) continue;
+      if (refused !== undefined) {
+        this.fail(batch, refused);
+        continue;
+      }
       try {
         this.settle(
           batch,
@@ -335,6 +370,38 @@ export class PostgresStore implements Store {
       }
     }
     this.inFlight = undefined;
+  }
+
+  /**
+   * Flow control for a node that is not the sequencer: while more than
+   * `maxPendingBacklog` events wait in `pending_events`, appends wait rather
+   * than pile up there (the sequencer fell behind, or no node holds the
+   * lease), so what a node acknowledges becomes visible within a bounded
+   * time. After `pendingWaitMs` without room they are refused with a 503
+   * and Retry-After. False when this instance became the sequencer meanwhile.
+   */
+  private async roomInPending(): Promise<boolean> {
+    const started = performance.now();
+    for (;;) {
+      if (this.sequencing()) return false;
+      if (this.closed) return true;
+      const now = performance.now();
+      if (now - this.backlogReadAt >= BACKLOG_REFRESH_MS) {
+        this.backlog = Number(
+          (await this.rows<{ n: number }>('SELECT count(*)::bigint AS n FROM pending_events'))[0]?.n ?? 0,
+        );
+        this.backlogReadAt = performance.now();
+      }
+      if (this.backlog < this.maxPendingBacklog) return true;
+      if (now - started >= this.pendingWaitMs) {
+        throw new TrailwardenError(
+          'TW_ERR_NOT_READY',
+          `${this.backlog} acknowledged events are waiting for the sequencer (more than ${this.maxPendingBacklog}); nothing was stored — retry shortly, and check that a node holds the sequencer lease (GET /readyz)`,
+          { headers: { 'retry-after': '1' } },
+        );
+      }
+      await new Promise((r) => setTimeout(r, BACKLOG_REFRESH_MS));
+    }
   }
 
   /** Starts sequencing the queued requests on top of `before` (the group still committing, if any). */

@@ -151,6 +151,51 @@ describe('PostgreSQL store: several nodes on one database', { skip }, () => {
     assert.deepEqual(await seqs(b), [1, 2, 3]);
   });
 
+  test('a node that is not the sequencer waits, then answers 503, while too many events wait for the sequencer', async () => {
+    const url = await cluster.createDatabase();
+    await (await PostgresStore.open(url, { poolSize: 1 })).close();
+    // Nobody sequences: the lease is someone else's for an hour.
+    await sql(
+      url,
+      `INSERT INTO leases (name, holder, expires_at) VALUES ('sequencer', 'intruder', now() + interval '1 hour')
+       ON CONFLICT (name) DO UPDATE SET holder = 'intruder', expires_at = now() + interval '1 hour'`,
+    );
+    const b = await PostgresStore.open(url, {
+      poolSize: 4,
+      nodeId: 'b',
+      maxPendingBacklog: 5,
+      pendingWaitMs: 400,
+    });
+    open.push(b);
+    assert.equal(b.isSequencer(), false);
+    const waiting = Array.from({ length: 5 }, () => makeEvent());
+    assert.deepEqual(
+      (await b.append(waiting.map(prepare))).map((o) => o.seq),
+      [null, null, null, null, null],
+    );
+    await new Promise((r) => setTimeout(r, 150));
+    const refused = makeEvent();
+    const t0 = Date.now();
+    await assert.rejects(
+      b.append([prepare(refused)]),
+      (err: Error & { code?: string; headers?: Record<string, string> }) => {
+        assert.equal(err.code, 'TW_ERR_NOT_READY');
+        assert.equal(err.headers?.['retry-after'], '1');
+        assert.match(err.message, /5 acknowledged events are waiting for the sequencer/);
+        return true;
+      },
+    );
+    assert.ok(Date.now() - t0 >= 400, 'it waited for room first');
+    const [kept] = await sql<{ n: string }>(url, 'SELECT count(*) AS n FROM event_keys WHERE event_id = $1', [
+      refused.event_id,
+    ]);
+    assert.equal(Number(kept!.n), 0, 'nothing of the refused append was stored');
+    // The lease comes free: b takes it, sequences what waited, and appends go through again.
+    await sql(url, `UPDATE leases SET expires_at = now() - interval '1 second'; NOTIFY trailwarden_lease`);
+    await until('b sequences the waiting events', async () => (await b.headSeq()) === 5);
+    assert.deepEqual(await b.append([prepare(refused)]), [{ status: 'created', seq: 6 }]);
+  });
+
   test('continuous appends through three nodes while the sequencer moves: every acknowledged event once, no gap', async () => {
     const url = await cluster.createDatabase();
     const nodes = [await node(url, 'n1', 1000), await node(url, 'n2', 1000), await node(url, 'n3', 1000)];
