@@ -1,46 +1,17 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { type CliResult, runNode } from './helpers/cli.js';
 
 const CHILD = fileURLToPath(new URL('./helpers/process-logger-child.ts', import.meta.url));
 
-interface Child {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * Runs the logger child in `mode`; `withChild` may act on it while it runs.
- * A child still running after `timeoutMs` is killed (a hang shows as SIGKILL).
- */
+/** Runs the logger child with `args`; `withChild` may act on it while it runs. */
 function runChild(
   args: string[],
-  withChild: (child: ReturnType<typeof spawn>) => void = () => undefined,
-  timeoutMs = 20_000,
-): Promise<Child> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, ...args], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-    withChild(child);
-  });
+  withChild?: (child: ChildProcessWithoutNullStreams) => void,
+): Promise<CliResult> {
+  return runNode(['--import', 'tsx', CHILD, ...args], withChild ? { withChild } : {});
 }
 
 test('every line logged comes out whole and in order, long ones too, when the process exits', async () => {

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,8 +53,25 @@ export function runCli(
   args: string[],
   opts: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {},
 ): Promise<CliResult> {
+  return runNode([BIN, ...args], opts);
+}
+
+/**
+ * Runs `node <argv>` to completion (killed after `timeoutMs`, so a hang shows
+ * as SIGKILL). `withChild` may act on the child while it runs (its stdin is
+ * then left open); otherwise stdin gets `input` and ends.
+ */
+export function runNode(
+  argv: string[],
+  opts: {
+    env?: Record<string, string>;
+    timeoutMs?: number;
+    input?: string;
+    withChild?: (child: ChildProcessWithoutNullStreams) => void;
+  } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(process.execPath, argv, {
       env: childEnv(opts.env),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -75,7 +92,8 @@ export function runCli(
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
-    child.stdin.end(opts.input ?? '');
+    if (opts.withChild) opts.withChild(child);
+    else child.stdin.end(opts.input ?? '');
   });
 }
 
