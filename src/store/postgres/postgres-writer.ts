@@ -6,6 +6,7 @@ import { sequencedRow } from '../stored-event.js';
 import { ensureMonthlyPartitions, type Month, monthOfIso } from './partitions.js';
 import { onClient, RetryableConflict } from './postgres-connection.js';
 import { loadFrontier } from './postgres-tree.js';
+import { SEQUENCER_MARK } from './schema.js';
 import { LeaseLost } from './sequencer-lease.js';
 
 /** NOTIFY channel on which the sequencer announces each new head (named again in `trailwarden_advance_head`, schema.ts). */
@@ -448,7 +449,8 @@ async function begin(
   c: PoolClient,
   want: { head: boolean; pending: boolean; skip: GroupBase['pendingTaken'] },
 ): Promise<{ head: number | undefined; pending: PendingRow[] }> {
-  const statements = ['BEGIN'];
+  // Declares this transaction a sequencer of the current schema (see SEQUENCER_MARK).
+  const statements = ['BEGIN', `SET LOCAL ${SEQUENCER_MARK.setting} = '${SEQUENCER_MARK.value}'`];
   if (want.head) statements.push('SELECT size FROM log_head');
   if (want.pending) {
     statements.push(
@@ -457,13 +459,9 @@ async function begin(
        ORDER BY id LIMIT ${PENDING_PER_COMMIT}`,
     );
   }
-  if (statements.length === 1) {
-    await c.query('BEGIN');
-    return { head: undefined, pending: [] };
-  }
   const results = (await c.query(statements.join('; '))) as unknown as QueryResult[];
   return {
-    head: want.head ? Number(results[1]?.rows[0]?.['size'] ?? 0) : undefined,
+    head: want.head ? Number(results[2]?.rows[0]?.['size'] ?? 0) : undefined,
     pending: want.pending ? (results.at(-1)!.rows as PendingRow[]) : [],
   };
 }

@@ -159,10 +159,35 @@ const MIGRATIONS: Array<string | ((client: PoolClient) => Promise<void>)> = [
     PERFORM pg_notify('trailwarden_append', p_to || ' ' || p_holder);
   END
   $fn$;
+
+  -- A node of an older version still running when this migration ran would
+  -- go on sequencing without moving log_head, and a node of this version
+  -- would later number events from a stale head: seqs used twice. Inserts
+  -- into events are refused unless the transaction says it sequences for
+  -- this schema (SEQUENCER_MARK); an old node's appends fail until it is
+  -- replaced, and nothing is numbered twice.
+  CREATE FUNCTION trailwarden_sequencer_guard() RETURNS trigger LANGUAGE plpgsql AS $fn$
+  BEGIN
+    IF current_setting('trailwarden.sequencer', true) IS DISTINCT FROM '6' THEN
+      RAISE EXCEPTION 'only a trailwarden of schema version 6 or later appends events here; upgrade every node'
+        USING ERRCODE = 'TWV06';
+    END IF;
+    RETURN NULL;
+  END
+  $fn$;
+  CREATE TRIGGER trailwarden_sequencer_guard BEFORE INSERT ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION trailwarden_sequencer_guard();
   `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/**
+ * What a sequencing transaction sets (`SET LOCAL`) so that the guard on
+ * `events` (migration 6) lets its inserts through; a later migration that
+ * changes how events are sequenced raises the value in the guard and here.
+ */
+export const SEQUENCER_MARK = { setting: 'trailwarden.sequencer', value: '6' } as const;
 
 /** Session advisory lock key held while migrating ("tw-migr"). */
 const MIGRATION_LOCK = 0x74772d6d69677200n;

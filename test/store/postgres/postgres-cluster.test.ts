@@ -151,6 +151,43 @@ describe('PostgreSQL store: several nodes on one database', { skip }, () => {
     assert.deepEqual(await seqs(b), [1, 2, 3]);
   });
 
+  test('a node of an older version still running after the migration cannot append to events', async () => {
+    const url = await cluster.createDatabase();
+    const a = await node(url, 'a');
+    assert.deepEqual(await a.append([prepare(makeEvent())]), [{ status: 'created', seq: 1 }]);
+    const r = sequencedRow(makeEvent(), 2, new Date().toISOString());
+    // What the previous version's sequencer sent: a plain insert, log_head untouched.
+    await assert.rejects(
+      sql(
+        url,
+        `INSERT INTO events (seq, received_at, event_id, tenant_id, ts, action, actor_id, resource_type,
+           resource_id, outcome, search, leaf_hash, body) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`,
+        [
+          2,
+          new Date(),
+          r.eventId,
+          r.tenantId,
+          r.ts,
+          r.action,
+          r.actorId,
+          r.resourceType,
+          r.resourceId,
+          r.outcome,
+          r.search,
+          r.leaf,
+          r.body,
+        ],
+      ),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'TWV06');
+        assert.match(err.message, /upgrade every node/);
+        return true;
+      },
+    );
+    assert.deepEqual(await a.append([prepare(makeEvent())]), [{ status: 'created', seq: 2 }]);
+    assert.deepEqual(await seqs(a), [1, 2]);
+  });
+
   test('a node that is not the sequencer waits, then answers 503, while too many events wait for the sequencer', async () => {
     const url = await cluster.createDatabase();
     await (await PostgresStore.open(url, { poolSize: 1 })).close();
