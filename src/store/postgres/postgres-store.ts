@@ -61,7 +61,6 @@ interface PendingAppend {
 /** A group of requests the sequencer is committing. */
 interface SequencingGroup {
   batch: PendingAppend[];
-  drainPending: boolean;
   /** Where the next group starts, once this one is built. */
   base: Promise<GroupBase>;
   done: Promise<SequencedGroup>;
@@ -408,8 +407,6 @@ export class PostgresStore implements Store {
   private launch(before: SequencingGroup | undefined): SequencingGroup {
     const batch = this.queue;
     this.queue = [];
-    // Every group takes what is pending, so an event acknowledged by another node is sequenced before this node's later ones.
-    const drainPending = true;
     this.pendingWaiting = false;
     let built!: (base: GroupBase) => void;
     let notBuilt!: (err: unknown) => void;
@@ -429,12 +426,13 @@ export class PostgresStore implements Store {
       {
         ...(after ? { after } : {}),
         ...(before ? { afterCommitted: before.done } : {}),
-        drainPending,
+        // Every group takes what is pending, so an event another node acknowledged goes before this node's later ones.
+        drainPending: true,
         onBuilt: built,
       },
     );
     done.catch(notBuilt);
-    return { batch, drainPending, base, done };
+    return { batch, base, done };
   }
 
   /**
@@ -476,7 +474,8 @@ export class PostgresStore implements Store {
    * to the sequencer through `pending_events` if the lease is gone.
    */
   private async sequenceAlone(group: SequencingGroup, failure: unknown): Promise<void> {
-    if (group.drainPending) this.pendingWaiting = true;
+    // The pending events it took are still pending: a later group takes them.
+    this.pendingWaiting = true;
     const requests = group.batch.map((r) => r.events);
     this.frontierKnown = false;
     if (failure instanceof LeaseLost) {
