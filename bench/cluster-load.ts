@@ -3,6 +3,7 @@ import { rawEvent } from './dataset.js';
 import { keepAliveAgent, type LoadResult, openStream, send, type Target } from './http-load.js';
 import { ingestLoad } from './ingest.js';
 import { sleep } from './stats.js';
+import { PROBE_ACTOR, probeEvent } from './visibility.js';
 
 /**
  * The closed-loop batched ingest of `ingestLoad`, with `concurrency` clients
@@ -76,8 +77,6 @@ export async function pacedIngest(
   return { eventsPerSecond: (ok * opts.perRequest * 1000) / elapsed, failed };
 }
 
-const PROBE_ACTOR = 'usr_visibility_probe';
-
 /** Times of the cross-node visibility probes, in ms. */
 export interface CrossVisibility {
   /** From the POST's 201 on node i to a 200 from GET /v1/events/{id} on node i+1. */
@@ -119,10 +118,7 @@ export async function crossNodeVisibility(
   const acked: Array<{ id: string; at: number }> = [];
   try {
     for (let k = 0; k < probes; k++) {
-      const id = `evt_probe_${runId}_${k}`;
-      const body = Buffer.from(
-        JSON.stringify(rawEvent(k, { event_id: id, actor: { type: 'user', id: PROBE_ACTOR } })),
-      );
+      const { id, body } = probeEvent(k, runId);
       const writer = k % n;
       const reader = (k + 1) % n;
       const t0 = performance.now();

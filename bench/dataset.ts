@@ -1,7 +1,7 @@
 import { contentHashOf } from '../src/event/canonical.js';
 import { ACTION_CATALOG } from '../src/event/catalog.js';
 import type { AuditEvent } from '../src/event/event.js';
-import { sequencedRow } from '../src/store/stored-event.js';
+import { indexedValues, sequencedRow } from '../src/store/stored-event.js';
 import { rng } from './stats.js';
 
 /** The shape of the stored data set: spread like a mid-sized multi-tenant deployment. */
@@ -125,19 +125,6 @@ export function bareEventRows(): Array<readonly unknown[]> {
   return Array.from({ length: 4096 }, (_, k) => {
     const e = data.event(k + 1);
     const r = sequencedRow(e, k + 1, receivedAt);
-    return [
-      r.eventId,
-      r.tenantId,
-      r.ts,
-      r.action,
-      r.actorId,
-      r.resourceType,
-      r.resourceId,
-      r.outcome,
-      r.search,
-      contentHashOf(e),
-      r.leaf,
-      r.body,
-    ] as const;
+    return [...indexedValues(r), contentHashOf(e), r.leaf, r.body] as const;
   });
 }

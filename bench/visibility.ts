@@ -3,7 +3,19 @@ import { rawEvent } from './dataset.js';
 import { keepAliveAgent, openStream, send, type Target } from './http-load.js';
 import { sleep } from './stats.js';
 
-const PROBE_ACTOR = 'usr_visibility_probe';
+/** The actor of every probe event, so a stream or query can follow only them. */
+export const PROBE_ACTOR = 'usr_visibility_probe';
+
+/** Probe `k` of run `runId`: its event_id and its request body. */
+export function probeEvent(k: number, runId: string): { id: string; body: Buffer } {
+  const id = `evt_probe_${runId}_${k}`;
+  return {
+    id,
+    body: Buffer.from(
+      JSON.stringify(rawEvent(k, { event_id: id, actor: { type: 'user', id: PROBE_ACTOR } })),
+    ),
+  };
+}
 
 export interface VisibilityResult {
   /** ms from the POST's 201 to the event in a GET /v1/events page. */
@@ -36,10 +48,7 @@ export async function measureVisibility(
   const acked: Array<{ id: string; at: number }> = [];
   try {
     for (let k = 0; k < probes; k++) {
-      const id = `evt_probe_${runId}_${k}`;
-      const body = Buffer.from(
-        JSON.stringify(rawEvent(k, { event_id: id, actor: { type: 'user', id: PROBE_ACTOR } })),
-      );
+      const { id, body } = probeEvent(k, runId);
       const t0 = performance.now();
       const r = await send(target, agent, 'POST', '/v1/events', body);
       const ackAt = performance.now();

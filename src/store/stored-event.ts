@@ -49,6 +49,27 @@ export interface SequencedRow {
   body: string;
 }
 
+/**
+ * The indexed columns of a sequenced row, `event_id` to `search`, in the
+ * order both backends' `events` tables declare them (between `seq` — and on
+ * PostgreSQL `received_at` — and the hashes and body).
+ */
+export function indexedValues(
+  r: SequencedRow,
+): [string, string, string, string, string, string | null, string | null, string, string] {
+  return [
+    r.eventId,
+    r.tenantId,
+    r.ts,
+    r.action,
+    r.actorId,
+    r.resourceType,
+    r.resourceId,
+    r.outcome,
+    r.search,
+  ];
+}
+
 /** Sequences `event` at `seq`: the row both backends store, so their columns cannot drift apart. */
 export function sequencedRow(event: AuditEvent, seq: number, receivedAt: string): SequencedRow {
   const stored = toStored(event, seq, receivedAt);

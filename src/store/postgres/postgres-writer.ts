@@ -2,7 +2,7 @@ import pg, { type Pool, type PoolClient, type QueryResult } from 'pg';
 import type { AuditEvent } from '../../event/event.js';
 import type { MerkleFrontier } from '../merkle/frontier.js';
 import type { AppendOutcome, PreparedEvent } from '../store.js';
-import { sequencedRow } from '../stored-event.js';
+import { indexedValues, sequencedRow } from '../stored-event.js';
 import { ensureMonthlyPartitions, type Month, monthOfIso } from './partitions.js';
 import { onClient, RetryableConflict } from './postgres-connection.js';
 import { loadFrontier } from './postgres-tree.js';
@@ -185,21 +185,7 @@ class SequencedRows {
   add(event: AuditEvent, receivedAt: string): number {
     const seq = this.frontier.size + 1;
     const r = sequencedRow(event, seq, receivedAt);
-    const values = [
-      r.seq,
-      receivedAt,
-      r.eventId,
-      r.tenantId,
-      r.ts,
-      r.action,
-      r.actorId,
-      r.resourceType,
-      r.resourceId,
-      r.outcome,
-      r.search,
-      r.leaf,
-      r.body,
-    ];
+    const values = [r.seq, receivedAt, ...indexedValues(r), r.leaf, r.body];
     for (const [col, v] of values.entries()) this.cols[col]!.push(v);
     for (const n of this.frontier.append(r.leaf)) {
       if (n.level === 0) continue;

@@ -16,7 +16,7 @@ import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import { MerkleFrontier } from '../merkle/frontier.js';
 import type { NodeSource } from '../merkle/proofs.js';
 import type { AppendOutcome, CheckpointRecord, PreparedEvent } from '../store.js';
-import { sequencedRow } from '../stored-event.js';
+import { indexedValues, sequencedRow } from '../stored-event.js';
 import { DeliveryStateWriter } from './sqlite-delivery-store.js';
 import {
   type DeliveryWrite,
@@ -207,21 +207,7 @@ class Writer {
       }
       const seq = frontier.size + 1;
       const r = sequencedRow(event, seq, receivedAt);
-      this.stmt.insertEvent!.run(
-        r.seq,
-        r.eventId,
-        r.tenantId,
-        r.ts,
-        r.action,
-        r.actorId,
-        r.resourceType,
-        r.resourceId,
-        r.outcome,
-        r.search,
-        contentHash,
-        r.leaf,
-        r.body,
-      );
+      this.stmt.insertEvent!.run(r.seq, ...indexedValues(r), contentHash, r.leaf, r.body);
       for (const n of frontier.append(r.leaf)) {
         if (n.level > 0) this.stmt.insertNode!.run(n.level, n.index, n.hash);
       }

@@ -15,7 +15,7 @@ import { verifyInclusion } from '../../../src/store/merkle/proofs.js';
 import { PostgresStore } from '../../../src/store/postgres/postgres-store.js';
 import { migrate, SCHEMA_VERSION } from '../../../src/store/postgres/schema.js';
 import type { Store } from '../../../src/store/store.js';
-import { sequencedRow } from '../../../src/store/stored-event.js';
+import { indexedValues, sequencedRow } from '../../../src/store/stored-event.js';
 import { makeEvent, prepare } from '../../helpers/events.js';
 import { type PostgresCluster, postgresBinDir, startPostgres } from '../../helpers/postgres.js';
 
@@ -162,21 +162,7 @@ describe('PostgreSQL store: several nodes on one database', { skip }, () => {
         url,
         `INSERT INTO events (seq, received_at, event_id, tenant_id, ts, action, actor_id, resource_type,
            resource_id, outcome, search, leaf_hash, body) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`,
-        [
-          2,
-          new Date(),
-          r.eventId,
-          r.tenantId,
-          r.ts,
-          r.action,
-          r.actorId,
-          r.resourceType,
-          r.resourceId,
-          r.outcome,
-          r.search,
-          r.leaf,
-          r.body,
-        ],
+        [2, new Date(), ...indexedValues(r), r.leaf, r.body],
       ),
       (err: Error & { code?: string }) => {
         assert.equal(err.code, 'TWV06');
@@ -332,21 +318,7 @@ describe('PostgreSQL store: several nodes on one database', { skip }, () => {
         await c.query(
           `INSERT INTO events (seq, event_id, tenant_id, ts, action, actor_id, resource_type, resource_id,
              outcome, search, content_hash, leaf_hash, body) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`,
-          [
-            r.seq,
-            r.eventId,
-            r.tenantId,
-            r.ts,
-            r.action,
-            r.actorId,
-            r.resourceType,
-            r.resourceId,
-            r.outcome,
-            r.search,
-            prepare(e).contentHash,
-            r.leaf,
-            r.body,
-          ],
+          [r.seq, ...indexedValues(r), prepare(e).contentHash, r.leaf, r.body],
         );
         for (const n of frontier.append(r.leaf)) {
           if (n.level > 0) {
