@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
-import { contentHashOf } from '../src/event/canonical.js';
 import { openStore } from '../src/store/open-store.js';
 import type { PreparedEvent } from '../src/store/store.js';
+import { prepareEvent } from '../src/store/stored-event.js';
 import { DataSet } from './dataset.js';
 
 const FILL_BATCH = 5000;
@@ -24,7 +24,7 @@ export async function fillStore(
       const batch: PreparedEvent[] = [];
       for (const end = Math.min(count, i + FILL_BATCH - 1); i <= end; i++) {
         const event = data.event(i);
-        batch.push({ event, contentHash: contentHashOf(event) });
+        batch.push(prepareEvent(event));
       }
       await store.append(batch);
       onProgress(i - 1);

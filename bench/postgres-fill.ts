@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
-import { contentHashOf } from '../src/event/canonical.js';
 import { PostgresStore } from '../src/store/postgres/postgres-store.js';
 import type { PreparedEvent } from '../src/store/store.js';
+import { prepareEvent } from '../src/store/stored-event.js';
 import { DAY_MS, DataSet } from './dataset.js';
 
 /** Events per `PostgresStore.append` call of the fill. */
@@ -29,7 +29,7 @@ export async function fillPostgres(
       const batch: PreparedEvent[] = [];
       for (const end = Math.min(count, i + FILL_BATCH - 1); i <= end; i++) {
         const event = data.event(i);
-        batch.push({ event, contentHash: contentHashOf(event) });
+        batch.push(prepareEvent(event));
       }
       await pending;
       const done = i - 1;

@@ -1,8 +1,8 @@
 import type { Principal } from '../auth/api-keys.js';
-import { contentHashOf } from '../event/canonical.js';
 import type { AuditEvent, JsonValue, Outcome } from '../event/event.js';
 import { newEventId } from '../event/event-id.js';
 import type { Store } from '../store/store.js';
+import { prepareEvent } from '../store/stored-event.js';
 
 /** What the server knows about the request it audits. */
 export interface RequestContext {
@@ -59,7 +59,7 @@ export class SelfAudit {
     if (req?.userAgent) event.user_agent = req.userAgent.slice(0, 1024);
     if (req?.requestId) event.request_id = req.requestId;
     if (detail.metadata) event.metadata = detail.metadata;
-    const append = this.store.append([{ event, contentHash: contentHashOf(event) }]);
+    const append = this.store.append([prepareEvent(event)]);
     this.inFlight.add(append);
     try {
       await append;

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import canonicalizeJson from 'canonicalize';
 import type { AuditEvent, StoredEvent } from './event.js';
 
@@ -83,6 +83,70 @@ function fastCanonical(value: unknown, depth: number): string | undefined {
 }
 
 /**
+ * An event's JCS, and where in it the members the server adds on sequencing
+ * (`received_at`, `seq`) belong. Ingest canonicalises every event for its
+ * content hash; the leaf hash covers the same members plus those two, so
+ * the writer splices them in ({@link leafCanonical}) instead of
+ * canonicalising the event a second time.
+ */
+export interface CanonicalEvent {
+  text: string;
+  /** Offset in `text` of the first top-level member that sorts after `received_at` (or of the closing brace). */
+  receivedAtOffset: number;
+  /** Same for `seq`. */
+  seqOffset: number;
+}
+
+/** The canonical form of a producer's event (no server fields). */
+export function canonicalEvent(event: AuditEvent): CanonicalEvent {
+  const obj = event as unknown as Record<string, unknown>;
+  // JCS is compositional: the object is its sorted members, so a member the fast path cannot take goes to the general one alone.
+  const keys = Object.keys(obj).sort();
+  let out = '{';
+  let receivedAtOffset = -1;
+  let seqOffset = -1;
+  for (const key of keys) {
+    const member = obj[key];
+    if (member === undefined) continue;
+    const name = quotedKey(key) ?? canonicalJson(key);
+    const v = fastCanonical(member, 1) ?? canonicalJson(member);
+    if (out.length > 1) out += ',';
+    if (receivedAtOffset < 0 && key > 'received_at') receivedAtOffset = out.length;
+    if (seqOffset < 0 && key > 'seq') seqOffset = out.length;
+    out += `${name}:${v}`;
+  }
+  if (receivedAtOffset < 0) receivedAtOffset = out.length;
+  if (seqOffset < 0) seqOffset = out.length;
+  return { text: `${out}}`, receivedAtOffset, seqOffset };
+}
+
+/**
+ * JCS of the event as sequenced — `canonicalJson` of the stored event
+ * without `leaf_hash` — from the event's canonical form, by inserting the two
+ * server members where they sort.
+ */
+export function leafCanonical(c: CanonicalEvent, seq: number, receivedAt: string): string {
+  const r = `"received_at":${JSON.stringify(receivedAt)}`;
+  const q = `"seq":${seq}`;
+  const { text, receivedAtOffset: a, seqOffset: b } = c;
+  const end = text.length - 1;
+  // Each goes before the member at its offset (a <= b, as "received_at" < "seq"); an offset at the closing brace means last.
+  if (b < end) return `${text.slice(0, a)}${r},${text.slice(a, b)}${q},${text.slice(b)}`;
+  if (a < end) return `${text.slice(0, a)}${r},${text.slice(a, end)},${q}}`;
+  return `${text.slice(0, end)}${end === 1 ? '' : ','}${r},${q}}`;
+}
+
+/** SHA-256 of `0x00 ‖ leafCanonical(...)`, the RFC 6962 leaf hash of a sequenced event. */
+export function leafHashOfCanonical(c: CanonicalEvent, seq: number, receivedAt: string): Buffer {
+  return hash('sha256', `\u0000${leafCanonical(c, seq, receivedAt)}`, 'buffer');
+}
+
+/** The content hash ({@link contentHashOf}) from the event's canonical form. */
+export function contentHashOfCanonical(c: CanonicalEvent): string {
+  return hash('sha256', c.text, 'base64');
+}
+
+/**
  * The bytes a leaf hash covers: JCS of the event as the API serves it, minus
  * `leaf_hash` itself (so `seq` and `received_at` are covered, and a reordering
  * changes the hash).
@@ -92,12 +156,10 @@ export function leafBytes(event: Omit<StoredEvent, 'leaf_hash'> | StoredEvent): 
   return Buffer.from(canonicalJson(rest), 'utf8');
 }
 
-const LEAF_PREFIX = Buffer.of(0);
-
 /** RFC 6962 leaf hash: SHA-256(0x00 ‖ data). */
 export function leafHashOf(event: Omit<StoredEvent, 'leaf_hash'> | StoredEvent): Buffer {
   const { leaf_hash: _ignored, ...rest } = event as StoredEvent;
-  return createHash('sha256').update(LEAF_PREFIX).update(canonicalJson(rest), 'utf8').digest();
+  return hash('sha256', `\u0000${canonicalJson(rest)}`, 'buffer');
 }
 
 /**
@@ -105,5 +167,5 @@ export function leafHashOf(event: Omit<StoredEvent, 'leaf_hash'> | StoredEvent):
  * normalisation (no server fields). Two sends of "the same event" must match.
  */
 export function contentHashOf(event: AuditEvent): string {
-  return createHash('sha256').update(canonicalJson(event)).digest('base64');
+  return hash('sha256', canonicalJson(event), 'base64');
 }

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { type CanonicalEvent, canonicalEvent } from './canonical.js';
 import { findSeedName, KNOWN_ACTIONS } from './catalog.js';
 import type { Actor, AuditEvent, Change, JsonValue, Outcome, Resource } from './event.js';
 import { OUTCOMES } from './event.js';
@@ -22,7 +23,10 @@ export interface ValidationContext {
   catalog?: { has(name: string): boolean };
 }
 
-export type ValidationResult = { ok: true; event: AuditEvent } | { ok: false; problems: EventProblem[] };
+/** A valid event comes with its canonical form, which the size limit was checked on and the log hashes. */
+export type ValidationResult =
+  | { ok: true; event: AuditEvent; canonical: CanonicalEvent }
+  | { ok: false; problems: EventProblem[] };
 
 export const EVENT_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 export const TENANT_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
@@ -111,12 +115,14 @@ class EventChecker {
     const out = Object.fromEntries(
       Object.entries(event).filter(([, v]) => v !== undefined),
     ) as unknown as AuditEvent;
-    const bytes = Buffer.byteLength(JSON.stringify(out), 'utf8');
+    // JCS writes the same members with the same escapes and numbers as JSON.stringify, only sorted: the same byte count.
+    const canonical = canonicalEvent(out);
+    const bytes = Buffer.byteLength(canonical.text, 'utf8');
     if (bytes > this.limits.max_event_bytes) {
       const msg = `the event is ${bytes} bytes as JSON; the limit is ${this.limits.max_event_bytes} bytes (max_event_bytes) — move bulky data out of metadata and changes`;
       return { ok: false, problems: [{ path: '', message: msg }] };
     }
-    return { ok: true, event: out };
+    return { ok: true, event: out, canonical };
   }
 
   /** Refuses unknown and prototype-polluting keys of a fixed-shape object. */

@@ -1,10 +1,10 @@
 import type { Principal } from '../auth/api-keys.js';
 import { type FieldProblem, TrailwardenError } from '../errors.js';
-import { contentHashOf } from '../event/canonical.js';
 import type { AuditEvent } from '../event/event.js';
 import type { EventLimits } from '../event/limits.js';
 import { requestedTenantId, validateEvent } from '../event/validate.js';
 import type { AppendOutcome, PreparedEvent, Store } from '../store/store.js';
+import { prepareEvent } from '../store/stored-event.js';
 
 export interface IngestOptions {
   limits: EventLimits;
@@ -83,7 +83,8 @@ export class IngestService {
         return;
       }
       const event: AuditEvent = result.event;
-      const contentHash = contentHashOf(event);
+      const ready = prepareEvent(event, result.canonical);
+      const contentHash = ready.contentHash;
       const key = `${event.tenant_id}\u0000${event.event_id}`;
       const prior = seen.get(key);
       if (prior !== undefined && prior.hash !== contentHash) {
@@ -95,7 +96,7 @@ export class IngestService {
         return;
       }
       seen.set(key, { hash: contentHash, index });
-      prepared.push({ event, contentHash });
+      prepared.push(ready);
     });
     if (problems.length > 0) {
       const bad = new Set(problems.map((p) => p.index)).size;

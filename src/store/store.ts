@@ -1,3 +1,4 @@
+import type { CanonicalEvent } from '../event/canonical.js';
 import type { AuditEvent, Outcome, StoredEvent } from '../event/event.js';
 
 /**
@@ -78,11 +79,13 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** An event ready for the log: validated, normalised, with its content hash. */
+/** An event ready for the log: validated, normalised, with its content hash (made by `prepareEvent`). */
 export interface PreparedEvent {
   event: AuditEvent;
   /** `contentHashOf(event)`: compared on a repeated `event_id`. */
   contentHash: string;
+  /** The event's JCS, computed once for the content hash and reused for the leaf hash. */
+  canonical: CanonicalEvent;
 }
 
 /** A stored event as its JSON text, with the fields delivery filters on beside it. */

@@ -1,5 +1,10 @@
 import { TrailwardenError } from '../errors.js';
-import { leafHashOf } from '../event/canonical.js';
+import {
+  type CanonicalEvent,
+  canonicalEvent,
+  contentHashOfCanonical,
+  leafHashOfCanonical,
+} from '../event/canonical.js';
 import type { AuditEvent, StoredEvent } from '../event/event.js';
 import type { PreparedEvent } from './store.js';
 
@@ -12,6 +17,17 @@ import type { PreparedEvent } from './store.js';
 export function toStored(event: AuditEvent, seq: number, receivedAt: string): StoredEvent {
   const { event_id, timestamp, ...rest } = event;
   return { seq, event_id, timestamp, received_at: receivedAt, ...rest, leaf_hash: '' };
+}
+
+/**
+ * An event ready for the log: its canonical form, computed once (validation
+ * makes it), gives the content hash now and the leaf hash later.
+ */
+export function prepareEvent(
+  event: AuditEvent,
+  canonical: CanonicalEvent = canonicalEvent(event),
+): PreparedEvent {
+  return { event, contentHash: contentHashOfCanonical(canonical), canonical };
 }
 
 /** The lowercased text `q` searches: actor and resource names, actor email, reason. */
@@ -70,10 +86,19 @@ export function indexedValues(
   ];
 }
 
-/** Sequences `event` at `seq`: the row both backends store, so their columns cannot drift apart. */
-export function sequencedRow(event: AuditEvent, seq: number, receivedAt: string): SequencedRow {
+/**
+ * Sequences `event` at `seq`: the row both backends store, so their columns
+ * cannot drift apart. `canonical` is the event's canonical form when ingest
+ * made it already.
+ */
+export function sequencedRow(
+  event: AuditEvent,
+  seq: number,
+  receivedAt: string,
+  canonical: CanonicalEvent = canonicalEvent(event),
+): SequencedRow {
   const stored = toStored(event, seq, receivedAt);
-  const leaf = leafHashOf(stored);
+  const leaf = leafHashOfCanonical(canonical, seq, receivedAt);
   stored.leaf_hash = leaf.toString('base64');
   return {
     seq,

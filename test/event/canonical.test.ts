@@ -2,7 +2,16 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import canonicalize from 'canonicalize';
-import { canonicalJson, leafBytes, leafHashOf } from '../../src/event/canonical.js';
+import {
+  canonicalEvent,
+  canonicalJson,
+  contentHashOf,
+  contentHashOfCanonical,
+  leafBytes,
+  leafCanonical,
+  leafHashOf,
+  leafHashOfCanonical,
+} from '../../src/event/canonical.js';
 import type { StoredEvent } from '../../src/event/event.js';
 
 /** A deterministic PRNG, so a failure names a reproducible case. */
@@ -136,5 +145,74 @@ describe('canonicalJson (RFC 8785)', () => {
       .digest();
     assert.deepEqual(leafHashOf(stored), expected);
     assert.equal(leafBytes(stored).toString('utf8'), canonicalize(rest));
+  });
+});
+
+describe('the canonical event reused for the leaf hash', () => {
+  /** Events with every optional member present or absent, and members named to sort around `received_at` and `seq`. */
+  function randomEvent(r: () => number, i: number): Record<string, unknown> {
+    const maybe = (v: unknown) => (r() < 0.5 ? v : undefined);
+    const event: Record<string, unknown> = {
+      event_id: `evt_${i}`,
+      timestamp: '2026-03-15T08:42:17.003Z',
+      tenant_id: 'acme',
+      actor: { type: 'user', id: `usr_${i}`, name: maybe('Zoë "x"') },
+      action: 'user.login',
+      resource: maybe({ type: 'user', id: 'u1' }),
+      outcome: 'success',
+      reason: maybe('a reason'),
+      source_ip: maybe('192.0.2.1'),
+      user_agent: maybe('curl'),
+      session_id: maybe('s1'),
+      request_id: maybe('r1'),
+      changes: maybe([{ field: 'role', old: null, new: 'admin' }]),
+      metadata: maybe(randomJson(r, 1)),
+    };
+    return event;
+  }
+
+  it('splices received_at and seq in exactly where canonicalJson of the stored event puts them', () => {
+    const r = rng(6962);
+    for (let i = 0; i < 2000; i++) {
+      const event = randomEvent(r, i);
+      const seq = 1 + Math.floor(r() * 1e12);
+      const receivedAt = new Date(1_700_000_000_000 + i).toISOString();
+      const c = canonicalEvent(event as never);
+      assert.equal(c.text, canonicalJson(event), `case ${i}`);
+      const expected = canonicalize({ ...event, seq, received_at: receivedAt });
+      assert.equal(leafCanonical(c, seq, receivedAt), expected, `case ${i}: ${c.text}`);
+      assert.equal(contentHashOfCanonical(c), contentHashOf(event as never));
+    }
+  });
+
+  it('places them first, between and last when nothing sorts around them', () => {
+    for (const event of [{}, { a: 1 }, { zz: 1 }, { request_id: 'r' }, { s: 1 }, { a: 1, s: 2, z: 3 }]) {
+      const c = canonicalEvent(event as never);
+      assert.equal(
+        leafCanonical(c, 5, 'T'),
+        canonicalize({ ...event, seq: 5, received_at: 'T' }),
+        JSON.stringify(event),
+      );
+    }
+  });
+
+  it('hands a member that is not plain data to the package and still finds the places', () => {
+    const event = {
+      tenant_id: 'acme',
+      metadata: { when: new Date('2026-03-15T08:42:17.003Z') },
+      action: 'a.b',
+    };
+    const c = canonicalEvent(event as never);
+    assert.equal(c.text, canonicalize(event));
+    assert.equal(leafCanonical(c, 1, 'T'), canonicalize({ ...event, seq: 1, received_at: 'T' }));
+  });
+
+  it('gives the same leaf hash as hashing the stored event', () => {
+    const event = randomEvent(rng(1), 1);
+    const stored = { ...event, seq: 42, received_at: '2026-03-15T08:42:18.000Z', leaf_hash: 'x' };
+    assert.deepEqual(
+      leafHashOfCanonical(canonicalEvent(event as never), 42, stored.received_at),
+      leafHashOf(stored as never),
+    );
   });
 });

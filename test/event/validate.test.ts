@@ -291,6 +291,26 @@ describe('validateEvent: refusals', () => {
     assert.match(ps[0]?.message ?? '', /the limit is 1024 bytes \(max_event_bytes\)/);
   });
 
+  it('counts max_event_bytes in UTF-8 bytes of the normalised event: at the limit accepted, one byte over refused', () => {
+    // The reason is sized so the event's JSON is exactly 1,024 bytes; 'é' is two bytes in UTF-8.
+    const base = accept(good({ reason: '' }));
+    const room = 1024 - Buffer.byteLength(JSON.stringify(base), 'utf8');
+    const exact = good({ reason: `${'é'.repeat(Math.floor(room / 2))}${room % 2 ? 'x' : ''}` });
+    const e = accept(exact, ctx({}, { max_event_bytes: 1024 }));
+    assert.equal(Buffer.byteLength(JSON.stringify(e), 'utf8'), 1024);
+    const over = good({ reason: `${exact['reason']}x` });
+    assert.match(
+      problems(over, ctx({}, { max_event_bytes: 1024 }))[0]?.message ?? '',
+      /the event is 1025 bytes as JSON; the limit is 1024 bytes/,
+    );
+  });
+
+  it('returns the canonical form of the event it accepted', () => {
+    const r = validateEvent(good({ metadata: { z: 1, a: [true, null] } }), ctx());
+    assert.ok(r.ok);
+    assert.equal(r.canonical.text, canonicalJson(r.event));
+  });
+
   it('reports every problem of an event, capped with a note', () => {
     assert.equal(problems({ actor: 1, timestamp: 'x', outcome: 'y', action: 'Z', source_ip: 'q' }).length, 5);
     const junk = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`f${i}`, 1]));

@@ -1,6 +1,6 @@
-import { contentHashOf } from '../../src/event/canonical.js';
 import type { AuditEvent } from '../../src/event/event.js';
 import type { PreparedEvent } from '../../src/store/store.js';
+import { prepareEvent } from '../../src/store/stored-event.js';
 
 let counter = 0;
 
@@ -20,5 +20,5 @@ export function makeEvent(over: Partial<AuditEvent> = {}): AuditEvent {
 }
 
 export function prepare(event: AuditEvent): PreparedEvent {
-  return { event, contentHash: contentHashOf(event) };
+  return prepareEvent(event);
 }

@@ -124,6 +124,10 @@ class StreamTransport implements SyslogTransport {
     const resend = this.resend;
     const fresh = payload.length === 1 ? payload[0]! : Buffer.concat(payload);
     const data = resend.length > 0 ? Buffer.concat([...resend, fresh]) : fresh;
+    // Remembered before the write completes: a connection that drops while the write is in flight
+    // (its callback still to come, e.g. TLS encrypting) must resend it too, or it is lost. The
+    // resent part as well: a connection that drops again at once (a collector still starting) must not lose it.
+    const written = this.remember(data);
     await new Promise<void>((resolve, reject) => {
       const onAbort = () => socket.destroy(new Error('aborted: the sink is stopping'));
       signal.addEventListener('abort', onAbort, { once: true });
@@ -131,26 +135,29 @@ class StreamTransport implements SyslogTransport {
         signal.removeEventListener('abort', onAbort);
         if (err) {
           socket.destroy();
+          // The caller sends the batch again; a resend of it as well would only duplicate it.
+          this.recent = this.recent.filter((w) => w !== written);
+          this.resend = this.resend.filter((d) => d !== data);
           reject(new SyslogTransportError(describe(err, this.o)));
         } else {
           if (this.resend === resend) this.resend = [];
-          // The resent part too: a connection that drops again at once (a collector still starting) must not lose it.
-          this.remember(data);
           resolve();
         }
       });
     });
   }
 
-  private remember(data: Buffer) {
+  private remember(data: Buffer): { data: Buffer; at: number } {
     const now = Date.now();
-    this.recent.push({ data, at: now });
+    const entry = { data, at: now };
+    this.recent.push(entry);
     let bytes = this.recent.reduce((n, w) => n + w.data.length, 0);
     while (
-      this.recent.length > 0 &&
+      this.recent.length > 1 &&
       (this.recent[0]!.at < now - RESEND_WINDOW_MS || bytes > RESEND_MAX_BYTES)
     )
       bytes -= this.recent.shift()!.data.length;
+    return entry;
   }
 
   async probe(): Promise<void> {

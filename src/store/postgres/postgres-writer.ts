@@ -1,8 +1,10 @@
 import pg, { type Pool, type PoolClient, type QueryResult } from 'pg';
+import type { CanonicalEvent } from '../../event/canonical.js';
 import type { AuditEvent } from '../../event/event.js';
 import type { MerkleFrontier } from '../merkle/frontier.js';
 import type { AppendOutcome, PreparedEvent } from '../store.js';
 import { indexedValues, sequencedRow } from '../stored-event.js';
+import { byteaArray, int4Array, int8Array, textArray } from './binary-array.js';
 import { ensureMonthlyPartitions, type Month, monthOfIso } from './partitions.js';
 import { onClient, RetryableConflict } from './postgres-connection.js';
 import { loadFrontier } from './postgres-tree.js';
@@ -110,7 +112,7 @@ async function existingKeys(c: PoolClient, requests: PreparedEvent[][]): Promise
     `SELECT k.tenant_id, k.event_id, k.seq, k.content_hash
      FROM unnest($1::text[], $2::text[]) AS q(tenant_id, event_id)
      JOIN event_keys k ON k.tenant_id = q.tenant_id AND k.event_id = q.event_id`,
-    [all.map((e) => e.event.tenant_id), all.map((e) => e.event.event_id)],
+    [textArray(all.map((e) => e.event.tenant_id)), textArray(all.map((e) => e.event.event_id))],
   );
   return new Map(
     found.rows.map((r) => [key(r.tenant_id, r.event_id), { contentHash: r.content_hash, seq: r.seq }]),
@@ -160,11 +162,11 @@ async function queuePending(
      )
      SELECT (SELECT count(*) FROM claimed) AS claimed, pg_notify($6, $7)`,
     [
-      fresh.map((f) => f.prepared.event.tenant_id),
-      fresh.map((f) => f.prepared.event.event_id),
-      fresh.map((f) => f.prepared.contentHash),
+      textArray(fresh.map((f) => f.prepared.event.tenant_id)),
+      textArray(fresh.map((f) => f.prepared.event.event_id)),
+      textArray(fresh.map((f) => f.prepared.contentHash)),
       new Date().toISOString(),
-      fresh.map((f) => JSON.stringify(f.prepared.event)),
+      textArray(fresh.map((f) => JSON.stringify(f.prepared.event))),
       PENDING_CHANNEL,
       String(fresh.length),
     ],
@@ -172,9 +174,21 @@ async function queuePending(
   return r.rows[0]?.claimed === fresh.length;
 }
 
+/**
+ * How each column of `events` goes over the wire, in the order of the insert
+ * below: seq, received_at (as text, cast in the statement), the indexed
+ * columns of `indexedValues`, leaf_hash and body.
+ */
+const EVENT_COLUMNS: ReadonlyArray<(values: never[]) => Buffer> = [
+  int8Array,
+  ...Array.from({ length: 10 }, () => textArray),
+  byteaArray,
+  textArray,
+];
+
 /** Rows for `events`, column by column, and the tree nodes completed, for one multi-row insert each. */
 class SequencedRows {
-  readonly cols: unknown[][] = Array.from({ length: 13 }, () => []);
+  readonly cols: unknown[][] = EVENT_COLUMNS.map(() => []);
   readonly nodes: { level: number[]; idx: number[]; hash: Buffer[] } = { level: [], idx: [], hash: [] };
   readonly months = new Set<Month>();
   readonly tenants = new Set<string>();
@@ -182,9 +196,9 @@ class SequencedRows {
   constructor(readonly frontier: MerkleFrontier) {}
 
   /** Sequences one event at the frontier's next seq; returns that seq. */
-  add(event: AuditEvent, receivedAt: string): number {
+  add(event: AuditEvent, receivedAt: string, canonical?: CanonicalEvent): number {
     const seq = this.frontier.size + 1;
-    const r = sequencedRow(event, seq, receivedAt);
+    const r = sequencedRow(event, seq, receivedAt, canonical);
     const values = [r.seq, receivedAt, ...indexedValues(r), r.leaf, r.body];
     for (const [col, v] of values.entries()) this.cols[col]!.push(v);
     for (const n of this.frontier.append(r.leaf)) {
@@ -238,23 +252,27 @@ class SequencedRows {
        ), stored AS (
          INSERT INTO events (seq, received_at, event_id, tenant_id, ts, action, actor_id, resource_type,
            resource_id, outcome, search, leaf_hash, body)
-         SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
+         SELECT seq, received_at::timestamptz, event_id, tenant_id, ts, action, actor_id, resource_type,
+           resource_id, outcome, search, leaf_hash, body
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bytea[], $13::text[])
+           AS r(seq, received_at, event_id, tenant_id, ts, action, actor_id, resource_type,
+             resource_id, outcome, search, leaf_hash, body)
        )
        SELECT (SELECT count(*) FROM claimed) AS claimed, (SELECT count(*) FROM taken) AS taken`,
       [
-        ...this.cols,
-        this.nodes.level,
-        this.nodes.idx,
-        this.nodes.hash,
-        fresh.map((f) => f.prepared.event.tenant_id),
-        fresh.map((f) => f.prepared.event.event_id),
-        fresh.map((f) => f.prepared.contentHash),
-        fresh.map((f) => f.seq),
-        pending.rows.map((p) => p.tenant_id),
-        pending.rows.map((p) => p.event_id),
-        pending.seqs,
-        pending.rows.map((p) => p.id),
+        ...this.cols.map((values, i) => EVENT_COLUMNS[i]!(values as never[])),
+        int4Array(this.nodes.level),
+        int8Array(this.nodes.idx),
+        byteaArray(this.nodes.hash),
+        textArray(fresh.map((f) => f.prepared.event.tenant_id)),
+        textArray(fresh.map((f) => f.prepared.event.event_id)),
+        textArray(fresh.map((f) => f.prepared.contentHash)),
+        int8Array(fresh.map((f) => f.seq)),
+        textArray(pending.rows.map((p) => p.tenant_id)),
+        textArray(pending.rows.map((p) => p.event_id)),
+        int8Array(pending.seqs),
+        int8Array(pending.rows.map((p) => p.id)),
       ],
     );
     // Fewer taken than read: another transaction sequenced some of them (never expected; refuse rather than store twice).
@@ -369,7 +387,7 @@ export function commitSequenced(
         results = decided.results;
         fresh = decided.fresh;
         for (const f of fresh) {
-          if (rows.add(f.prepared.event, receivedAt) !== f.seq)
+          if (rows.add(f.prepared.event, receivedAt, f.prepared.canonical) !== f.seq)
             throw new Error('sequencing went out of step');
         }
       }

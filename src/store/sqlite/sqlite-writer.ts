@@ -198,7 +198,7 @@ class Writer {
     receivedAt: string,
   ): AppendOutcome[] {
     const outcomes: AppendOutcome[] = [];
-    events.forEach(({ event, contentHash }, index) => {
+    events.forEach(({ event, contentHash, canonical }, index) => {
       const decision = decisions[index]!;
       if (decision !== 'insert') {
         const seq = 'duplicateOf' in decision ? decision.duplicateOf : outcomes[decision.sameAs]!.seq;
@@ -206,7 +206,7 @@ class Writer {
         return;
       }
       const seq = frontier.size + 1;
-      const r = sequencedRow(event, seq, receivedAt);
+      const r = sequencedRow(event, seq, receivedAt, canonical);
       this.stmt.insertEvent!.run(r.seq, ...indexedValues(r), contentHash, r.leaf, r.body);
       for (const n of frontier.append(r.leaf)) {
         if (n.level > 0) this.stmt.insertNode!.run(n.level, n.index, n.hash);
