@@ -59,7 +59,7 @@ export function analyzeEvents(url: string): Promise<number> {
 
 /**
  * Waits until the sequencer has taken every event other nodes acknowledged
- * (`pending_events` empty, polled every 50 ms); resolves with the backlog
+ * (`pending_batches` empty, polled every 50 ms); resolves with the backlog
  * found at the call and the seconds it took to clear. The table is read
  * only to observe the store, never changed.
  */
@@ -69,7 +69,10 @@ export function drainPending(
 ): Promise<{ backlog: number; seconds: number }> {
   return withClient(url, async (c) => {
     const count = async () =>
-      Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM pending_events')).rows[0]?.n ?? 0);
+      Number(
+        (await c.query<{ n: string }>('SELECT COALESCE(sum(size), 0) AS n FROM pending_batches')).rows[0]
+          ?.n ?? 0,
+      );
     const t0 = performance.now();
     const backlog = await count();
     for (let left = backlog; left > 0; left = await count()) {

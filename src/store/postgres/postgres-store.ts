@@ -105,6 +105,8 @@ const RETRIES = 5;
  * depth two; `write` refuses a group whose pending rows were gone anyway.
  */
 const PIPELINE_DEPTH = 2;
+/** About the most events one follower commit hands over as one `pending_batches` row (a request is never split). */
+const PENDING_BATCH_EVENTS = 1000;
 /** While sequencing, how often to look for pending events a lost NOTIFY did not announce. */
 const PENDING_POLL_MS = 1000;
 /** While sequencing, how often to make sure next months' partitions exist. */
@@ -116,7 +118,7 @@ const PARTITION_CHECK_MS = 3_600_000;
  * the sequencer lease (a row in `leases` that expires when its holder stops
  * renewing it); it assigns `seq`, extends the Merkle tree and is the one whose
  * checkpointer signs. Appends on it are sequenced in their own commit.
- * Appends on any other instance are committed to `pending_events` and
+ * Appends on any other instance are committed to `pending_batches` and
  * acknowledged at once; the sequencer, woken by NOTIFY, sequences them in
  * arrival order. Either way idempotency is decided against `event_keys`, so
  * the answer is the same wherever an event arrives.
@@ -137,7 +139,7 @@ export class PostgresStore implements Store {
    * without reading the head first.
    */
   private frontierKnown = false;
-  /** Events waiting in `pending_events` when last counted, and when that was (performance.now()). */
+  /** Events waiting in `pending_batches` when last counted, and when that was (performance.now()). */
   private backlog = 0;
   private backlogReadAt = Number.NEGATIVE_INFINITY;
   /** Wakes a flush loop waiting for more work beside a committing group. */
@@ -307,7 +309,7 @@ export class PostgresStore implements Store {
   /**
    * Commits whatever is queued until the queue is empty: sequenced here
    * while this instance holds the lease (taking the pending events first),
-   * otherwise handed to the sequencer through `pending_events`.
+   * otherwise handed to the sequencer through `pending_batches`.
    *
    * The sequencer pipelines: while one group commits, the next is built on
    * the tree that group will leave and written on another connection, so
@@ -339,7 +341,7 @@ export class PostgresStore implements Store {
         continue;
       }
       if (!work) break;
-      // Not the sequencer: hand the queued requests over through pending_events.
+      // Not the sequencer: hand the queued requests over through pending_batches.
       let refused: unknown;
       try {
         // Became the sequencer while waiting: sequence them instead.
@@ -347,13 +349,13 @@ export class PostgresStore implements Store {
       } catch (err) {
         refused = err;
       }
-      const batch = this.queue;
-      this.queue = [];
-      if (batch.length === 0) continue;
       if (refused !== undefined) {
-        this.fail(batch, refused);
+        // Everything queued waited as long: refuse it all at once.
+        this.fail(this.queue.splice(0), refused);
         continue;
       }
+      const batch = this.takeForPending();
+      if (batch.length === 0) continue;
       try {
         this.settle(
           batch,
@@ -372,8 +374,22 @@ export class PostgresStore implements Store {
   }
 
   /**
+   * The queued requests for one follower commit: whole requests, oldest
+   * first, until PENDING_BATCH_EVENTS events (at least one request). The
+   * commit becomes one `pending_batches` row, which the sequencer takes
+   * whole, so it is kept about the size of a sequencing group.
+   */
+  private takeForPending(): PendingAppend[] {
+    let events = 0;
+    let n = 0;
+    while (n < this.queue.length && (n === 0 || events < PENDING_BATCH_EVENTS))
+      events += this.queue[n++]!.events.length;
+    return this.queue.splice(0, n);
+  }
+
+  /**
    * Flow control for a node that is not the sequencer: while more than
-   * `maxPendingBacklog` events wait in `pending_events`, appends wait rather
+   * `maxPendingBacklog` events wait in `pending_batches`, appends wait rather
    * than pile up there (the sequencer fell behind, or no node holds the
    * lease), so what a node acknowledges becomes visible within a bounded
    * time. After `pendingWaitMs` without room they are refused with a 503
@@ -387,7 +403,9 @@ export class PostgresStore implements Store {
       const now = performance.now();
       if (now - this.backlogReadAt >= BACKLOG_REFRESH_MS) {
         this.backlog = Number(
-          (await this.rows<{ n: number }>('SELECT count(*)::bigint AS n FROM pending_events'))[0]?.n ?? 0,
+          (
+            await this.rows<{ n: number }>('SELECT COALESCE(sum(size), 0)::bigint AS n FROM pending_batches')
+          )[0]?.n ?? 0,
         );
         this.backlogReadAt = performance.now();
       }
@@ -471,7 +489,7 @@ export class PostgresStore implements Store {
   /**
    * A group that failed in the pipeline, sequenced again from what the
    * database holds (stored keys read first), with the usual retries; handed
-   * to the sequencer through `pending_events` if the lease is gone.
+   * to the sequencer through `pending_batches` if the lease is gone.
    */
   private async sequenceAlone(group: SequencingGroup, failure: unknown): Promise<void> {
     // The pending events it took are still pending: a later group takes them.

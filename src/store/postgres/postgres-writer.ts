@@ -17,7 +17,8 @@ export const APPEND_CHANNEL = 'trailwarden_append';
 export const PENDING_CHANNEL = 'trailwarden_pending';
 
 /**
- * Most pending events one sequencing transaction takes. The sequencer's own
+ * Pending events one sequencing transaction takes: whole batches while
+ * fewer than this many are taken (at least one batch). The sequencer's own
  * requests wait behind the groups in flight, so a group stays short: with
  * 5,000 (about 350 ms of work here) they waited seconds while other nodes'
  * clients went on; 1,000 keeps the wait near 100 ms at little cost per event.
@@ -120,8 +121,9 @@ async function existingKeys(c: PoolClient, requests: PreparedEvent[][]): Promise
 }
 
 /**
- * The follower's append: the events are committed to `pending_events` (and
- * their keys to `event_keys`, so idempotency holds across nodes at once) and
+ * The follower's append: the events are committed to `pending_batches`, one
+ * row for the whole group (and their keys to `event_keys`, so idempotency
+ * holds across nodes at once) and
  * acknowledged without waiting for the sequencer, which is woken by NOTIFY.
  * Optimistic: most events are new, so keys and events go in at once (one
  * statement between BEGIN and COMMIT); only when a key exists already is
@@ -157,16 +159,16 @@ async function queuePending(
        SELECT t, e, h, NULL FROM unnest($1::text[], $2::text[], $3::text[]) AS x(t, e, h)
        ON CONFLICT DO NOTHING RETURNING 1
      ), queued AS (
-       INSERT INTO pending_events (tenant_id, event_id, received_at, event)
-       SELECT t, e, $4, b FROM unnest($1::text[], $2::text[], $5::text[]) AS x(t, e, b)
+       INSERT INTO pending_batches (received_at, size, events) VALUES ($4, $5, $6)
      )
-     SELECT (SELECT count(*) FROM claimed) AS claimed, pg_notify($6, $7)`,
+     SELECT (SELECT count(*) FROM claimed) AS claimed, pg_notify($7, $8)`,
     [
       textArray(fresh.map((f) => f.prepared.event.tenant_id)),
       textArray(fresh.map((f) => f.prepared.event.event_id)),
       textArray(fresh.map((f) => f.prepared.contentHash)),
       new Date().toISOString(),
-      textArray(fresh.map((f) => JSON.stringify(f.prepared.event))),
+      fresh.length,
+      `[${fresh.map((f) => JSON.stringify(f.prepared.event)).join(',')}]`,
       PENDING_CHANNEL,
       String(fresh.length),
     ],
@@ -228,14 +230,14 @@ class SequencedRows {
   /**
    * Writes the group in one statement (each round trip wakes the other side,
    * which is dear on a busy machine): the keys of the new events, the `seq`
-   * of the pending events' keys, the pending rows taken, the tree nodes and
-   * the events. False when a key existed already or a pending row was gone
-   * (the caller then rolls back).
+   * of the pending events' keys, the pending batches taken, the tree nodes
+   * and the events. False when a key existed already or a pending batch was
+   * gone (the caller then rolls back).
    */
   async write(
     c: PoolClient,
     fresh: Array<{ prepared: PreparedEvent; seq: number | null }>,
-    pending: { rows: PendingRow[]; seqs: number[] },
+    pending: { batches: PendingBatch[]; events: Array<{ event: AuditEvent; seq: number }> },
   ): Promise<boolean> {
     const r = await c.query<{ claimed: number; taken: number }>(
       `WITH claimed AS (
@@ -243,7 +245,7 @@ class SequencedRows {
          SELECT * FROM unnest($17::text[], $18::text[], $19::text[], $20::bigint[])
          ON CONFLICT DO NOTHING RETURNING 1
        ), taken AS (
-         DELETE FROM pending_events WHERE id = ANY($24::bigint[]) RETURNING 1
+         DELETE FROM pending_batches WHERE id = ANY($24::bigint[]) RETURNING 1
        ), placed AS (
          UPDATE event_keys k SET seq = u.seq FROM unnest($21::text[], $22::text[], $23::bigint[]) AS u(t, e, seq)
          WHERE k.tenant_id = u.t AND k.event_id = u.e
@@ -269,14 +271,14 @@ class SequencedRows {
         textArray(fresh.map((f) => f.prepared.event.event_id)),
         textArray(fresh.map((f) => f.prepared.contentHash)),
         int8Array(fresh.map((f) => f.seq)),
-        textArray(pending.rows.map((p) => p.tenant_id)),
-        textArray(pending.rows.map((p) => p.event_id)),
-        int8Array(pending.seqs),
-        int8Array(pending.rows.map((p) => p.id)),
+        textArray(pending.events.map((p) => p.event.tenant_id)),
+        textArray(pending.events.map((p) => p.event.event_id)),
+        int8Array(pending.events.map((p) => p.seq)),
+        int8Array(pending.batches.map((p) => p.id)),
       ],
     );
     // Fewer taken than read: another transaction sequenced some of them (never expected; refuse rather than store twice).
-    return r.rows[0]?.claimed === fresh.length && r.rows[0]?.taken === pending.rows.length;
+    return r.rows[0]?.claimed === fresh.length && r.rows[0]?.taken === pending.batches.length;
   }
 }
 
@@ -291,7 +293,7 @@ export class StaleGroup extends Error {}
 export interface GroupBase {
   /** The tree as the group before will leave it. */
   frontier: MerkleFrontier;
-  /** The `pending_events` ids the group before took (inclusive range): this one must not take them again. */
+  /** The `pending_batches` ids the group before took (inclusive range): this one must not take them again. */
   pendingTaken?: { from: number; to: number };
 }
 
@@ -337,7 +339,7 @@ const HEAD_ELSEWHERE = 'TWH01';
 
 /**
  * The sequencer's commit, one transaction on its own connection: first the
- * events other nodes acknowledged (`pending_events`, oldest first), then this
+ * events other nodes acknowledged (`pending_batches`, oldest first), then this
  * instance's own requests, each event getting the next `seq` and extending
  * the Merkle tree. The last statement is the fence
  * (`trailwarden_advance_head`, sent with the COMMIT): the lease must still be
@@ -356,7 +358,7 @@ export function commitSequenced(
   return onClient(pool, async (c) => {
     try {
       let frontier: MerkleFrontier;
-      let pending: PendingRow[];
+      let pending: PendingBatch[];
       if (opts.after) {
         const base = await opts.after.catch(() => {
           throw new StaleGroup('the group before this one failed');
@@ -372,7 +374,12 @@ export function commitSequenced(
       }
       const startSize = frontier.size;
       const rows = new SequencedRows(frontier);
-      const pendingSeqs = pending.map((p) => rows.add(JSON.parse(p.event) as AuditEvent, p.received_at));
+      const pendingEvents: Array<{ event: AuditEvent; seq: number }> = [];
+      for (const batch of pending) {
+        for (const event of JSON.parse(batch.events) as AuditEvent[]) {
+          pendingEvents.push({ event, seq: rows.add(event, batch.received_at) });
+        }
+      }
 
       let results: RequestResult[] = [];
       let fresh: Array<{ prepared: PreparedEvent; seq: number | null }> = [];
@@ -398,7 +405,7 @@ export function commitSequenced(
 
       if (frontier.size > startSize) {
         await rows.prepare(c, state);
-        if (!(await rows.write(c, fresh, { rows: pending, seqs: pendingSeqs }))) {
+        if (!(await rows.write(c, fresh, { batches: pending, events: pendingEvents }))) {
           // Pipelined: a resent event (the keys were not read first). Otherwise another node claimed one meanwhile.
           throw pipelined
             ? new StaleGroup('an event of the group is stored already')
@@ -418,7 +425,8 @@ export function commitSequenced(
       return {
         results,
         frontier,
-        more: pending.length === PENDING_PER_COMMIT,
+        // Fewer than PENDING_PER_COMMIT taken means every batch not skipped was taken.
+        more: pendingEvents.length >= PENDING_PER_COMMIT,
         months: rows.months,
         tenants: rows.tenants,
       };
@@ -435,12 +443,11 @@ export function commitSequenced(
   });
 }
 
-interface PendingRow {
+/** A follower's commit waiting for the sequencer: its events as a JSON array. */
+interface PendingBatch {
   id: number;
-  tenant_id: string;
-  event_id: string;
   received_at: string;
-  event: string;
+  events: string;
 }
 
 /**
@@ -452,21 +459,24 @@ interface PendingRow {
 async function begin(
   c: PoolClient,
   want: { head: boolean; pending: boolean; skip: GroupBase['pendingTaken'] },
-): Promise<{ head: number | undefined; pending: PendingRow[] }> {
+): Promise<{ head: number | undefined; pending: PendingBatch[] }> {
   // Declares this transaction a sequencer of the current schema (see SEQUENCER_MARK).
   const statements = ['BEGIN', `SET LOCAL ${SEQUENCER_MARK.setting} = '${SEQUENCER_MARK.value}'`];
   if (want.head) statements.push('SELECT size FROM log_head');
   if (want.pending) {
+    // Oldest first, whole batches, while fewer than PENDING_PER_COMMIT events are taken before each.
     statements.push(
-      `SELECT id, tenant_id, event_id, received_at, event FROM pending_events
-       WHERE id NOT BETWEEN ${int(want.skip?.from ?? 0)} AND ${int(want.skip?.to ?? -1)}
-       ORDER BY id LIMIT ${PENDING_PER_COMMIT}`,
+      `SELECT id, received_at, events FROM (
+         SELECT id, received_at, events, sum(size) OVER (ORDER BY id) - size AS before
+         FROM pending_batches
+         WHERE id NOT BETWEEN ${int(want.skip?.from ?? 0)} AND ${int(want.skip?.to ?? -1)}
+       ) b WHERE before < ${PENDING_PER_COMMIT} ORDER BY id`,
     );
   }
   const results = (await c.query(statements.join('; '))) as unknown as QueryResult[];
   return {
     head: want.head ? Number(results[2]?.rows[0]?.['size'] ?? 0) : undefined,
-    pending: want.pending ? (results.at(-1)!.rows as PendingRow[]) : [],
+    pending: want.pending ? (results.at(-1)!.rows as PendingBatch[]) : [],
   };
 }
 

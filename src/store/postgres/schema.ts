@@ -178,6 +178,22 @@ const MIGRATIONS: Array<string | ((client: PoolClient) => Promise<void>)> = [
   CREATE TRIGGER trailwarden_sequencer_guard BEFORE INSERT ON events
     FOR EACH STATEMENT EXECUTE FUNCTION trailwarden_sequencer_guard();
   `,
+  `
+  -- A follower's commit is handed to the sequencer as one row holding its
+  -- events (a JSON array, in acknowledgement order) instead of a row per
+  -- event: a row inserted, read back and deleted per event was most of what
+  -- several nodes cost PostgreSQL over one. Events still waiting move over
+  -- as batches of one, in their order.
+  CREATE TABLE pending_batches (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    received_at TEXT NOT NULL,
+    size        INTEGER NOT NULL CHECK (size > 0),
+    events      TEXT NOT NULL
+  );
+  INSERT INTO pending_batches (received_at, size, events)
+    SELECT received_at, 1, '[' || event || ']' FROM pending_events ORDER BY id;
+  DROP TABLE pending_events;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -117,7 +117,7 @@ describe('PostgreSQL store: several nodes on one database', { skip }, () => {
       code: 'TW_ERR_EVENT_CONFLICT',
     });
     await until('the sequencer takes the pending events', async () => (await a.headSeq()) === 1);
-    const [row] = await sql<{ n: string }>(url, 'SELECT count(*) AS n FROM pending_events');
+    const [row] = await sql<{ n: string }>(url, 'SELECT count(*) AS n FROM pending_batches');
     assert.equal(Number(row!.n), 0);
     assert.deepEqual(await seqs(a), [1]);
   });
@@ -219,6 +219,31 @@ describe('PostgreSQL store: several nodes on one database', { skip }, () => {
     assert.deepEqual(await b.append([prepare(refused)]), [{ status: 'created', seq: 6 }]);
   });
 
+  test('a follower hands its queued requests over in batches of about a thousand events, each sequenced whole and in order', async () => {
+    const url = await cluster.createDatabase();
+    await (await PostgresStore.open(url, { poolSize: 1 })).close();
+    await sql(
+      url,
+      `INSERT INTO leases (name, holder, expires_at) VALUES ('sequencer', 'intruder', now() + interval '1 hour')
+       ON CONFLICT (name) DO UPDATE SET holder = 'intruder', expires_at = now() + interval '1 hour'`,
+    );
+    const b = await node(url, 'b');
+    const requests = [600, 600, 600, 300].map((n) => Array.from({ length: n }, () => makeEvent()));
+    // Queued in one turn: the first commit takes whole requests until 1,000 events (600 + 600), the next the rest.
+    await Promise.all(requests.map((r) => b.append(r.map(prepare))));
+    const batches = await sql<{ size: number }>(url, 'SELECT size FROM pending_batches ORDER BY id');
+    assert.deepEqual(
+      batches.map((r) => r.size),
+      [1200, 900],
+    );
+    await sql(url, `UPDATE leases SET expires_at = now() - interval '1 second'; NOTIFY trailwarden_lease`);
+    await until('b sequences the waiting events', async () => (await b.headSeq()) === 2100);
+    assert.deepEqual(
+      (await b.readRange(0, 3000)).map((e) => e.event_id),
+      requests.flat().map((e) => e.event_id),
+    );
+  });
+
   test('continuous appends through three nodes while the sequencer moves: every acknowledged event once, no gap', async () => {
     const url = await cluster.createDatabase();
     const nodes = [await node(url, 'n1', 1000), await node(url, 'n2', 1000), await node(url, 'n3', 1000)];
@@ -290,8 +315,8 @@ describe('PostgreSQL store: several nodes on one database', { skip }, () => {
     ]);
     await sql(
       url,
-      `INSERT INTO pending_events (tenant_id, event_id, received_at, event) VALUES ($1, $2, '2019-03-04T05:06:07.000Z', $3)`,
-      [old.tenant_id, old.event_id, JSON.stringify(old)],
+      `INSERT INTO pending_batches (received_at, size, events) VALUES ('2019-03-04T05:06:07.000Z', 1, $1)`,
+      [JSON.stringify([old])],
     );
     await sql(url, `NOTIFY trailwarden_pending`);
     await until('the old event is sequenced', async () => (await a.headSeq()) === 2);
@@ -349,6 +374,39 @@ describe('PostgreSQL store: several nodes on one database', { skip }, () => {
       'SELECT tableoid::regclass::text AS part FROM events WHERE seq = 1',
     );
     assert.equal(part?.part, 'events_y2025m12');
+  });
+
+  test('events waiting in the per-event pending table of schema 6 are sequenced after the upgrade, in their order', async () => {
+    const url = await cluster.createDatabase();
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    const waiting = [makeEvent(), makeEvent({ tenant_id: 'globex' }), makeEvent()];
+    try {
+      await migrate(c as unknown as pg.PoolClient, 6);
+      for (const [i, e] of waiting.entries()) {
+        await c.query('INSERT INTO event_keys (tenant_id, event_id, content_hash) VALUES ($1, $2, $3)', [
+          e.tenant_id,
+          e.event_id,
+          prepare(e).contentHash,
+        ]);
+        await c.query(
+          'INSERT INTO pending_events (tenant_id, event_id, received_at, event) VALUES ($1, $2, $3, $4)',
+          [e.tenant_id, e.event_id, `2026-01-0${i + 1}T00:00:00.000Z`, JSON.stringify(e)],
+        );
+      }
+    } finally {
+      await c.end();
+    }
+    const store = await node(url, 'a');
+    await until('the waiting events are sequenced', async () => (await store.headSeq()) === 3);
+    const stored = await store.readRange(0, 10);
+    assert.deepEqual(
+      stored.map((e) => [e.seq, e.event_id, e.received_at]),
+      waiting.map((e, i) => [i + 1, e.event_id, `2026-01-0${i + 1}T00:00:00.000Z`]),
+    );
+    assert.deepEqual(await store.append([prepare(waiting[1]!)]), [{ status: 'duplicate', seq: 2 }]);
+    const [left] = await sql<{ n: string }>(url, 'SELECT count(*) AS n FROM pending_batches');
+    assert.equal(Number(left!.n), 0);
   });
 });
 
