@@ -141,6 +141,13 @@ const clusterSchema = z.strictObject({
   lease_ms: intBetween(1 * SECOND_MS, 300 * SECOND_MS).default(10_000),
   /** This node's name in leases and /readyz; `null`: host name, process id and a random suffix. */
   node_id: nonEmpty('a node name').max(128, { error: 'at most 128 characters' }).nullable().default(null),
+  /**
+   * Flow control: while more events than this, acknowledged by nodes that
+   * are not the sequencer, wait for it, those nodes hold new appends.
+   */
+  max_pending_events: intBetween(100, 1_000_000).default(5000),
+  /** How long a held append waits for room before it is refused with a 503 and Retry-After. */
+  pending_wait_ms: intBetween(0, 300 * SECOND_MS).default(10_000),
 });
 
 const streamSchema = z.strictObject({

@@ -22,7 +22,13 @@ export async function openStore(
     ...opts,
     poolSize,
     nodeId: nodeIdOf(config.cluster?.node_id ?? null),
-    ...(config.cluster ? { leaseMs: config.cluster.lease_ms } : {}),
+    ...(config.cluster
+      ? {
+          leaseMs: config.cluster.lease_ms,
+          maxPendingBacklog: config.cluster.max_pending_events,
+          pendingWaitMs: config.cluster.pending_wait_ms,
+        }
+      : {}),
   });
 }
 

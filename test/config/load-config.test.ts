@@ -56,7 +56,7 @@ describe('loadConfig', () => {
         key_pem: null,
       },
       stream: { heartbeat_ms: 15000, max_buffered_bytes: 1048576 },
-      cluster: { lease_ms: 10000, node_id: null },
+      cluster: { lease_ms: 10000, node_id: null, max_pending_events: 5000, pending_wait_ms: 10000 },
       log_level: 'info',
       sinks: [],
       emit: null,
@@ -191,6 +191,15 @@ describe('validation messages', () => {
       / {2}- limits\.max_event_bytes: must be an integer between 1024 and 1048576 \(line 2\)/,
     );
     assert.match(message, / {2}- limits\.max_page_size: must be an integer between 1 and 10000 \(line 3\)/);
+  });
+
+  test('bound the flow-control settings of a cluster', () => {
+    const message = configError(() => parse('cluster:\n  max_pending_events: 10\n  pending_wait_ms: -1\n'));
+    assert.match(
+      message,
+      /cluster\.max_pending_events: must be an integer between 100 and 1000000 \(line 2\)/,
+    );
+    assert.match(message, /cluster\.pending_wait_ms: must be an integer between 0 and 300000 \(line 3\)/);
   });
 
   test('list every problem at once', () => {

@@ -76,9 +76,9 @@ export interface PostgresStoreOptions {
   nodeId?: string;
   /** Sequencer lease time (`cluster.lease_ms`, default 10 s). */
   leaseMs?: number;
-  /** Events waiting for the sequencer beyond which a follower's appends wait (default {@link MAX_PENDING_BACKLOG}). */
+  /** `cluster.max_pending_events`: events waiting for the sequencer beyond which a follower's appends wait (default {@link MAX_PENDING_BACKLOG}). */
   maxPendingBacklog?: number;
-  /** How long such an append waits for room before a 503 (default {@link PENDING_WAIT_MS}). */
+  /** `cluster.pending_wait_ms`: how long such an append waits for room before a 503 (default {@link PENDING_WAIT_MS}). */
   pendingWaitMs?: number;
 }
 
