@@ -27,6 +27,15 @@ describe('PostgreSQL binary arrays', { skip }, () => {
     await cluster?.stop();
   });
 
+  /** The elements of `array`, sent as a `type[]` parameter, as the server unnests them, in order (bigint as text). */
+  const readBack = async (type: string, array: Buffer): Promise<unknown[]> => {
+    const { rows } = await client.query<{ v: unknown }>(
+      `SELECT v FROM unnest($1::${type}[]) WITH ORDINALITY AS t(v, n) ORDER BY n`,
+      [array],
+    );
+    return rows.map((r) => r.v);
+  };
+
   test('text elements arrive byte for byte, NULLs as NULL, in order', async () => {
     const values = [
       'plain',
@@ -36,14 +45,7 @@ describe('PostgreSQL binary arrays', { skip }, () => {
       JSON.stringify({ name: 'Zoë "the admin"', path: 'C:\\temp', emoji: '🎉' }),
       'x'.repeat(70_000),
     ];
-    const { rows } = await client.query<{ v: string | null; n: number }>(
-      'SELECT v, n::int FROM unnest($1::text[]) WITH ORDINALITY AS t(v, n) ORDER BY n',
-      [textArray(values)],
-    );
-    assert.deepEqual(
-      rows.map((r) => r.v),
-      values,
-    );
+    assert.deepEqual(await readBack('text', textArray(values)), values);
   });
 
   test('int8 round-trips negative values, NULLs and the largest safe integers', async () => {
@@ -59,12 +61,9 @@ describe('PostgreSQL binary arrays', { skip }, () => {
       Number.MAX_SAFE_INTEGER,
       -Number.MAX_SAFE_INTEGER,
     ];
-    const { rows } = await client.query<{ v: string | null }>(
-      'SELECT v::text FROM unnest($1::bigint[]) WITH ORDINALITY AS t(v, n) ORDER BY n',
-      [int8Array(values)],
-    );
+    const back = await readBack('bigint', int8Array(values));
     assert.deepEqual(
-      rows.map((r) => (r.v === null ? null : Number(r.v))),
+      back.map((v) => (v === null ? null : Number(v))),
       values,
     );
     assert.throws(() => int8Array([2 ** 53]), RangeError);
@@ -73,27 +72,13 @@ describe('PostgreSQL binary arrays', { skip }, () => {
 
   test('int4 round-trips its whole range and refuses what does not fit', async () => {
     const values = [0, 7, -(2 ** 31), 2 ** 31 - 1];
-    const { rows } = await client.query<{ v: number }>(
-      'SELECT v FROM unnest($1::int[]) WITH ORDINALITY AS t(v, n) ORDER BY n',
-      [int4Array(values)],
-    );
-    assert.deepEqual(
-      rows.map((r) => r.v),
-      values,
-    );
+    assert.deepEqual(await readBack('int', int4Array(values)), values);
     assert.throws(() => int4Array([2 ** 31]), RangeError);
   });
 
   test('bytea elements are raw bytes, empty ones included', async () => {
     const values = [Buffer.of(0, 1, 255), Buffer.alloc(0), Buffer.alloc(32, 0xab)];
-    const { rows } = await client.query<{ v: Buffer }>(
-      'SELECT v FROM unnest($1::bytea[]) WITH ORDINALITY AS t(v, n) ORDER BY n',
-      [byteaArray(values)],
-    );
-    assert.deepEqual(
-      rows.map((r) => r.v),
-      values,
-    );
+    assert.deepEqual(await readBack('bytea', byteaArray(values)), values);
   });
 
   test('empty arrays are empty', async () => {

@@ -54,6 +54,21 @@ describe('PostgreSQL store: several nodes on one database', { skip }, () => {
     return s;
   };
 
+  /** A fresh database whose sequencer lease another holder keeps for an hour: nobody sequences, appends wait in pending. */
+  const databaseWithoutSequencer = async () => {
+    const url = await cluster.createDatabase();
+    await (await PostgresStore.open(url, { poolSize: 1 })).close();
+    await sql(
+      url,
+      `INSERT INTO leases (name, holder, expires_at) VALUES ('sequencer', 'intruder', now() + interval '1 hour')
+       ON CONFLICT (name) DO UPDATE SET holder = 'intruder', expires_at = now() + interval '1 hour'`,
+    );
+    return url;
+  };
+  /** Ends that lease, so a waiting node takes it at once. */
+  const releaseIntruder = (url: string) =>
+    sql(url, `UPDATE leases SET expires_at = now() - interval '1 second'; NOTIFY trailwarden_lease`);
+
   before(async () => {
     cluster = await startPostgres();
   });
@@ -175,14 +190,7 @@ describe('PostgreSQL store: several nodes on one database', { skip }, () => {
   });
 
   test('a node that is not the sequencer waits, then answers 503, while too many events wait for the sequencer', async () => {
-    const url = await cluster.createDatabase();
-    await (await PostgresStore.open(url, { poolSize: 1 })).close();
-    // Nobody sequences: the lease is someone else's for an hour.
-    await sql(
-      url,
-      `INSERT INTO leases (name, holder, expires_at) VALUES ('sequencer', 'intruder', now() + interval '1 hour')
-       ON CONFLICT (name) DO UPDATE SET holder = 'intruder', expires_at = now() + interval '1 hour'`,
-    );
+    const url = await databaseWithoutSequencer();
     const b = await PostgresStore.open(url, {
       poolSize: 4,
       nodeId: 'b',
@@ -214,19 +222,13 @@ describe('PostgreSQL store: several nodes on one database', { skip }, () => {
     ]);
     assert.equal(Number(kept!.n), 0, 'nothing of the refused append was stored');
     // The lease comes free: b takes it, sequences what waited, and appends go through again.
-    await sql(url, `UPDATE leases SET expires_at = now() - interval '1 second'; NOTIFY trailwarden_lease`);
+    await releaseIntruder(url);
     await until('b sequences the waiting events', async () => (await b.headSeq()) === 5);
     assert.deepEqual(await b.append([prepare(refused)]), [{ status: 'created', seq: 6 }]);
   });
 
   test('a follower hands its queued requests over in batches of about a thousand events, each sequenced whole and in order', async () => {
-    const url = await cluster.createDatabase();
-    await (await PostgresStore.open(url, { poolSize: 1 })).close();
-    await sql(
-      url,
-      `INSERT INTO leases (name, holder, expires_at) VALUES ('sequencer', 'intruder', now() + interval '1 hour')
-       ON CONFLICT (name) DO UPDATE SET holder = 'intruder', expires_at = now() + interval '1 hour'`,
-    );
+    const url = await databaseWithoutSequencer();
     const b = await node(url, 'b');
     const requests = [600, 600, 600, 300].map((n) => Array.from({ length: n }, () => makeEvent()));
     // Queued in one turn: the first commit takes whole requests until 1,000 events (600 + 600), the next the rest.
@@ -236,7 +238,7 @@ describe('PostgreSQL store: several nodes on one database', { skip }, () => {
       batches.map((r) => r.size),
       [1200, 900],
     );
-    await sql(url, `UPDATE leases SET expires_at = now() - interval '1 second'; NOTIFY trailwarden_lease`);
+    await releaseIntruder(url);
     await until('b sequences the waiting events', async () => (await b.headSeq()) === 2100);
     assert.deepEqual(
       (await b.readRange(0, 3000)).map((e) => e.event_id),
