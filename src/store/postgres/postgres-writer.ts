@@ -123,8 +123,8 @@ async function existingKeys(c: PoolClient, requests: PreparedEvent[][]): Promise
 /**
  * The follower's append: the events are committed to `pending_batches`, one
  * row for the whole group (and their keys to `event_keys`, so idempotency
- * holds across nodes at once) and
- * acknowledged without waiting for the sequencer, which is woken by NOTIFY.
+ * holds across nodes at once), and acknowledged without waiting for the
+ * sequencer, which is woken by NOTIFY.
  * Optimistic: most events are new, so keys and events go in at once (one
  * statement between BEGIN and COMMIT); only when a key exists already is
  * that rolled back, the stored keys read, and the group decided again.
@@ -168,7 +168,7 @@ async function queuePending(
       textArray(fresh.map((f) => f.prepared.contentHash)),
       new Date().toISOString(),
       fresh.length,
-      `[${fresh.map((f) => JSON.stringify(f.prepared.event)).join(',')}]`,
+      JSON.stringify(fresh.map((f) => f.prepared.event)),
       PENDING_CHANNEL,
       String(fresh.length),
     ],
