@@ -21,6 +21,7 @@ import { storeCheckpoints, storeEvents } from '../../src/verify/store-source.js'
 import { verifyLog } from '../../src/verify/verify-log.js';
 import { makeEvent, prepare } from '../helpers/events.js';
 import { type PostgresCluster, postgresBinDir, startPostgres } from '../helpers/postgres.js';
+import { refConsistency, refPath, refRoot } from './merkle/reference.js';
 
 interface Backend {
   name: string;
@@ -299,6 +300,39 @@ for (const backend of backends.filter((b) => !only || b.name === only)) {
       assert.deepEqual(await store.tree.rootAt(13), rootBefore);
       await store.append([prepare(makeEvent())]);
       assert.equal(await store.tree.size(), 14);
+      await check(store);
+      await store.close();
+    });
+
+    test('roots and proofs at every size match an independent RFC 9162 computation, also after reopening', async () => {
+      // 37 events: every inner level the store computes from leaves rather than stores (1, 2) and the stored ones above.
+      const h = await fresh();
+      let store = h.store;
+      for (let i = 0; i < 37; i += 4) {
+        await store.append(Array.from({ length: Math.min(4, 37 - i) }, () => prepare(makeEvent())));
+      }
+      const leaves = (await store.readRange(0, 100)).map((e) => Buffer.from(e.leaf_hash, 'base64'));
+      assert.equal(leaves.length, 37);
+      const check = async (s: Store) => {
+        for (let size = 1; size <= 37; size++) {
+          assert.deepEqual(await s.tree.rootAt(size), refRoot(leaves.slice(0, size)), `root at ${size}`);
+          for (const m of [0, size >> 1, size - 1]) {
+            assert.deepEqual(
+              await s.tree.inclusionProof(m, size),
+              refPath(m, leaves.slice(0, size)),
+              `inclusion of ${m} at ${size}`,
+            );
+          }
+          assert.deepEqual(
+            await s.tree.consistencyProof(size, 37),
+            refConsistency(size, leaves),
+            `consistency ${size} → 37`,
+          );
+        }
+      };
+      await check(store);
+      await store.close();
+      store = await h.reopen();
       await check(store);
       await store.close();
     });

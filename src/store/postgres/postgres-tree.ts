@@ -2,6 +2,7 @@ import type { Pool, PoolClient } from 'pg';
 import { TrailwardenError } from '../../errors.js';
 import { MerkleFrontier } from '../merkle/frontier.js';
 import { consistencyProof, inclusionProof, type NodeSource, rootAt } from '../merkle/proofs.js';
+import { storedNodes } from '../merkle/stored-nodes.js';
 import type { TreeReader } from '../store.js';
 
 /**
@@ -10,7 +11,7 @@ import type { TreeReader } from '../store.js';
  * appends too; roots and proofs read nodes through the pool.
  */
 export function postgresTree(pool: Pool, headSeq: () => Promise<number>): TreeReader {
-  const nodes: NodeSource = { node: (level, index) => readNode(pool, level, index) };
+  const nodes = nodesOf(pool);
   const checkTreeSize = async (treeSize: number): Promise<void> => {
     const size = await headSeq();
     if (!Number.isSafeInteger(treeSize) || treeSize < 0 || treeSize > size) {
@@ -37,26 +38,33 @@ export function postgresTree(pool: Pool, headSeq: () => Promise<number>): TreeRe
   };
 }
 
-/** A Merkle node as stored: a leaf in `events.leaf_hash`, an inner node in `tree_nodes`. */
-async function readNode(db: Pool | PoolClient, level: number, index: number): Promise<Buffer> {
-  const r =
-    level === 0
-      ? await db.query<{ hash: Buffer }>('SELECT leaf_hash AS hash FROM events WHERE seq = $1', [index + 1])
-      : await db.query<{ hash: Buffer }>('SELECT hash FROM tree_nodes WHERE level = $1 AND idx = $2', [
+/** Merkle nodes as stored: leaves in `events.leaf_hash`, inner nodes in `tree_nodes`. */
+function nodesOf(db: Pool | PoolClient): NodeSource {
+  return storedNodes({
+    leaves: async (from, count) =>
+      (
+        await db.query<{ hash: Buffer }>(
+          'SELECT leaf_hash AS hash FROM events WHERE seq BETWEEN $1 AND $2 ORDER BY seq',
+          [from + 1, from + count],
+        )
+      ).rows.map((r) => r.hash),
+    inner: async (level, index) =>
+      (
+        await db.query<{ hash: Buffer }>('SELECT hash FROM tree_nodes WHERE level = $1 AND idx = $2', [
           level,
           index,
-        ]);
-  const hash = r.rows[0]?.hash;
-  if (hash === undefined) throw new Error(`merkle node (${level}, ${index}) is missing from the store`);
-  return hash;
+        ])
+      ).rows[0]?.hash,
+  });
 }
 
 /** The tree's right edge as the database holds it now. */
 export async function loadFrontier(client: PoolClient): Promise<MerkleFrontier> {
   // One client runs one query at a time: the frontier's reads go one after another.
   let tail: Promise<unknown> = Promise.resolve();
+  const nodes = nodesOf(client);
   const node = (level: number, index: number): Promise<Buffer> => {
-    const read = tail.then(() => readNode(client, level, index));
+    const read = tail.then(() => nodes.node(level, index));
     tail = read.catch(() => undefined);
     return read;
   };

@@ -2,6 +2,7 @@ import pg, { type Pool, type PoolClient, type QueryResult } from 'pg';
 import type { CanonicalEvent } from '../../event/canonical.js';
 import type { AuditEvent } from '../../event/event.js';
 import type { MerkleFrontier } from '../merkle/frontier.js';
+import { isStoredNode } from '../merkle/stored-nodes.js';
 import type { AppendOutcome, PreparedEvent } from '../store.js';
 import { indexedValues, sequencedRow } from '../stored-event.js';
 import { byteaArray, int4Array, int8Array, textArray } from './binary-array.js';
@@ -204,7 +205,7 @@ class SequencedRows {
     const values = [r.seq, receivedAt, ...indexedValues(r), r.leaf, r.body];
     for (const [col, v] of values.entries()) this.cols[col]!.push(v);
     for (const n of this.frontier.append(r.leaf)) {
-      if (n.level === 0) continue;
+      if (!isStoredNode(n.level)) continue;
       this.nodes.level.push(n.level);
       this.nodes.idx.push(n.index);
       this.nodes.hash.push(n.hash);

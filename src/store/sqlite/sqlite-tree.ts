@@ -2,6 +2,7 @@ import type { Database } from 'better-sqlite3';
 import { TrailwardenError } from '../../errors.js';
 import type { MerkleFrontier } from '../merkle/frontier.js';
 import { consistencyProof, inclusionProof, type NodeSource, rootAt } from '../merkle/proofs.js';
+import { storedNodes } from '../merkle/stored-nodes.js';
 import type { TreeReader } from '../store.js';
 
 /** What the tree reader needs from its store, read at each call. */
@@ -49,16 +50,10 @@ export function sqliteTree(db: Database, state: SqliteTreeState): TreeReader {
 
 /** Merkle nodes as stored: leaves in `events.leaf_hash`, inner nodes in `tree_nodes`. */
 function sqliteNodes(db: Database): NodeSource {
-  const leaf = db.prepare('SELECT leaf_hash FROM events WHERE seq = ?').pluck();
+  const leaves = db.prepare('SELECT leaf_hash FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq').pluck();
   const inner = db.prepare('SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?').pluck();
-  return {
-    node: async (level, index) => {
-      const hash =
-        level === 0
-          ? (leaf.get(index + 1) as Buffer | undefined)
-          : (inner.get(level, index) as Buffer | undefined);
-      if (hash === undefined) throw new Error(`merkle node (${level}, ${index}) is missing from the store`);
-      return hash;
-    },
-  };
+  return storedNodes({
+    leaves: (from, count) => leaves.all(from + 1, from + count) as Buffer[],
+    inner: (level, index) => inner.get(level, index) as Buffer | undefined,
+  });
 }

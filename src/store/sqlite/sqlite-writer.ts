@@ -15,6 +15,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import { MerkleFrontier } from '../merkle/frontier.js';
 import type { NodeSource } from '../merkle/proofs.js';
+import { isStoredNode, storedNodes } from '../merkle/stored-nodes.js';
 import type { AppendOutcome, CheckpointRecord, PreparedEvent } from '../store.js';
 import { indexedValues, sequencedRow } from '../stored-event.js';
 import { DeliveryStateWriter } from './sqlite-delivery-store.js';
@@ -55,23 +56,17 @@ class Writer {
       ),
       insertNode: s('INSERT INTO tree_nodes (level, idx, hash) VALUES (?,?,?)'),
       insertTenant: s('INSERT OR IGNORE INTO tenants (tenant_id) VALUES (?)'),
-      leaf: s('SELECT leaf_hash FROM events WHERE seq = ?').pluck(),
+      leaves: s('SELECT leaf_hash FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq').pluck(),
       node: s('SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?').pluck(),
       head: s('SELECT COALESCE(MAX(seq), 0) FROM events').pluck(),
       addCheckpoint: s(
         'INSERT OR IGNORE INTO checkpoints (tree_size, root_hash, issued_at, note) VALUES (?,?,?,?)',
       ),
     };
-    this.nodes = {
-      node: async (level, index) => {
-        const hash =
-          level === 0
-            ? (this.stmt.leaf!.get(index + 1) as Buffer | undefined)
-            : (this.stmt.node!.get(level, index) as Buffer | undefined);
-        if (hash === undefined) throw new Error(`merkle node (${level}, ${index}) is missing from the store`);
-        return hash;
-      },
-    };
+    this.nodes = storedNodes({
+      leaves: (from, count) => this.stmt.leaves!.all(from + 1, from + count) as Buffer[],
+      inner: (level, index) => this.stmt.node!.get(level, index) as Buffer | undefined,
+    });
   }
 
   async load(): Promise<void> {
@@ -209,7 +204,7 @@ class Writer {
       const r = sequencedRow(event, seq, receivedAt, canonical);
       this.stmt.insertEvent!.run(r.seq, ...indexedValues(r), contentHash, r.leaf, r.body);
       for (const n of frontier.append(r.leaf)) {
-        if (n.level > 0) this.stmt.insertNode!.run(n.level, n.index, n.hash);
+        if (isStoredNode(n.level)) this.stmt.insertNode!.run(n.level, n.index, n.hash);
       }
       outcomes.push({ status: 'created', seq });
     });

@@ -286,6 +286,9 @@ describe('PostgreSQL store: several nodes on one database', { skip }, () => {
     const frontier = new MerkleFrontier();
     for (const e of all) frontier.append(leafHashOf(e));
     assert.deepEqual(await survivor.tree.rootAt(all.length), frontier.root());
+    // Inner nodes are kept from level 3 up (the lower ones are computed from leaves), whichever node wrote them.
+    const [low] = await sql<{ level: number }>(url, 'SELECT min(level) AS level FROM tree_nodes');
+    assert.equal(low?.level, 3);
   });
 
   test('partitions exist for this month and the next two; an event received long ago gets its own', async () => {

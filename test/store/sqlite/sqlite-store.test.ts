@@ -1,10 +1,12 @@
-/** What only the SQLite backend does: it is served by one process at a time. */
+/** What only the SQLite backend does: it is served by one process at a time; how its file holds the tree. */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import BetterSqlite3 from 'better-sqlite3';
 import { SqliteStore } from '../../../src/store/sqlite/sqlite-store.js';
+import { makeEvent, prepare } from '../../helpers/events.js';
 
 test('sink leases left by a process that is gone are free when the file is opened again', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tw-sqlite-'));
@@ -28,6 +30,37 @@ test('sink leases left by a process that is gone are free when the file is opene
       'only sink leases are cleared',
     );
     await after.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the tree keeps inner nodes from level 3 up; a file that also holds lower ones (written before) serves the same roots', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tw-sqlite-'));
+  try {
+    const file = join(dir, 'trailwarden.db');
+    const store = await SqliteStore.open(file);
+    await store.append(Array.from({ length: 40 }, () => prepare(makeEvent())));
+    const roots = await Promise.all([1, 7, 16, 40].map((n) => store.tree.rootAt(n)));
+    await store.close();
+    const db = new BetterSqlite3(file);
+    try {
+      const levels = db
+        .prepare('SELECT level, count(*) AS n FROM tree_nodes GROUP BY level ORDER BY level')
+        .all();
+      assert.deepEqual(levels, [
+        { level: 3, n: 5 },
+        { level: 4, n: 2 },
+        { level: 5, n: 1 },
+      ]);
+      // What an earlier version stored: the level-1 node of leaves 0 and 1 (as garbage, to show it is not read).
+      db.prepare('INSERT INTO tree_nodes (level, idx, hash) VALUES (1, 0, ?)').run(Buffer.alloc(32, 7));
+    } finally {
+      db.close();
+    }
+    const reopened = await SqliteStore.open(file);
+    assert.deepEqual(await Promise.all([1, 7, 16, 40].map((n) => reopened.tree.rootAt(n))), roots);
+    await reopened.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
