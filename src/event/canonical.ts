@@ -167,5 +167,5 @@ export function leafHashOf(event: Omit<StoredEvent, 'leaf_hash'> | StoredEvent):
  * normalisation (no server fields). Two sends of "the same event" must match.
  */
 export function contentHashOf(event: AuditEvent): string {
-  return hash('sha256', canonicalJson(event), 'base64');
+  return contentHashOfCanonical(canonicalEvent(event));
 }

@@ -181,6 +181,10 @@ describe('the canonical event reused for the leaf hash', () => {
       assert.equal(c.text, canonicalJson(event), `case ${i}`);
       const expected = canonicalize({ ...event, seq, received_at: receivedAt });
       assert.equal(leafCanonical(c, seq, receivedAt), expected, `case ${i}: ${c.text}`);
+      assert.equal(
+        contentHashOf(event as never),
+        createHash('sha256').update(canonicalize(event)!, 'utf8').digest('base64'),
+      );
       assert.equal(contentHashOfCanonical(c), contentHashOf(event as never));
     }
   });
