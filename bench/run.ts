@@ -13,7 +13,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { sqliteFile } from '../src/store/open-store.js';
 import { bareScanSeconds, bareSqliteInserts } from './baselines.js';
+import { cpuFloor } from './cpu-floor.js';
 import { fillStore } from './fill.js';
 import { ingestLoad } from './ingest.js';
 import { machineFacts } from './machine.js';
@@ -34,6 +36,7 @@ const scaled = (n: number, min: number) => Math.max(min, Math.round(n * scale));
 
 const plan = {
   baselineMs: scaled(2000, 500),
+  floorEvents: scaled(200_000, 20_000),
   fillEvents: scaled(1_000_000, 10_000),
   reads: scaled(400, 50),
   readWarmup: 20,
@@ -84,7 +87,6 @@ try {
   const bare1 = bareSqliteInserts(work, 1, plan.baselineMs);
   say(`   bare better-sqlite3, 100 rows/tx: ${fmt(bare100.rowsPerSecond)} rows/s`);
   say(`   bare better-sqlite3, 1 row/tx:    ${fmt(bare1.rowsPerSecond)} rows/s`);
-
   // 5 (set-up). Fill the store through the Store API.
   say(`5. filling the store with ${fmt(plan.fillEvents)} events through Store.append`);
   let lastReport = performance.now();
@@ -178,7 +180,6 @@ try {
     ratio: ratio(eventsPerSecond, bare100.rowsPerSecond),
     met: eventsPerSecond >= 50_000,
   });
-
   say(`3. single-event requests: ${plan.singleClients} clients`);
   const single = await ingestLoad(server.target, {
     perRequest: 1,
@@ -242,6 +243,39 @@ try {
     });
   }
   await stopServer(server);
+
+  say(`6. CPU floor: ${fmt(plan.floorEvents)} of the load's events, parsed to stored rows in one thread`);
+  // Into the filled store's events table, the server stopped: indexes of the size the load met.
+  const floor = cpuFloor(sqliteFile(dataDir), plan.floorEvents);
+  /** Events/s that all cores, busy with nothing but the floor's work, could give. */
+  const coresCeiling = (machine.nproc * 1e6) / floor.withSqlite;
+  /** Events/s of SQLite's one writer doing nothing but the inserts (it cannot be shared out). */
+  const writerCeiling = 1e6 / (floor.withSqlite - floor.withoutStorage);
+  say(
+    `   per event ${floor.withoutStorage.toFixed(1)} µs parse+validate+hash+row, ${floor.withSqlite.toFixed(1)} µs with the SQLite insert → at most ${fmt(coresCeiling)} events/s on ${machine.nproc} cores, ${fmt(writerCeiling)} through one SQLite writer`,
+  );
+
+  const batchedRow = rows.findIndex((r) => r.figure.startsWith('batched ingest'));
+  rows.splice(
+    batchedRow + 1,
+    0,
+    {
+      figure: '  CPU floor per event: parse, validate, hash, SQLite row (info)',
+      goal: '',
+      measured: `${floor.withSqlite.toFixed(1)} µs (${floor.withoutStorage.toFixed(1)} without SQLite)`,
+      baseline: `${((machine.nproc * 1e6) / 50_000).toFixed(1)} µs (${machine.nproc} cores ÷ 50,000/s)`,
+      ratio: ratio(floor.withSqlite, (machine.nproc * 1e6) / 50_000),
+      met: undefined,
+    },
+    {
+      figure: '  ceiling: cores ÷ floor / one writer ÷ its inserts, events/s (info)',
+      goal: '',
+      measured: `${fmt(coresCeiling)} / ${fmt(writerCeiling)}`,
+      baseline: `${fmt(eventsPerSecond)} (batched ingest, above)`,
+      ratio: ratio(Math.min(coresCeiling, writerCeiling), eventsPerSecond),
+      met: undefined,
+    },
+  );
 
   // The goal is in MB (10^6 bytes); VmHWM is read in KiB, so 300 MB is 286.1 MiB.
   const peakMB = (peakRss * MIB) / 1e6;
