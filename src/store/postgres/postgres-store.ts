@@ -18,6 +18,7 @@ import type {
 } from '../store.js';
 import { conflictError } from '../stored-event.js';
 import { ALL_TENANTS, filterToSql } from './filter-sql.js';
+import { KEYS_CHANNEL, KeyCache } from './key-cache.js';
 import { ensureMonthlyPartitions, existingMonths, monthsBetween } from './partitions.js';
 import {
   createClient,
@@ -158,6 +159,8 @@ export class PostgresStore implements Store {
   private readonly lease: SequencerLease | undefined;
   private timers: NodeJS.Timeout[] = [];
   private closed = false;
+  /** API keys read recently, trusted while revocations are heard on the LISTEN connection. */
+  private readonly keys = new KeyCache();
 
   private constructor(
     private readonly pool: Pool,
@@ -169,7 +172,12 @@ export class PostgresStore implements Store {
     private readonly pendingWaitMs: number,
   ) {
     this.delivery = new PostgresDeliveryStore(pool);
-    this.tree = postgresTree(pool, () => this.headSeq());
+    this.tree = postgresTree(
+      pool,
+      () => this.headSeq(),
+      // While this instance holds the lease nobody else moves the head past its last commit.
+      () => (this.frontierKnown && this.isSequencer() ? this.frontier : undefined),
+    );
     const holder = `${nodeId} ${randomUUID().slice(0, 8)}`;
     this.state = {
       frontier: () => this.frontier,
@@ -425,6 +433,9 @@ export class PostgresStore implements Store {
   private launch(before: SequencingGroup | undefined): SequencingGroup {
     const batch = this.queue;
     this.queue = [];
+    // Pending events are read only when some may wait (a NOTIFY, the poll, a round that hit its limit):
+    // with no other node writing, the read is skipped and BEGIN goes out before the group before is built.
+    const drainPending = this.pendingWaiting;
     this.pendingWaiting = false;
     let built!: (base: GroupBase) => void;
     let notBuilt!: (err: unknown) => void;
@@ -444,8 +455,8 @@ export class PostgresStore implements Store {
       {
         ...(after ? { after } : {}),
         ...(before ? { afterCommitted: before.done } : {}),
-        // Every group takes what is pending, so an event another node acknowledged goes before this node's later ones.
-        drainPending: true,
+        // A group takes what is pending, so an event another node acknowledged goes before this node's later ones.
+        drainPending,
         onBuilt: built,
       },
     );
@@ -666,8 +677,14 @@ export class PostgresStore implements Store {
   }
 
   async getKey(keyId: string): Promise<ApiKeyRecord | undefined> {
+    const kept = this.keys.get(keyId);
+    if (kept !== undefined) return kept;
+    const startedAt = this.keys.readStarts();
     const [row] = await this.rows<KeyRow>('SELECT * FROM api_keys WHERE key_id = $1', [keyId]);
-    return row && toKey(row);
+    if (row === undefined) return undefined;
+    const key = toKey(row);
+    this.keys.put(key, startedAt);
+    return key;
   }
 
   async listKeys(): Promise<ApiKeyRecord[]> {
@@ -676,11 +693,16 @@ export class PostgresStore implements Store {
 
   async revokeKey(keyId: string, at: string): Promise<boolean> {
     try {
-      const r = await this.pool.query(
-        'UPDATE api_keys SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL',
-        [at, keyId],
+      // Every instance forgets the key when this commits (KeyCache).
+      const r = await this.pool.query<{ revoked: boolean }>(
+        `WITH revoked AS (
+           UPDATE api_keys SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL RETURNING 1
+         )
+         SELECT EXISTS (SELECT 1 FROM revoked) AS revoked, pg_notify($3, $2)`,
+        [at, keyId, KEYS_CHANNEL],
       );
-      return r.rowCount === 1;
+      this.keys.drop(keyId);
+      return r.rows[0]?.revoked === true;
     } catch (err) {
       throw toStoreError(err);
     }
@@ -733,6 +755,10 @@ export class PostgresStore implements Store {
         this.lease?.poke();
         return;
       }
+      if (msg.channel === KEYS_CHANNEL) {
+        this.keys.drop(msg.payload ?? '');
+        return;
+      }
       const head = Number((msg.payload ?? '').split(' ')[0]);
       if (Number.isSafeInteger(head)) this.announce(head);
     });
@@ -740,6 +766,8 @@ export class PostgresStore implements Store {
     const reconnect = () => {
       if (lost || this.closed) return;
       lost = true;
+      // Revocations go unheard until it listens again.
+      this.keys.setListening(false);
       client.end().catch(() => undefined);
       const timer = setTimeout(() => {
         if (this.closed) return;
@@ -756,10 +784,14 @@ export class PostgresStore implements Store {
     this.listening = client
       .connect()
       .then(() =>
-        client.query(`LISTEN ${APPEND_CHANNEL}; LISTEN ${PENDING_CHANNEL}; LISTEN ${LEASE_CHANNEL}`),
+        client.query(
+          `LISTEN ${APPEND_CHANNEL}; LISTEN ${PENDING_CHANNEL}; LISTEN ${LEASE_CHANNEL}; LISTEN ${KEYS_CHANNEL}`,
+        ),
       )
       .then(
-        () => undefined,
+        () => {
+          if (!lost) this.keys.setListening(true);
+        },
         () => reconnect(),
       );
     return client;

@@ -215,12 +215,31 @@ class SequencedRows {
     return seq;
   }
 
-  /** Partitions and `tenants` rows this group needs that the database may not have yet. */
-  async prepare(c: PoolClient, state: SequencerState): Promise<void> {
-    const newMonths = [...this.months].filter((m) => !state.knownMonths.has(m));
+  /**
+   * Partitions and `tenants` rows this group needs that the database may
+   * not have yet, leaving out those the groups before it write. Those groups
+   * have not committed, so writing the same row here would make their insert
+   * wait for this transaction, which waits for them to commit: a deadlock
+   * PostgreSQL cannot see. If one of them fails, so does this group (its
+   * fence), and it is sequenced again on its own.
+   */
+  toWrite(state: SequencerState, before: Writing | undefined): Writing {
+    return {
+      months: new Set(
+        [...this.months].filter((m) => !state.knownMonths.has(m) && before?.months.has(m) !== true),
+      ),
+      tenants: new Set(
+        [...this.tenants].filter((t) => !state.knownTenants.has(t) && before?.tenants.has(t) !== true),
+      ),
+    };
+  }
+
+  /** Writes the partitions and `tenants` rows of {@link toWrite}. */
+  async prepare(c: PoolClient, writes: Writing): Promise<void> {
+    const newMonths = [...writes.months];
     // Normally made ahead by the sequencer; an event received long ago (it waited in pending) may need its own.
     if (newMonths.length > 0) await ensureMonthlyPartitions(c, newMonths);
-    const newTenants = [...this.tenants].filter((t) => !state.knownTenants.has(t));
+    const newTenants = [...writes.tenants];
     if (newTenants.length > 0) {
       await c.query('INSERT INTO tenants (tenant_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [
         newTenants,
@@ -290,12 +309,20 @@ class SequencedRows {
  */
 export class StaleGroup extends Error {}
 
+/** Partitions and tenants a group writes besides its events. */
+export interface Writing {
+  months: ReadonlySet<Month>;
+  tenants: ReadonlySet<string>;
+}
+
 /** Where a sequencing group starts when the group before it is still committing. */
 export interface GroupBase {
   /** The tree as the group before will leave it. */
   frontier: MerkleFrontier;
   /** The `pending_batches` ids the group before took (inclusive range): this one must not take them again. */
   pendingTaken?: { from: number; to: number };
+  /** Partitions and tenants the groups still committing write: this one must not write them too. */
+  writing?: Writing;
 }
 
 /** How one sequencing transaction runs. */
@@ -360,12 +387,20 @@ export function commitSequenced(
     try {
       let frontier: MerkleFrontier;
       let pending: PendingBatch[];
+      let before: Writing | undefined;
       if (opts.after) {
+        // Without a pending read BEGIN needs nothing from the group before: its round trip overlaps that group's build.
+        const began = opts.drainPending
+          ? undefined
+          : begin(c, { head: false, pending: false, skip: undefined });
+        // Settled below, or with the connection if the group before failed.
+        began?.catch(() => undefined);
         const base = await opts.after.catch(() => {
           throw new StaleGroup('the group before this one failed');
         });
         frontier = base.frontier.clone();
-        ({ pending } = await begin(c, { head: false, pending: opts.drainPending, skip: base.pendingTaken }));
+        before = base.writing;
+        ({ pending } = await (began ?? begin(c, { head: false, pending: true, skip: base.pendingTaken })));
       } else {
         const started = await begin(c, { head: true, pending: opts.drainPending, skip: undefined });
         pending = started.pending;
@@ -399,13 +434,18 @@ export function commitSequenced(
             throw new Error('sequencing went out of step');
         }
       }
+      const writes = rows.toWrite(state, before);
       opts.onBuilt?.({
         frontier,
         ...(pending.length > 0 ? { pendingTaken: { from: pending[0]!.id, to: pending.at(-1)!.id } } : {}),
+        writing: {
+          months: union(writes.months, before?.months, state.knownMonths),
+          tenants: union(writes.tenants, before?.tenants, state.knownTenants),
+        },
       });
 
       if (frontier.size > startSize) {
-        await rows.prepare(c, state);
+        await rows.prepare(c, writes);
         if (!(await rows.write(c, fresh, { batches: pending, events: pendingEvents }))) {
           // Pipelined: a resent event (the keys were not read first). Otherwise another node claimed one meanwhile.
           throw pipelined
@@ -479,6 +519,13 @@ async function begin(
     head: want.head ? Number(results[2]?.rows[0]?.['size'] ?? 0) : undefined,
     pending: want.pending ? (results.at(-1)!.rows as PendingBatch[]) : [],
   };
+}
+
+/** `mine` and what of `before` is not `known` (committed) yet. */
+function union<T>(mine: ReadonlySet<T>, before: ReadonlySet<T> | undefined, known: ReadonlySet<T>): Set<T> {
+  const all = new Set(mine);
+  for (const x of before ?? []) if (!known.has(x)) all.add(x);
+  return all;
 }
 
 /** An integer for a statement's text; anything else is a bug, never written. */

@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type pg from 'pg';
+import { MerkleFrontier } from '../../../src/store/merkle/frontier.js';
+import { monthOfIso } from '../../../src/store/postgres/partitions.js';
+import { createPool } from '../../../src/store/postgres/postgres-connection.js';
+import { PostgresStore } from '../../../src/store/postgres/postgres-store.js';
+import {
+  commitSequenced,
+  type GroupBase,
+  type SequencerState,
+} from '../../../src/store/postgres/postgres-writer.js';
+import { makeEvent, prepare } from '../../helpers/events.js';
+import { type PostgresCluster, postgresBinDir, startPostgres } from '../../helpers/postgres.js';
+
+const skip = postgresBinDir() === undefined ? 'PostgreSQL binaries not found (install postgresql-15)' : false;
+
+/**
+ * A pool whose clients hold back each statement matching `slow` for
+ * `delayMs` before sending it to the real server: how a busy machine can
+ * order two connections' statements.
+ */
+function slowPool(pool: pg.Pool, slow: RegExp, delayMs: number): pg.Pool {
+  const connect = async () => {
+    const client = await pool.connect();
+    const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+    return new Proxy(client, {
+      get(target, prop, receiver) {
+        if (prop !== 'query') return Reflect.get(target, prop, receiver);
+        return async (...args: unknown[]) => {
+          if (typeof args[0] === 'string' && slow.test(args[0])) {
+            await new Promise((r) => setTimeout(r, delayMs));
+          }
+          return query(...args);
+        };
+      },
+    });
+  };
+  return new Proxy(pool, {
+    get(target, prop, receiver) {
+      return prop === 'connect' ? connect : Reflect.get(target, prop, receiver);
+    },
+  });
+}
+
+describe('PostgreSQL sequencing pipeline', { skip }, () => {
+  let cluster: PostgresCluster | undefined;
+  let url = '';
+  let pool: pg.Pool | undefined;
+
+  before(async () => {
+    cluster = await startPostgres();
+    url = await cluster.createDatabase();
+    // Schema and this month's partitions; then the lease goes to the holder the test sequences as.
+    await (await PostgresStore.open(url, { poolSize: 1 })).close();
+    pool = createPool(url, 4);
+    await pool.query(
+      `INSERT INTO leases (name, holder, expires_at) VALUES ('sequencer', 'test', now() + interval '1 hour')
+       ON CONFLICT (name) DO UPDATE SET holder = 'test', expires_at = now() + interval '1 hour'`,
+    );
+  });
+  after(async () => {
+    await pool?.end();
+    await cluster?.stop();
+  });
+
+  test('a group does not write the tenant the group still committing before it writes (no deadlock)', async () => {
+    const state: SequencerState = {
+      frontier: () => new MerkleFrontier(),
+      knownTenants: new Set(),
+      knownMonths: new Set([monthOfIso(new Date().toISOString())]),
+      holder: 'test',
+    };
+    let built!: (base: GroupBase) => void;
+    const firstBase = new Promise<GroupBase>((resolve) => {
+      built = resolve;
+    });
+    // The first group's tenant insert is held back, so the second group, built on it, gets there first:
+    // were it to insert the same tenant, the first group's insert would wait for the second's
+    // transaction, which waits for the first group to commit — neither would ever finish.
+    const first = commitSequenced(
+      slowPool(pool!, /INSERT INTO tenants/, 300),
+      [[prepare(makeEvent({ tenant_id: 'newcomer' }))]],
+      state,
+      {
+        after: Promise.resolve({ frontier: new MerkleFrontier() }),
+        drainPending: false,
+        onBuilt: built,
+      },
+    );
+    const second = commitSequenced(pool!, [[prepare(makeEvent({ tenant_id: 'newcomer' }))]], state, {
+      after: firstBase,
+      afterCommitted: first,
+      drainPending: false,
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('the two groups are deadlocked')), 10_000);
+    });
+    try {
+      const [a, b] = await Promise.race([Promise.all([first, second]), stuck]);
+      assert.equal(a.frontier.size, 1);
+      assert.equal(b.frontier.size, 2);
+    } finally {
+      clearTimeout(timer);
+    }
+    const rows = await pool!.query('SELECT tenant_id FROM tenants');
+    assert.deepEqual(
+      rows.rows.map((r) => r.tenant_id),
+      ['newcomer'],
+    );
+    const head = await pool!.query('SELECT size FROM log_head');
+    assert.equal(Number(head.rows[0].size), 2);
+  });
+});
