@@ -433,9 +433,6 @@ export class PostgresStore implements Store {
   private launch(before: SequencingGroup | undefined): SequencingGroup {
     const batch = this.queue;
     this.queue = [];
-    // Pending events are read only when some may wait (a NOTIFY, the poll, a round that hit its limit):
-    // with no other node writing, the read is skipped and BEGIN goes out before the group before is built.
-    const drainPending = this.pendingWaiting;
     this.pendingWaiting = false;
     let built!: (base: GroupBase) => void;
     let notBuilt!: (err: unknown) => void;
@@ -455,8 +452,8 @@ export class PostgresStore implements Store {
       {
         ...(after ? { after } : {}),
         ...(before ? { afterCommitted: before.done } : {}),
-        // A group takes what is pending, so an event another node acknowledged goes before this node's later ones.
-        drainPending,
+        // Every group takes what is pending, so an event another node acknowledged goes before this node's later ones.
+        drainPending: true,
         onBuilt: built,
       },
     );

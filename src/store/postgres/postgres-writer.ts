@@ -389,18 +389,12 @@ export function commitSequenced(
       let pending: PendingBatch[];
       let before: Writing | undefined;
       if (opts.after) {
-        // Without a pending read BEGIN needs nothing from the group before: its round trip overlaps that group's build.
-        const began = opts.drainPending
-          ? undefined
-          : begin(c, { head: false, pending: false, skip: undefined });
-        // Settled below, or with the connection if the group before failed.
-        began?.catch(() => undefined);
         const base = await opts.after.catch(() => {
           throw new StaleGroup('the group before this one failed');
         });
         frontier = base.frontier.clone();
         before = base.writing;
-        ({ pending } = await (began ?? begin(c, { head: false, pending: true, skip: base.pendingTaken })));
+        ({ pending } = await begin(c, { head: false, pending: opts.drainPending, skip: base.pendingTaken }));
       } else {
         const started = await begin(c, { head: true, pending: opts.drainPending, skip: undefined });
         pending = started.pending;
