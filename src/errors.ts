@@ -20,7 +20,6 @@ export const ERROR_CODES = {
   TW_ERR_SINK_EXISTS: { status: 409, title: 'Sink exists' },
   TW_ERR_SINK_READ_ONLY: { status: 409, title: 'Sink defined in the config file' },
   TW_ERR_SINK_DISABLED: { status: 409, title: 'Sink not enabled' },
-  TW_ERR_SINK_ELSEWHERE: { status: 409, title: 'Sink delivered by another node' },
   TW_ERR_PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload too large' },
   TW_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
   TW_ERR_INVALID_EVENTS: { status: 422, title: 'Invalid events' },

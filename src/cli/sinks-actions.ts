@@ -26,7 +26,7 @@ interface DeadLetterView {
 interface RedriveResult {
   id: number;
   seq: number;
-  status: 'delivered' | 'failed' | 'missing';
+  status: 'delivered' | 'failed' | 'missing' | 'queued';
   reason?: string;
 }
 
@@ -152,7 +152,11 @@ export async function sinksDeadLetters(
   return 0;
 }
 
-/** `sinks redrive <name> [--id N ...]`: exit status 1 when any letter was not delivered. */
+/**
+ * `sinks redrive <name> [--id N ...]`: exit status 1 when any letter was not
+ * delivered or queued (through a node that does not deliver the sink, the
+ * letters are queued for the node that does).
+ */
 export async function sinksRedrive(
   client: ApiClient,
   name: string,
@@ -165,21 +169,25 @@ export async function sinksRedrive(
     path(name, '/dead-letters/redrive'),
     { body: JSON.stringify(body), contentType: 'application/json' },
   );
-  const delivered = results.filter((r) => r.status === 'delivered').length;
+  const count = (status: RedriveResult['status']) => results.filter((r) => r.status === status).length;
+  const delivered = count('delivered');
+  const queued = count('queued');
   if (flags.json) writeJson(out, { results });
   else {
     for (const r of results) {
       const what =
         r.status === 'missing'
           ? 'no such dead letter'
-          : `seq ${r.seq} ${r.status}${r.reason ? `: ${r.reason}` : ''}`;
+          : r.status === 'queued'
+            ? `seq ${r.seq} queued for the node that delivers the sink`
+            : `seq ${r.seq} ${r.status}${r.reason ? `: ${r.reason}` : ''}`;
       out.write(`  ${r.id}: ${what}\n`);
     }
     out.write(
-      `Redrove ${results.length} dead letter${results.length === 1 ? '' : 's'} of sink ${name}: ${delivered} delivered (and removed), ${results.length - delivered} left.\n`,
+      `Redrove ${results.length} dead letter${results.length === 1 ? '' : 's'} of sink ${name}: ${delivered} delivered (and removed), ${queued > 0 ? `${queued} queued for the node that delivers it (see them go with \`trailwarden sinks dead-letters ${name}\`), ` : ''}${results.length - delivered - queued} left.\n`,
     );
   }
-  return delivered === results.length ? 0 : 1;
+  return delivered + queued === results.length ? 0 : 1;
 }
 
 /** Reads a sink definition from a JSON or YAML file (`-` reads stdin). */

@@ -15,6 +15,17 @@ import { replayStoredSink, setStoredSinkPaused } from './stored-sink.js';
 /** Where a sink's settings live: the config file (read-only through the API) or the store. */
 export type SinkSource = 'config' | 'api';
 
+/** What a redrive did with one dead letter; `queued`: left for the node that delivers the sink. */
+export interface RedriveResult {
+  id: number;
+  seq: number;
+  status: 'delivered' | 'failed' | 'missing' | 'queued';
+  reason?: string;
+}
+
+/** Letters asked for through other nodes that one pass redrives per sink (the rest wait for the next). */
+const REDRIVE_BATCH = 100;
+
 interface Entry {
   config: SinkConfig;
   /** As given, `${ENV}` references unresolved (what the API stores and shows). */
@@ -102,8 +113,8 @@ export function parseSinkConfig(raw: unknown, env: NodeJS.ProcessEnv): SinkConfi
  * With several nodes on one store, a node runs a sink's worker only while it
  * holds the sink's lease (`sink:<name>`), so one node at a time delivers each
  * sink. What the admin API changes through a node that does not hold it
- * (pause, resume, replay, sink settings) is written to the store, where the
- * holder finds it at its next lease renewal.
+ * (pause, resume, replay, sink settings, a redrive) is written to the store,
+ * where the holder finds it at its next lease renewal.
  */
 export class DeliveryEngine {
   private readonly sinks = new Map<string, Entry>();
@@ -117,6 +128,8 @@ export class DeliveryEngine {
   /** Stored sink records that failed to parse, by name and `updatedAt`, so each is reported once. */
   private readonly unusable = new Map<string, string>();
   private stopping = false;
+  /** The pass redriving letters asked for through other nodes, while one runs. */
+  private redriving: Promise<void> | undefined;
 
   constructor(private readonly opts: EngineOptions) {
     this.now = opts.now ?? Date.now;
@@ -159,11 +172,21 @@ export class DeliveryEngine {
       for (const e of this.sinks.values()) workerOf(e)?.checkHealth();
     }, this.opts.healthCheckMs ?? 1000);
     this.healthTimer.unref();
-    // Sinks created, changed or deleted through other nodes' admin API.
+    // Sinks created, changed or deleted through other nodes' admin API, and redrives asked for there.
     this.syncTimer = setInterval(() => {
       this.serially(() => this.syncStoredSinks()).catch((err: unknown) =>
         this.opts.log.warn('could not read the stored sink settings', { err }),
       );
+      // Not behind sink changes: a redrive waits for receivers, which may be slow.
+      if (this.redriving === undefined) {
+        this.redriving = this.redriveRequested()
+          .catch((err: unknown) =>
+            this.opts.log.warn('could not redrive the dead letters asked for through other nodes', { err }),
+          )
+          .finally(() => {
+            this.redriving = undefined;
+          });
+      }
     }, this.opts.leaseMs / 3);
     this.syncTimer.unref();
   }
@@ -178,6 +201,7 @@ export class DeliveryEngine {
     if (this.healthTimer) clearInterval(this.healthTimer);
     if (this.syncTimer) clearInterval(this.syncTimer);
     this.emit.cancelAll();
+    await this.redriving;
     await this.serially(() =>
       Promise.all([...this.sinks.values()].map((e) => e.runner?.close(opts.release ?? true))),
     );
@@ -481,25 +505,58 @@ export class DeliveryEngine {
     return this.opts.store.delivery.listDeadLetters(name, page);
   }
 
-  /** Delivers dead letters again, once each, now; removes those the sink confirms. */
-  async redrive(name: string, ids: number[], principal: Principal | null) {
+  /**
+   * Delivers dead letters again, once each, now; removes those the sink
+   * confirms. Through a node that does not deliver the sink the letters are
+   * marked for the node that does (`queued`), which redrives them at its
+   * next lease renewal.
+   */
+  async redrive(name: string, ids: number[], principal: Principal | null): Promise<RedriveResult[]> {
     const w = workerOf(this.enabled(name, principal));
     if (w === undefined) {
       // Only the node holding the lease may deliver the sink (a file sink's file is on its disk).
-      const holder = (await this.opts.store.delivery.leaseHolder(sinkLeaseName(name)))?.holder ?? null;
-      throw new TrailwardenError(
-        'TW_ERR_SINK_ELSEWHERE',
-        `sink ${name} is delivered by ${holder === null ? 'no node at the moment' : `node ${holder}`}, not by this node (${this.opts.nodeId}); send the redrive to that node, or retry shortly`,
-        { extensions: { node: holder } },
+      const marked = new Set(
+        await this.opts.store.delivery.requestRedrive(name, ids, new Date(this.now()).toISOString()),
+      );
+      const letters = await this.opts.store.delivery.getDeadLetters(name, [...marked]);
+      const seqOf = new Map(letters.map((l) => [l.id, l.seq]));
+      return ids.map((id) =>
+        marked.has(id)
+          ? { id, seq: seqOf.get(id) ?? 0, status: 'queued' as const }
+          : { id, seq: 0, status: 'missing' as const },
       );
     }
     const letters = await this.opts.store.delivery.getDeadLetters(name, ids);
-    const results: Array<{
-      id: number;
-      seq: number;
-      status: 'delivered' | 'failed' | 'missing';
-      reason?: string;
-    }> = [];
+    return this.redeliver(name, w, ids, letters);
+  }
+
+  /** Redrives what other nodes asked this node for (`redrive` through them), for every sink it delivers. */
+  private async redriveRequested(): Promise<void> {
+    for (const [name, e] of this.sinks) {
+      const w = workerOf(e);
+      if (w === undefined || this.stopping) continue;
+      const letters = await this.opts.store.delivery.redriveRequests(name, REDRIVE_BATCH);
+      if (letters.length === 0) continue;
+      const results = await this.redeliver(
+        name,
+        w,
+        letters.map((l) => l.id),
+        letters,
+      );
+      const delivered = results.filter((r) => r.status === 'delivered').length;
+      this.opts.log.info(
+        `sink ${name}: redrove ${letters.length} dead letter(s) asked for through another node, ${delivered} delivered`,
+      );
+    }
+  }
+
+  private async redeliver(
+    name: string,
+    w: SinkWorker,
+    ids: number[],
+    letters: DeadLetter[],
+  ): Promise<RedriveResult[]> {
+    const results: RedriveResult[] = [];
     for (const id of ids) {
       const letter = letters.find((l) => l.id === id);
       if (!letter) {

@@ -21,6 +21,7 @@ export interface DeadLetterRow {
   attempts: number;
   parked_at: string;
   last_attempt_at: string;
+  redrive_requested_at: string | null;
 }
 
 export const toSinkState = (r: SinkStateRow): SinkState => ({
@@ -42,4 +43,5 @@ export const toDeadLetter = (r: DeadLetterRow): DeadLetter => ({
   attempts: r.attempts,
   parkedAt: r.parked_at,
   lastAttemptAt: r.last_attempt_at,
+  redriveRequestedAt: r.redrive_requested_at,
 });

@@ -209,7 +209,15 @@ export interface DeliveryStore {
   countDeadLetters(sink: string): Promise<number>;
   /** Removes dead letters (after a successful redrive); returns how many were removed. */
   removeDeadLetters(sink: string, ids: number[]): Promise<number>;
+  /** Counts a failed redrive of a letter; also ends a redrive requested for it. */
   recordDeadLetterAttempt(sink: string, id: number, reason: string): Promise<void>;
+  /**
+   * Asks the node that delivers `sink` to redrive these letters (a redrive
+   * made through another node); returns the ids that exist, now marked.
+   */
+  requestRedrive(sink: string, ids: number[], at: string): Promise<number[]>;
+  /** Letters whose redrive was requested and not yet attempted, oldest first. */
+  redriveRequests(sink: string, limit: number): Promise<DeadLetter[]>;
 
   /**
    * Takes or renews lease `name` for `ttlMs`, in one atomic statement: true
@@ -271,4 +279,6 @@ export interface DeadLetter extends DeadLetterInput {
   sink: string;
   parkedAt: string;
   lastAttemptAt: string;
+  /** When a redrive was asked for through a node that does not deliver the sink; null once attempted. */
+  redriveRequestedAt: string | null;
 }

@@ -301,11 +301,44 @@ describe('sink leases across two nodes on one PostgreSQL', {
       hook.receiver.requests.slice(before).every((q) => !ids.has(q.headers['webhook-id'])),
       'a replay gets new delivery ids',
     );
+  });
 
-    await assert.rejects(
-      b.engine.redrive('hook', [1], null),
-      (err: TrailwardenError) =>
-        err.code === 'TW_ERR_SINK_ELSEWHERE' && err.extensions?.['node'] === 'node-a',
+  test('a redrive through the node that does not deliver the sink is queued and done by the node that does', async () => {
+    let refuse = true;
+    const hook = await receiver((_n, body) =>
+      refuse && (body as Array<{ reason?: string }>).some((e) => e.reason === 'poison')
+        ? { status: 400, body: 'bad event: poison' }
+        : { status: 200 },
+    );
+    const url = await database();
+    const a = await startNode(url, 'node-a', hook);
+    const b = await startNode(url, 'node-b', hook);
+    await append(a.store, 2);
+    await a.store.append([prepare(makeEvent({ reason: 'poison', event_id: 'evt_poison' }))]);
+    await until(async () => (await a.engine.status('hook', null)).cursor === 3, 'node a delivered up to 3');
+    const [letter] = await b.engine.deadLetters('hook', { limit: 10 }, null);
+    assert.equal(letter?.seq, 3);
+    assert.equal(letter?.redriveRequestedAt, null);
+
+    refuse = false;
+    const before = hook.receiver.requests.length;
+    assert.deepEqual(await b.engine.redrive('hook', [letter!.id, 999_999], null), [
+      { id: letter!.id, seq: 3, status: 'queued' },
+      { id: 999_999, seq: 0, status: 'missing' },
+    ]);
+    await until(
+      async () => (await b.engine.deadLetters('hook', { limit: 10 }, null)).length === 0,
+      'the holder redrove the letter',
+    );
+    const again = hook.receiver.requests.slice(before);
+    assert.deepEqual(
+      again.map((q) => (q.parsed as Array<{ event_id: string }>).map((e) => e.event_id)),
+      [['evt_poison']],
+      'delivered once more, alone',
+    );
+    assert.ok(
+      senders(hook.receiver).every((s) => s === 'node-a'),
+      'only the holder delivered',
     );
   });
 

@@ -453,6 +453,52 @@ for (const backend of backends.filter((b) => !only || b.name === only)) {
       await store.close();
     });
 
+    test('a redrive asked for through another node marks the letters until one is attempted', async () => {
+      const { store } = await fresh();
+      const d = store.delivery;
+      await d.ensureSinkState('siem', 0);
+      await d.ensureSinkState('other', 0);
+      const park = (seq: number) => ({ seq, eventId: `e${seq}`, reason: 'HTTP 400', attempts: 1 });
+      assert.ok((await d.moveSinkCursor('siem', 0, 9, { park: [park(3), park(5), park(7)] })).ok);
+      assert.ok((await d.moveSinkCursor('other', 0, 9, { park: [park(4)] })).ok);
+      const [l3, l5, l7] = await d.listDeadLetters('siem', { limit: 10 });
+      const [foreign] = await d.listDeadLetters('other', { limit: 10 });
+      assert.equal(l3!.redriveRequestedAt, null);
+      assert.deepEqual(await d.redriveRequests('siem', 10), []);
+
+      const at = '2026-11-22T15:00:00.000Z';
+      assert.deepEqual(
+        await d.requestRedrive('siem', [l7!.id, foreign!.id, l3!.id, 999_999], at),
+        [l3!.id, l7!.id],
+        'only letters of this sink that exist are marked',
+      );
+      const asked = await d.redriveRequests('siem', 10);
+      assert.deepEqual(
+        asked.map((l) => [l.id, l.seq, l.redriveRequestedAt]),
+        [
+          [l3!.id, 3, at],
+          [l7!.id, 7, at],
+        ],
+      );
+      assert.deepEqual(
+        (await d.redriveRequests('siem', 1)).map((l) => l.id),
+        [l3!.id],
+        'oldest first, at most the limit',
+      );
+      assert.equal((await d.getDeadLetters('other', [foreign!.id]))[0]?.redriveRequestedAt, null);
+      assert.equal((await d.getDeadLetters('siem', [l5!.id]))[0]?.redriveRequestedAt, null);
+
+      // A failed attempt ends the request (the letter stays); a delivered one removes the letter.
+      await d.recordDeadLetterAttempt('siem', l3!.id, 'HTTP 400 again');
+      assert.equal(await d.removeDeadLetters('siem', [l7!.id]), 1);
+      assert.deepEqual(await d.redriveRequests('siem', 10), []);
+      const [after] = await d.getDeadLetters('siem', [l3!.id]);
+      assert.equal(after?.attempts, 2);
+      assert.equal(after?.redriveRequestedAt, null);
+      assert.deepEqual(await d.requestRedrive('siem', [], at), []);
+      await store.close();
+    });
+
     test('readRangeRaw gives the same events as readRange, as their exact JSON text beside the filter and header columns', async () => {
       const { store } = await fresh();
       await store.append([prepare(makeEvent()), prepare(makeEvent({ outcome: 'denied' }))]);

@@ -30,6 +30,7 @@ function servedLetter(d: DeadLetter) {
     attempts: d.attempts,
     parked_at: d.parkedAt,
     last_attempt_at: d.lastAttemptAt,
+    redrive_requested_at: d.redriveRequestedAt,
   };
 }
 
@@ -274,7 +275,8 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
     '/v1/sinks/:name/dead-letters/redrive',
     {
       schema: {
-        summary: 'Deliver dead letters again now (all of them, or the ids given); delivered ones are removed',
+        summary:
+          'Deliver dead letters again now (all of them, or the ids given); delivered ones are removed. Through a node that does not deliver the sink they are queued (202) for the node that does, which redrives them within a third of the lease time',
         tags: ['sinks'],
         params: nameParam,
         body: {
@@ -284,7 +286,7 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
         },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const p = await admin(req);
       const name = (req.params as { name: string }).name;
       const body = (req.body ?? {}) as { ids?: number[] };
@@ -296,9 +298,14 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
         p,
         req,
         name,
-        { count: ids.length, delivered: results.filter((r) => r.status === 'delivered').length },
+        {
+          count: ids.length,
+          delivered: results.filter((r) => r.status === 'delivered').length,
+          queued: results.filter((r) => r.status === 'queued').length,
+        },
         e.tenantId,
       );
+      if (results.some((r) => r.status === 'queued')) reply.code(202);
       return { results };
     },
   );

@@ -206,10 +206,33 @@ export class PostgresDeliveryStore implements DeliveryStore {
     const now = new Date().toISOString();
     await this.write((c) =>
       c.query(
-        'UPDATE dead_letters SET attempts = attempts + 1, reason = $1, last_attempt_at = $2 WHERE sink = $3 AND id = $4',
+        `UPDATE dead_letters SET attempts = attempts + 1, reason = $1, last_attempt_at = $2, redrive_requested_at = NULL
+         WHERE sink = $3 AND id = $4`,
         [reason, now, sink, id],
       ),
     );
+  }
+
+  requestRedrive(sink: string, ids: number[], at: string): Promise<number[]> {
+    if (ids.length === 0) return Promise.resolve([]);
+    return this.write(async (c) =>
+      (
+        await c.query<{ id: string }>(
+          'UPDATE dead_letters SET redrive_requested_at = $1 WHERE sink = $2 AND id = ANY($3::bigint[]) RETURNING id',
+          [at, sink, ids],
+        )
+      ).rows
+        .map((r) => Number(r.id))
+        .sort((a, b) => a - b),
+    );
+  }
+
+  async redriveRequests(sink: string, limit: number): Promise<DeadLetter[]> {
+    const rows = await this.query<DeadLetterRow>(
+      'SELECT * FROM dead_letters WHERE sink = $1 AND redrive_requested_at IS NOT NULL ORDER BY id LIMIT $2',
+      [sink, limit],
+    );
+    return rows.map(toDeadLetter);
   }
 
   // Leases bypass the write queue: a renewal must not wait behind a slow

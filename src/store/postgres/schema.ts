@@ -209,6 +209,11 @@ const MIGRATIONS: Array<string | ((client: PoolClient) => Promise<void>)> = [
   END
   $$;
   `,
+  `
+  -- A redrive asked for through a node that does not deliver the sink: the
+  -- node that does finds it here at its next lease renewal.
+  ALTER TABLE dead_letters ADD COLUMN redrive_requested_at TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -110,6 +110,11 @@ const MIGRATIONS: string[] = [
     expires_at INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  `
+  -- A redrive asked for through a node that does not deliver the sink: the
+  -- node that does finds it here (the same column as in PostgreSQL).
+  ALTER TABLE dead_letters ADD COLUMN redrive_requested_at TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -42,6 +42,9 @@ export class SqliteDeliveryStore implements DeliveryStore {
       getState: s('SELECT * FROM sink_states WHERE name = ?'),
       listLetters: s('SELECT * FROM dead_letters WHERE sink = ? AND id > ? ORDER BY id LIMIT ?'),
       countLetters: s('SELECT COUNT(*) FROM dead_letters WHERE sink = ?').pluck(),
+      redriveRequests: s(
+        'SELECT * FROM dead_letters WHERE sink = ? AND redrive_requested_at IS NOT NULL ORDER BY id LIMIT ?',
+      ),
       leaseHolder: s(`SELECT holder, expires_at FROM leases WHERE name = ? AND expires_at >= ${NOW_MS}`),
     };
   }
@@ -131,6 +134,15 @@ export class SqliteDeliveryStore implements DeliveryStore {
     await this.write({ op: 'letterAttempt', sink, id, reason, now: new Date().toISOString() });
   }
 
+  async requestRedrive(sink: string, ids: number[], at: string): Promise<number[]> {
+    if (ids.length === 0) return [];
+    return this.write({ op: 'requestRedrive', sink, ids, at });
+  }
+
+  async redriveRequests(sink: string, limit: number): Promise<DeadLetter[]> {
+    return (this.stmt.redriveRequests!.all(sink, limit) as DeadLetterRow[]).map(toDeadLetter);
+  }
+
   acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
     return this.write({ op: 'acquireLease', name, holder, ttlMs });
   }
@@ -177,7 +189,8 @@ export class DeliveryStateWriter {
          VALUES (?,?,?,?,?,?,?)`,
       ),
       letterAttempt: s(
-        'UPDATE dead_letters SET attempts = attempts + 1, reason = ?, last_attempt_at = ? WHERE sink = ? AND id = ?',
+        `UPDATE dead_letters SET attempts = attempts + 1, reason = ?, last_attempt_at = ?, redrive_requested_at = NULL
+         WHERE sink = ? AND id = ?`,
       ),
       // Take or renew in one statement: the update happens only for the same holder or after expiry.
       acquireLease: s(
@@ -224,6 +237,16 @@ export class DeliveryStateWriter {
       case 'letterAttempt':
         this.stmt.letterAttempt!.run(w.reason, w.now, w.sink, w.id);
         return null;
+      case 'requestRedrive':
+        return (
+          this.db
+            .prepare(
+              `UPDATE dead_letters SET redrive_requested_at = ?
+               WHERE sink = ? AND id IN (${w.ids.map(() => '?').join(',')}) RETURNING id`,
+            )
+            .pluck()
+            .all(w.at, w.sink, ...w.ids) as number[]
+        ).sort((a, b) => a - b);
       case 'acquireLease':
         return this.stmt.acquireLease!.get(w.name, w.holder, Math.round(w.ttlMs)) !== undefined;
       case 'releaseLease':

@@ -39,6 +39,7 @@ export type DeliveryWrite =
   | { op: 'deleteState'; name: string }
   | { op: 'removeLetters'; sink: string; ids: number[] }
   | { op: 'letterAttempt'; sink: string; id: number; reason: string; now: string }
+  | { op: 'requestRedrive'; sink: string; ids: number[]; at: string }
   | { op: 'acquireLease'; name: string; holder: string; ttlMs: number }
   | { op: 'releaseLease'; name: string; holder: string };
 
@@ -54,6 +55,8 @@ export interface DeliveryWriteValues {
   /** How many dead letters were removed. */
   removeLetters: number;
   letterAttempt: null;
+  /** The ids that exist, now marked. */
+  requestRedrive: number[];
   /** Whether the holder holds the lease after the write. */
   acquireLease: boolean;
   releaseLease: null;
