@@ -547,6 +547,18 @@ export class DeliveryEngine {
       this.opts.log.info(
         `sink ${name}: redrove ${letters.length} dead letter(s) asked for through another node, ${delivered} delivered`,
       );
+      // The request was audited where it was made; this is what came of it.
+      try {
+        await this.opts.audit.record('sink.dead_letters.redriven', null, {
+          actor: ENGINE_ACTOR,
+          outcome: delivered === letters.length ? 'success' : 'failure',
+          resource: { type: 'sink', id: name, name },
+          metadata: { count: letters.length, delivered, queued_through_another_node: true },
+          ...(e.tenantId === null ? {} : { tenantId: e.tenantId }),
+        });
+      } catch (err) {
+        this.opts.log.warn(`could not record the redrive of sink ${name}`, { err });
+      }
     }
   }
 

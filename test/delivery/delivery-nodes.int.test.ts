@@ -330,15 +330,24 @@ describe('sink leases across two nodes on one PostgreSQL', {
       async () => (await b.engine.deadLetters('hook', { limit: 10 }, null)).length === 0,
       'the holder redrove the letter',
     );
-    const again = hook.receiver.requests.slice(before);
-    assert.deepEqual(
-      again.map((q) => (q.parsed as Array<{ event_id: string }>).map((e) => e.event_id)),
-      [['evt_poison']],
-      'delivered once more, alone',
-    );
+    // Requests since: the redrive (the poison event alone), and the sink's normal delivery of the
+    // audit event that records it.
+    const again = hook.receiver.requests
+      .slice(before)
+      .map((q) => (q.parsed as Array<{ event_id: string }>).map((e) => e.event_id))
+      .filter((ids) => ids.includes('evt_poison'));
+    assert.deepEqual(again, [['evt_poison']], 'delivered once more, alone');
     assert.ok(
       senders(hook.receiver).every((s) => s === 'node-a'),
       'only the holder delivered',
+    );
+    const audited = (await a.store.readRange(0, 100)).filter(
+      (e) => e.action === 'sink.dead_letters.redriven',
+    );
+    assert.deepEqual(
+      audited.map((e) => [e.actor.id, e.outcome, e.metadata]),
+      [['trailwarden.delivery', 'success', { count: 1, delivered: 1, queued_through_another_node: true }]],
+      'what came of the queued redrive is in the log',
     );
   });
 
