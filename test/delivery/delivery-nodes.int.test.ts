@@ -341,9 +341,11 @@ describe('sink leases across two nodes on one PostgreSQL', {
       senders(hook.receiver).every((s) => s === 'node-a'),
       'only the holder delivered',
     );
-    const audited = (await a.store.readRange(0, 100)).filter(
-      (e) => e.action === 'sink.dead_letters.redriven',
-    );
+    // Recorded right after the letter is removed.
+    const redriven = async () =>
+      (await a.store.readRange(0, 100)).filter((e) => e.action === 'sink.dead_letters.redriven');
+    await until(async () => (await redriven()).length > 0, 'the redrive audited');
+    const audited = await redriven();
     assert.deepEqual(
       audited.map((e) => [e.actor.id, e.outcome, e.metadata]),
       [['trailwarden.delivery', 'success', { count: 1, delivered: 1, queued_through_another_node: true }]],

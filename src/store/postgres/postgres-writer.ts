@@ -309,6 +309,19 @@ class SequencedRows {
  */
 export class StaleGroup extends Error {}
 
+/** Inclusive range of `pending_batches` ids. */
+export interface IdRange {
+  from: number;
+  to: number;
+}
+
+/**
+ * Groups in flight at once, at most (the store's pipeline depth): a group's
+ * `pendingTaken` needs the ranges of the groups before it that can still be
+ * committing, one fewer than this.
+ */
+export const MAX_GROUPS_IN_FLIGHT = 3;
+
 /** Partitions and tenants a group writes besides its events. */
 export interface Writing {
   months: ReadonlySet<Month>;
@@ -319,8 +332,11 @@ export interface Writing {
 export interface GroupBase {
   /** The tree as the group before will leave it. */
   frontier: MerkleFrontier;
-  /** The `pending_batches` ids the group before took (inclusive range): this one must not take them again. */
-  pendingTaken?: { from: number; to: number };
+  /**
+   * The `pending_batches` ids the groups still committing before this one
+   * took (inclusive ranges, newest first): this one must not take them again.
+   */
+  pendingTaken: ReadonlyArray<IdRange>;
   /** Partitions and tenants the groups still committing write: this one must not write them too. */
   writing?: Writing;
 }
@@ -388,15 +404,17 @@ export function commitSequenced(
       let frontier: MerkleFrontier;
       let pending: PendingBatch[];
       let before: Writing | undefined;
+      let beforeTaken: ReadonlyArray<IdRange> = [];
       if (opts.after) {
         const base = await opts.after.catch(() => {
           throw new StaleGroup('the group before this one failed');
         });
         frontier = base.frontier.clone();
         before = base.writing;
+        beforeTaken = base.pendingTaken;
         ({ pending } = await begin(c, { head: false, pending: opts.drainPending, skip: base.pendingTaken }));
       } else {
-        const started = await begin(c, { head: true, pending: opts.drainPending, skip: undefined });
+        const started = await begin(c, { head: true, pending: opts.drainPending, skip: [] });
         pending = started.pending;
         frontier = state.frontier().clone();
         // The commit that ran before may have been lost with its connection, or another instance held the lease.
@@ -431,7 +449,10 @@ export function commitSequenced(
       const writes = rows.toWrite(state, before);
       opts.onBuilt?.({
         frontier,
-        ...(pending.length > 0 ? { pendingTaken: { from: pending[0]!.id, to: pending.at(-1)!.id } } : {}),
+        pendingTaken: [
+          ...(pending.length > 0 ? [{ from: pending[0]!.id, to: pending.at(-1)!.id }] : []),
+          ...beforeTaken,
+        ].slice(0, MAX_GROUPS_IN_FLIGHT - 1),
         writing: {
           months: union(writes.months, before?.months, state.knownMonths),
           tenants: union(writes.tenants, before?.tenants, state.knownTenants),
@@ -493,7 +514,7 @@ interface PendingBatch {
  */
 async function begin(
   c: PoolClient,
-  want: { head: boolean; pending: boolean; skip: GroupBase['pendingTaken'] },
+  want: { head: boolean; pending: boolean; skip: ReadonlyArray<IdRange> },
 ): Promise<{ head: number | undefined; pending: PendingBatch[] }> {
   // Declares this transaction a sequencer of the current schema (see SEQUENCER_MARK).
   const statements = ['BEGIN', `SET LOCAL ${SEQUENCER_MARK.setting} = '${SEQUENCER_MARK.value}'`];
@@ -504,7 +525,7 @@ async function begin(
       `SELECT id, received_at, events FROM (
          SELECT id, received_at, events, sum(size) OVER (ORDER BY id) - size AS before
          FROM pending_batches
-         WHERE id NOT BETWEEN ${int(want.skip?.from ?? 0)} AND ${int(want.skip?.to ?? -1)}
+         WHERE ${want.skip.map((r) => `id NOT BETWEEN ${int(r.from)} AND ${int(r.to)}`).join(' AND ') || 'true'}
        ) b WHERE before < ${PENDING_PER_COMMIT} ORDER BY id`,
     );
   }

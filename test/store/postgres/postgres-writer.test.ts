@@ -83,7 +83,7 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
       [[prepare(makeEvent({ tenant_id: 'newcomer' }))]],
       state,
       {
-        after: Promise.resolve({ frontier: new MerkleFrontier() }),
+        after: Promise.resolve({ frontier: new MerkleFrontier(), pendingTaken: [] }),
         drainPending: false,
         onBuilt: built,
       },
@@ -111,5 +111,71 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
     );
     const head = await pool!.query('SELECT size FROM log_head');
     assert.equal(Number(head.rows[0].size), 2);
+  });
+  test('three groups in flight take three different pending batches: each skips what the ones before it took', async () => {
+    // A database of its own, whose sequencer lease the test holds.
+    const url = await cluster!.createDatabase();
+    await (await PostgresStore.open(url, { poolSize: 1 })).close();
+    const own = createPool(url, 6);
+    try {
+      await own.query(
+        `INSERT INTO leases (name, holder, expires_at) VALUES ('sequencer', 'test', now() + interval '1 hour')
+         ON CONFLICT (name) DO UPDATE SET holder = 'test', expires_at = now() + interval '1 hour'`,
+      );
+      // Three followers' commits of 1,000 events each: a group takes one (PENDING_PER_COMMIT).
+      const batches = [0, 1, 2].map((b) =>
+        Array.from({ length: 1000 }, () => makeEvent({ tenant_id: 'acme', reason: `batch ${b}` })),
+      );
+      for (const events of batches) {
+        await own.query('INSERT INTO pending_batches (received_at, size, events) VALUES ($1, $2, $3)', [
+          new Date().toISOString(),
+          events.length,
+          JSON.stringify(events),
+        ]);
+      }
+      const state: SequencerState = {
+        frontier: () => new MerkleFrontier(),
+        knownTenants: new Set(['acme']),
+        knownMonths: new Set([monthOfIso(new Date().toISOString())]),
+        holder: 'test',
+      };
+      // Each group's write is held back, so all three are in flight, uncommitted, at once.
+      const slow = slowPool(own, /WITH claimed AS/, 300);
+      const groups: Array<Promise<unknown>> = [];
+      let base: Promise<GroupBase> = Promise.resolve({ frontier: new MerkleFrontier(), pendingTaken: [] });
+      for (let g = 0; g < 3; g++) {
+        let built!: (b: GroupBase) => void;
+        const next = new Promise<GroupBase>((resolve) => {
+          built = resolve;
+        });
+        groups.push(
+          commitSequenced(slow, [], state, {
+            after: base,
+            ...(g > 0 ? { afterCommitted: groups[g - 1]! } : {}),
+            drainPending: true,
+            onBuilt: built,
+          }),
+        );
+        base = next;
+      }
+      await Promise.all(groups);
+      const rows = await own.query<{ seq: string; reason: string }>(
+        "SELECT seq, body::json->>'reason' AS reason FROM events ORDER BY seq",
+      );
+      assert.equal(rows.rows.length, 3000, 'every pending event sequenced once');
+      assert.deepEqual(
+        [0, 1000, 2000, 2999].map((i) => [Number(rows.rows[i]!.seq), rows.rows[i]!.reason]),
+        [
+          [1, 'batch 0'],
+          [1001, 'batch 1'],
+          [2001, 'batch 2'],
+          [3000, 'batch 2'],
+        ],
+        'in the order the batches were committed',
+      );
+      assert.equal(Number((await own.query('SELECT count(*) AS n FROM pending_batches')).rows[0].n), 0);
+    } finally {
+      await own.end();
+    }
   });
 });
