@@ -102,11 +102,13 @@ const DEFAULT_LEASE_MS = 10_000;
 const RETRIES = 5;
 /**
  * Sequencing transactions in flight at once: one committing while the next
- * ones are written. Three gave ~5 % more than two in alternating probes (six
- * pairs of seven; the load is latency-bound, and a third group keeps
- * PostgreSQL busier). A group skips the pending rows the groups still in
- * flight before it took (`GroupBase.pendingTaken`); `write` refuses a group
- * whose pending rows were gone anyway.
+ * ones are written. On the bench machine three gave ~4.5 % more than two
+ * with one node (ten alternating probe pairs, seven won; smaller groups,
+ * so ~8 % more PostgreSQL CPU per event) and no difference with three; kept
+ * because a database across a network makes each round trip dearer, and
+ * more groups in flight hide them. A group skips the pending rows the
+ * groups still in flight before it took (`GroupBase.pendingTaken`); `write`
+ * refuses a group whose pending rows were gone anyway.
  */
 const PIPELINE_DEPTH = MAX_GROUPS_IN_FLIGHT;
 /** About the most events one follower commit hands over as one `pending_batches` row (a request is never split). */
