@@ -104,9 +104,10 @@ const RETRIES = 5;
  * Sequencing transactions in flight at once: one committing while the next
  * ones are written. On the bench machine three gave ~4.5 % more than two
  * with one node (ten alternating probe pairs, seven won; smaller groups,
- * so ~8 % more PostgreSQL CPU per event) and no difference with three; kept
- * because a database across a network makes each round trip dearer, and
- * more groups in flight hide them. A group skips the pending rows the
+ * so ~8 % more PostgreSQL CPU per event) and ~3 % less with three nodes
+ * (six pairs, two won), within the machine's swing; kept because a
+ * database across a network makes each round trip dearer, and more groups
+ * in flight hide them. A group skips the pending rows the
  * groups still in flight before it took (`GroupBase.pendingTaken`); `write`
  * refuses a group whose pending rows were gone anyway.
  */
