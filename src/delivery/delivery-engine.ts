@@ -515,16 +515,18 @@ export class DeliveryEngine {
     const w = workerOf(this.enabled(name, principal));
     if (w === undefined) {
       // Only the node holding the lease may deliver the sink (a file sink's file is on its disk).
-      const marked = new Set(
-        await this.opts.store.delivery.requestRedrive(name, ids, new Date(this.now()).toISOString()),
+      const marked = await this.opts.store.delivery.requestRedrive(
+        name,
+        ids,
+        new Date(this.now()).toISOString(),
       );
-      const letters = await this.opts.store.delivery.getDeadLetters(name, [...marked]);
-      const seqOf = new Map(letters.map((l) => [l.id, l.seq]));
-      return ids.map((id) =>
-        marked.has(id)
-          ? { id, seq: seqOf.get(id) ?? 0, status: 'queued' as const }
-          : { id, seq: 0, status: 'missing' as const },
-      );
+      const seqOf = new Map(marked.map((l) => [l.id, l.seq]));
+      return ids.map((id) => {
+        const seq = seqOf.get(id);
+        return seq === undefined
+          ? { id, seq: 0, status: 'missing' as const }
+          : { id, seq, status: 'queued' as const };
+      });
     }
     const letters = await this.opts.store.delivery.getDeadLetters(name, ids);
     return this.redeliver(name, w, ids, letters);

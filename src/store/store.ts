@@ -213,9 +213,10 @@ export interface DeliveryStore {
   recordDeadLetterAttempt(sink: string, id: number, reason: string): Promise<void>;
   /**
    * Asks the node that delivers `sink` to redrive these letters (a redrive
-   * made through another node); returns the ids that exist, now marked.
+   * made through another node); returns the letters that exist, now
+   * marked, by id.
    */
-  requestRedrive(sink: string, ids: number[], at: string): Promise<number[]>;
+  requestRedrive(sink: string, ids: number[], at: string): Promise<DeadLetter[]>;
   /** Letters whose redrive was requested and not yet attempted, oldest first. */
   redriveRequests(sink: string, limit: number): Promise<DeadLetter[]>;
 

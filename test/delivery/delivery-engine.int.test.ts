@@ -194,6 +194,16 @@ describe('delivery engine with a webhook sink', { timeout: 30_000 }, () => {
       (receiver.requests.at(-1)!.parsed as Array<{ event_id: string }>)[0]!.event_id,
       'evt_poison',
     );
+    // Ids a dead letter cannot have are refused before any store sees them (PostgreSQL's bigint would 500).
+    for (const ids of [[1e20], [0], [1.5]]) {
+      const bad = await t.app.inject({
+        method: 'POST',
+        url: '/v1/sinks/hook/dead-letters/redrive',
+        headers: { authorization: t.admin },
+        payload: { ids },
+      });
+      assert.equal(bad.statusCode, 400, `ids ${JSON.stringify(ids)}: ${bad.body}`);
+    }
   });
 
   test('410 Gone disables the sink until it is resumed', async () => {

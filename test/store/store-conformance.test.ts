@@ -468,9 +468,16 @@ for (const backend of backends.filter((b) => !only || b.name === only)) {
 
       const at = '2026-11-22T15:00:00.000Z';
       assert.deepEqual(
-        await d.requestRedrive('siem', [l7!.id, foreign!.id, l3!.id, 999_999], at),
-        [l3!.id, l7!.id],
-        'only letters of this sink that exist are marked',
+        (await d.requestRedrive('siem', [l7!.id, foreign!.id, l3!.id, 999_999], at)).map((l) => [
+          l.id,
+          l.seq,
+          l.redriveRequestedAt,
+        ]),
+        [
+          [l3!.id, 3, at],
+          [l7!.id, 7, at],
+        ],
+        'only letters of this sink that exist are marked, returned by id',
       );
       const asked = await d.redriveRequests('siem', 10);
       assert.deepEqual(

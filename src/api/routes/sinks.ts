@@ -282,7 +282,14 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
         body: {
           type: ['object', 'null'],
           additionalProperties: false,
-          properties: { ids: { type: 'array', items: { type: 'integer' }, maxItems: 1000 } },
+          properties: {
+            ids: {
+              type: 'array',
+              // The ids dead letters get (the same bound as the {id} of GET …/dead-letters/{id}).
+              items: { type: 'integer', minimum: 1, maximum: 999_999_999_999_999 },
+              maxItems: 1000,
+            },
+          },
         },
       },
     },

@@ -213,17 +213,17 @@ export class PostgresDeliveryStore implements DeliveryStore {
     );
   }
 
-  requestRedrive(sink: string, ids: number[], at: string): Promise<number[]> {
+  requestRedrive(sink: string, ids: number[], at: string): Promise<DeadLetter[]> {
     if (ids.length === 0) return Promise.resolve([]);
     return this.write(async (c) =>
       (
-        await c.query<{ id: string }>(
-          'UPDATE dead_letters SET redrive_requested_at = $1 WHERE sink = $2 AND id = ANY($3::bigint[]) RETURNING id',
+        await c.query<DeadLetterRow>(
+          'UPDATE dead_letters SET redrive_requested_at = $1 WHERE sink = $2 AND id = ANY($3::bigint[]) RETURNING *',
           [at, sink, ids],
         )
       ).rows
-        .map((r) => Number(r.id))
-        .sort((a, b) => a - b),
+        .map(toDeadLetter)
+        .sort((x, y) => x.id - y.id),
     );
   }
 

@@ -134,9 +134,9 @@ export class SqliteDeliveryStore implements DeliveryStore {
     await this.write({ op: 'letterAttempt', sink, id, reason, now: new Date().toISOString() });
   }
 
-  async requestRedrive(sink: string, ids: number[], at: string): Promise<number[]> {
+  async requestRedrive(sink: string, ids: number[], at: string): Promise<DeadLetter[]> {
     if (ids.length === 0) return [];
-    return this.write({ op: 'requestRedrive', sink, ids, at });
+    return (await this.write({ op: 'requestRedrive', sink, ids, at })).map(toDeadLetter);
   }
 
   async redriveRequests(sink: string, limit: number): Promise<DeadLetter[]> {
@@ -242,11 +242,10 @@ export class DeliveryStateWriter {
           this.db
             .prepare(
               `UPDATE dead_letters SET redrive_requested_at = ?
-               WHERE sink = ? AND id IN (${w.ids.map(() => '?').join(',')}) RETURNING id`,
+               WHERE sink = ? AND id IN (${w.ids.map(() => '?').join(',')}) RETURNING *`,
             )
-            .pluck()
-            .all(w.at, w.sink, ...w.ids) as number[]
-        ).sort((a, b) => a - b);
+            .all(w.at, w.sink, ...w.ids) as DeadLetterRow[]
+        ).sort((a, b) => a.id - b.id);
       case 'acquireLease':
         return this.stmt.acquireLease!.get(w.name, w.holder, Math.round(w.ttlMs)) !== undefined;
       case 'releaseLease':

@@ -1,4 +1,5 @@
 import BetterSqlite3, { type Database } from 'better-sqlite3';
+import type { DeadLetterRow } from '../delivery-rows.js';
 import type { TreeNode } from '../merkle/frontier.js';
 import type {
   AppendOutcome,
@@ -55,8 +56,8 @@ export interface DeliveryWriteValues {
   /** How many dead letters were removed. */
   removeLetters: number;
   letterAttempt: null;
-  /** The ids that exist, now marked. */
-  requestRedrive: number[];
+  /** The letters that exist, now marked, by id. */
+  requestRedrive: DeadLetterRow[];
   /** Whether the holder holds the lease after the write. */
   acquireLease: boolean;
   releaseLease: null;
