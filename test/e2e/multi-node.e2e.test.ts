@@ -272,6 +272,12 @@ describe('kill -9 a node that does not sequence, with large batches in flight to
       everyMs: 2,
     });
     await new Promise((r) => setTimeout(r, 5 + Math.floor(Math.random() * 30)));
+    // That batch may have been answered meanwhile, and the next one not sent yet (the producer is
+    // still building it): the kill must still find one unanswered.
+    await waitFor('a large batch in flight to the node', async () => load.inFlightTo(victim).events >= 800, {
+      timeoutMs: 30_000,
+      everyMs: 1,
+    });
     await cluster.kill(victim);
     await waitFor(
       'requests to the killed node to settle',

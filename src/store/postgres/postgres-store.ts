@@ -102,12 +102,12 @@ const DEFAULT_LEASE_MS = 10_000;
 const RETRIES = 5;
 /**
  * Sequencing transactions in flight at once: one committing while the next
- * ones are written. On the bench machine three gave ~4.5 % more than two
- * with one node (ten alternating probe pairs, seven won; smaller groups,
- * so ~8 % more PostgreSQL CPU per event) and ~3 % less with three nodes
- * (six pairs, two won), within the machine's swing; kept because a
- * database across a network makes each round trip dearer, and more groups
- * in flight hide them. A group skips the pending rows the
+ * ones are written. Each group's fence waits in PostgreSQL for the group
+ * before it (`groupTicket` in postgres-writer.ts), so a deeper pipeline
+ * costs no round trips between commits, only smaller groups (more
+ * PostgreSQL CPU per event). On the bench machine, one node, alternating
+ * probe pairs: four gave ~10 % more than three (four pairs, all won), six
+ * ~4 % less than four. A group skips the pending rows the
  * groups still in flight before it took (`GroupBase.pendingTaken`); `write`
  * refuses a group whose pending rows were gone anyway.
  */
@@ -458,7 +458,6 @@ export class PostgresStore implements Store {
       this.state,
       {
         ...(after ? { after } : {}),
-        ...(before ? { afterCommitted: before.done } : {}),
         // Every group takes what is pending, so an event another node acknowledged goes before this node's later ones.
         drainPending: true,
         onBuilt: built,

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import pg, { type Pool, type PoolClient, type QueryResult } from 'pg';
 import type { CanonicalEvent } from '../../event/canonical.js';
 import type { AuditEvent } from '../../event/event.js';
@@ -154,8 +155,10 @@ async function queuePending(
   fresh: Array<{ prepared: PreparedEvent; seq: number | null }>,
 ): Promise<boolean> {
   if (fresh.length === 0) return true;
-  const r = await c.query<{ claimed: number }>(
-    `WITH claimed AS (
+  const r = await c.query<{ claimed: number }>({
+    // Named: PostgreSQL parses and plans it once per connection, not once per commit.
+    name: 'trailwarden_queue_pending',
+    text: `WITH claimed AS (
        INSERT INTO event_keys (tenant_id, event_id, content_hash, seq)
        SELECT t, e, h, NULL FROM unnest($1::text[], $2::text[], $3::text[]) AS x(t, e, h)
        ON CONFLICT DO NOTHING RETURNING 1
@@ -163,7 +166,7 @@ async function queuePending(
        INSERT INTO pending_batches (received_at, size, events) VALUES ($4, $5, $6)
      )
      SELECT (SELECT count(*) FROM claimed) AS claimed, pg_notify($7, $8)`,
-    [
+    values: [
       textArray(fresh.map((f) => f.prepared.event.tenant_id)),
       textArray(fresh.map((f) => f.prepared.event.event_id)),
       textArray(fresh.map((f) => f.prepared.contentHash)),
@@ -173,7 +176,7 @@ async function queuePending(
       PENDING_CHANNEL,
       String(fresh.length),
     ],
-  );
+  });
   return r.rows[0]?.claimed === fresh.length;
 }
 
@@ -259,8 +262,10 @@ class SequencedRows {
     fresh: Array<{ prepared: PreparedEvent; seq: number | null }>,
     pending: { batches: PendingBatch[]; events: Array<{ event: AuditEvent; seq: number }> },
   ): Promise<boolean> {
-    const r = await c.query<{ claimed: number; taken: number }>(
-      `WITH claimed AS (
+    const r = await c.query<{ claimed: number; taken: number }>({
+      // Named: PostgreSQL parses and plans this long statement once per connection, not once per group.
+      name: 'trailwarden_sequence_group',
+      text: `WITH claimed AS (
          INSERT INTO event_keys (tenant_id, event_id, content_hash, seq)
          SELECT * FROM unnest($17::text[], $18::text[], $19::text[], $20::bigint[])
          ON CONFLICT DO NOTHING RETURNING 1
@@ -282,7 +287,7 @@ class SequencedRows {
              resource_id, outcome, search, leaf_hash, body)
        )
        SELECT (SELECT count(*) FROM claimed) AS claimed, (SELECT count(*) FROM taken) AS taken`,
-      [
+      values: [
         ...this.cols.map((values, i) => EVENT_COLUMNS[i]!(values as never[])),
         int4Array(this.nodes.level),
         int8Array(this.nodes.idx),
@@ -296,7 +301,7 @@ class SequencedRows {
         int8Array(pending.events.map((p) => p.seq)),
         int8Array(pending.batches.map((p) => p.id)),
       ],
-    );
+    });
     // Fewer taken than read: another transaction sequenced some of them (never expected; refuse rather than store twice).
     return r.rows[0]?.claimed === fresh.length && r.rows[0]?.taken === pending.batches.length;
   }
@@ -320,7 +325,7 @@ export interface IdRange {
  * `pendingTaken` needs the ranges of the groups before it that can still be
  * committing, one fewer than this.
  */
-export const MAX_GROUPS_IN_FLIGHT = 3;
+export const MAX_GROUPS_IN_FLIGHT = 4;
 
 /** Partitions and tenants a group writes besides its events. */
 export interface Writing {
@@ -339,6 +344,12 @@ export interface GroupBase {
   pendingTaken: ReadonlyArray<IdRange>;
   /** Partitions and tenants the groups still committing write: this one must not write them too. */
   writing?: Writing;
+  /**
+   * The advisory lock the group before holds until its transaction ends
+   * ({@link groupTicket}): this group's fence takes it first, so it waits
+   * in PostgreSQL for that group to commit or roll back.
+   */
+  ticket?: number;
 }
 
 /** How one sequencing transaction runs. */
@@ -354,18 +365,12 @@ export interface SequenceOptions {
   drainPending: boolean;
   /** Called once the group's rows are built, with where the next group starts. */
   onBuilt?: (next: GroupBase) => void;
-  /**
-   * Pipelined: settles once the group before has committed (or failed).
-   * This group's fence waits for it rather than overtake a group that is
-   * still writing.
-   */
-  afterCommitted?: Promise<unknown>;
 }
 
 /**
  * What a sequencing transaction did, as plain data: a closure here would keep
- * its scope, and with it the group before (through `afterCommitted`) and so
- * every group ever committed, alive.
+ * its scope, and with it the group before (through `after`) and so every
+ * group ever committed, alive.
  */
 export interface SequencedGroup {
   results: RequestResult[];
@@ -375,6 +380,32 @@ export interface SequencedGroup {
   /** Partitions and tenants the group wrote to, known to exist once it committed. */
   months: ReadonlySet<Month>;
   tenants: ReadonlySet<string>;
+}
+
+/**
+ * First key of the transaction-level advisory locks that chain the groups in
+ * flight ("tw"); the second is the group's ticket. Two-key locks are a
+ * keyspace apart from the one-key migration lock.
+ */
+const GROUP_LOCK_SPACE = 0x7477;
+/** Tickets of this process's groups; the start is random so other nodes' rarely meet them (a meeting only makes one wait). */
+let lastTicket = randomInt(2 ** 31 - 1);
+
+/**
+ * A new group's ticket: its transaction holds this advisory lock from its
+ * BEGIN to its end, and the next group's fence takes it before anything
+ * else. So a group sends its fence and COMMIT as soon as its rows are
+ * written, and PostgreSQL holds them until the group before has committed
+ * (then the fence finds the head where it expects) or rolled back (then
+ * the fence fails it): no round trip through Node between two commits. A
+ * key that both groups insert (an event resent while its first request was
+ * still being sequenced) makes the first wait for the second's row while the
+ * second waits for the first's lock: PostgreSQL sees that cycle and fails
+ * one, and both are sequenced again.
+ */
+function groupTicket(): number {
+  lastTicket = lastTicket >= 2 ** 31 - 1 ? 1 : lastTicket + 1;
+  return lastTicket;
 }
 
 /** SQLSTATEs `trailwarden_advance_head` raises (schema.ts, migration 6). */
@@ -388,9 +419,10 @@ const HEAD_ELSEWHERE = 'TWH01';
  * the Merkle tree. The last statement is the fence
  * (`trailwarden_advance_head`, sent with the COMMIT): the lease must still be
  * held and the log still at the size the group was built on, or nothing is
- * kept. Three round trips in all: BEGIN with the pending read, the write,
- * the fence with COMMIT. `more` tells the caller pending events are left for
- * another round.
+ * kept; a pipelined group's fence first waits, in PostgreSQL, for the group
+ * before it to end ({@link groupTicket}). Three round trips in all: BEGIN
+ * with the pending read, the write, the fence with COMMIT. `more` tells the
+ * caller pending events are left for another round.
  */
 export function commitSequenced(
   pool: Pool,
@@ -399,12 +431,14 @@ export function commitSequenced(
   opts: SequenceOptions,
 ): Promise<SequencedGroup> {
   const pipelined = opts.after !== undefined;
+  const ticket = groupTicket();
   return onClient(pool, async (c) => {
     try {
       let frontier: MerkleFrontier;
       let pending: PendingBatch[];
       let before: Writing | undefined;
       let beforeTaken: ReadonlyArray<IdRange> = [];
+      let waitFor: number | undefined;
       if (opts.after) {
         const base = await opts.after.catch(() => {
           throw new StaleGroup('the group before this one failed');
@@ -412,9 +446,15 @@ export function commitSequenced(
         frontier = base.frontier.clone();
         before = base.writing;
         beforeTaken = base.pendingTaken;
-        ({ pending } = await begin(c, { head: false, pending: opts.drainPending, skip: base.pendingTaken }));
+        waitFor = base.ticket;
+        ({ pending } = await begin(c, {
+          ticket,
+          head: false,
+          pending: opts.drainPending,
+          skip: base.pendingTaken,
+        }));
       } else {
-        const started = await begin(c, { head: true, pending: opts.drainPending, skip: [] });
+        const started = await begin(c, { ticket, head: true, pending: opts.drainPending, skip: [] });
         pending = started.pending;
         frontier = state.frontier().clone();
         // The commit that ran before may have been lost with its connection, or another instance held the lease.
@@ -453,6 +493,7 @@ export function commitSequenced(
           ...(pending.length > 0 ? [{ from: pending[0]!.id, to: pending.at(-1)!.id }] : []),
           ...beforeTaken,
         ].slice(0, MAX_GROUPS_IN_FLIGHT - 1),
+        ticket,
         writing: {
           months: union(writes.months, before?.months, state.knownMonths),
           tenants: union(writes.tenants, before?.tenants, state.knownTenants),
@@ -468,16 +509,14 @@ export function commitSequenced(
             : new RetryableConflict('an event_id was stored by another node meanwhile');
         }
       }
-      if (opts.afterCommitted) {
-        await opts.afterCommitted.catch(() => {
-          throw new StaleGroup('the group before this one failed');
-        });
-      }
-      await c.query(
+      // Even a group that wrote nothing waits, so the one after it cannot overtake the group before.
+      const afterBefore =
+        waitFor === undefined ? '' : `SELECT pg_advisory_xact_lock(${GROUP_LOCK_SPACE}, ${int(waitFor)}); `;
+      const fence =
         frontier.size > startSize
-          ? `SELECT trailwarden_advance_head(${pg.escapeLiteral(state.holder)}, ${int(startSize)}, ${int(frontier.size)}); COMMIT`
-          : 'COMMIT',
-      );
+          ? `SELECT trailwarden_advance_head(${pg.escapeLiteral(state.holder)}, ${int(startSize)}, ${int(frontier.size)}); `
+          : '';
+      await c.query(`${afterBefore}${fence}COMMIT`);
       return {
         results,
         frontier,
@@ -514,10 +553,15 @@ interface PendingBatch {
  */
 async function begin(
   c: PoolClient,
-  want: { head: boolean; pending: boolean; skip: ReadonlyArray<IdRange> },
+  want: { ticket: number; head: boolean; pending: boolean; skip: ReadonlyArray<IdRange> },
 ): Promise<{ head: number | undefined; pending: PendingBatch[] }> {
-  // Declares this transaction a sequencer of the current schema (see SEQUENCER_MARK).
-  const statements = ['BEGIN', `SET LOCAL ${SEQUENCER_MARK.setting} = '${SEQUENCER_MARK.value}'`];
+  const statements = [
+    'BEGIN',
+    // Declares this transaction a sequencer of the current schema (see SEQUENCER_MARK).
+    `SET LOCAL ${SEQUENCER_MARK.setting} = '${SEQUENCER_MARK.value}'`,
+    // Held till the transaction ends; the next group's fence waits on it (see groupTicket).
+    `SELECT pg_advisory_xact_lock(${GROUP_LOCK_SPACE}, ${int(want.ticket)})`,
+  ];
   if (want.head) statements.push('SELECT size FROM log_head');
   if (want.pending) {
     // Oldest first, whole batches, while fewer than PENDING_PER_COMMIT events are taken before each.
@@ -531,7 +575,7 @@ async function begin(
   }
   const results = (await c.query(statements.join('; '))) as unknown as QueryResult[];
   return {
-    head: want.head ? Number(results[2]?.rows[0]?.['size'] ?? 0) : undefined,
+    head: want.head ? Number(results[3]?.rows[0]?.['size'] ?? 0) : undefined,
     pending: want.pending ? (results.at(-1)!.rows as PendingBatch[]) : [],
   };
 }

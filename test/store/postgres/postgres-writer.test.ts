@@ -8,6 +8,7 @@ import { PostgresStore } from '../../../src/store/postgres/postgres-store.js';
 import {
   commitSequenced,
   type GroupBase,
+  MAX_GROUPS_IN_FLIGHT,
   type SequencerState,
 } from '../../../src/store/postgres/postgres-writer.js';
 import { makeEvent, prepare } from '../../helpers/events.js';
@@ -28,7 +29,9 @@ function slowPool(pool: pg.Pool, slow: RegExp, delayMs: number): pg.Pool {
       get(target, prop, receiver) {
         if (prop !== 'query') return Reflect.get(target, prop, receiver);
         return async (...args: unknown[]) => {
-          if (typeof args[0] === 'string' && slow.test(args[0])) {
+          const text =
+            typeof args[0] === 'string' ? args[0] : (args[0] as { text?: unknown } | undefined)?.text;
+          if (typeof text === 'string' && slow.test(text)) {
             await new Promise((r) => setTimeout(r, delayMs));
           }
           return query(...args);
@@ -90,7 +93,6 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
     );
     const second = commitSequenced(pool!, [[prepare(makeEvent({ tenant_id: 'newcomer' }))]], state, {
       after: firstBase,
-      afterCommitted: first,
       drainPending: false,
     });
     let timer: NodeJS.Timeout | undefined;
@@ -112,7 +114,63 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
     const head = await pool!.query('SELECT size FROM log_head');
     assert.equal(Number(head.rows[0].size), 2);
   });
-  test('three groups in flight take three different pending batches: each skips what the ones before it took', async () => {
+  test('an event resent in the next group while the first is still writing: PostgreSQL breaks the wait, nothing hangs', {
+    timeout: 60_000,
+  }, async () => {
+    const url = await cluster!.createDatabase();
+    await (await PostgresStore.open(url, { poolSize: 1 })).close();
+    const own = createPool(url, 4);
+    try {
+      await own.query(
+        `INSERT INTO leases (name, holder, expires_at) VALUES ('sequencer', 'test', now() + interval '1 hour')
+         ON CONFLICT (name) DO UPDATE SET holder = 'test', expires_at = now() + interval '1 hour'`,
+      );
+      const state: SequencerState = {
+        frontier: () => new MerkleFrontier(),
+        knownTenants: new Set(['acme']),
+        knownMonths: new Set([monthOfIso(new Date().toISOString())]),
+        holder: 'test',
+      };
+      const event = prepare(makeEvent({ tenant_id: 'acme' }));
+      let built!: (base: GroupBase) => void;
+      const firstBase = new Promise<GroupBase>((resolve) => {
+        built = resolve;
+      });
+      // The first group's write is held back, so the second group (the same event, sent again) claims
+      // the key first: the first group's insert then waits for the second's transaction, whose fence
+      // waits for the first group to end. Only PostgreSQL can see both waits and end one of them.
+      const first = commitSequenced(slowPool(own, /WITH claimed AS/, 300), [[event]], state, {
+        after: Promise.resolve({ frontier: new MerkleFrontier(), pendingTaken: [] }),
+        drainPending: false,
+        onBuilt: built,
+      });
+      const second = commitSequenced(own, [[event]], state, { after: firstBase, drainPending: false });
+      let timer: NodeJS.Timeout | undefined;
+      const stuck = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('the two groups wait for each other forever')), 15_000);
+      });
+      let outcomes: PromiseSettledResult<unknown>[];
+      try {
+        outcomes = await Promise.race([Promise.allSettled([first, second]), stuck]);
+      } finally {
+        clearTimeout(timer);
+      }
+      // One of them lost (the deadlock, or the head the loser left); at most one committed.
+      assert.ok(
+        outcomes.some((o) => o.status === 'rejected'),
+        'one group must fail: both claimed the same key',
+      );
+      const head = Number((await own.query('SELECT size FROM log_head')).rows[0].size);
+      const stored = Number((await own.query('SELECT count(*) AS n FROM events')).rows[0].n);
+      const keys = Number((await own.query('SELECT count(*) AS n FROM event_keys')).rows[0].n);
+      assert.equal(stored, head, 'the head counts exactly the events stored');
+      assert.equal(keys, stored, 'a key is kept only with its event');
+      assert.ok(head <= 1);
+    } finally {
+      await own.end();
+    }
+  });
+  test('as many groups as may be in flight take as many different pending batches: each skips what the ones before it took', async () => {
     // A database of its own, whose sequencer lease the test holds.
     const url = await cluster!.createDatabase();
     await (await PostgresStore.open(url, { poolSize: 1 })).close();
@@ -122,8 +180,8 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
         `INSERT INTO leases (name, holder, expires_at) VALUES ('sequencer', 'test', now() + interval '1 hour')
          ON CONFLICT (name) DO UPDATE SET holder = 'test', expires_at = now() + interval '1 hour'`,
       );
-      // Three followers' commits of 1,000 events each: a group takes one (PENDING_PER_COMMIT).
-      const batches = [0, 1, 2].map((b) =>
+      // A follower's commit of 1,000 events per group: a group takes one (PENDING_PER_COMMIT).
+      const batches = Array.from({ length: MAX_GROUPS_IN_FLIGHT }, (_, b) =>
         Array.from({ length: 1000 }, () => makeEvent({ tenant_id: 'acme', reason: `batch ${b}` })),
       );
       for (const events of batches) {
@@ -139,11 +197,11 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
         knownMonths: new Set([monthOfIso(new Date().toISOString())]),
         holder: 'test',
       };
-      // Each group's write is held back, so all three are in flight, uncommitted, at once.
+      // Each group's write is held back, so all of them are in flight, uncommitted, at once.
       const slow = slowPool(own, /WITH claimed AS/, 300);
       const groups: Array<Promise<unknown>> = [];
       let base: Promise<GroupBase> = Promise.resolve({ frontier: new MerkleFrontier(), pendingTaken: [] });
-      for (let g = 0; g < 3; g++) {
+      for (let g = 0; g < MAX_GROUPS_IN_FLIGHT; g++) {
         let built!: (b: GroupBase) => void;
         const next = new Promise<GroupBase>((resolve) => {
           built = resolve;
@@ -151,7 +209,6 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
         groups.push(
           commitSequenced(slow, [], state, {
             after: base,
-            ...(g > 0 ? { afterCommitted: groups[g - 1]! } : {}),
             drainPending: true,
             onBuilt: built,
           }),
@@ -162,15 +219,13 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
       const rows = await own.query<{ seq: string; reason: string }>(
         "SELECT seq, body::json->>'reason' AS reason FROM events ORDER BY seq",
       );
-      assert.equal(rows.rows.length, 3000, 'every pending event sequenced once');
+      assert.equal(rows.rows.length, 1000 * MAX_GROUPS_IN_FLIGHT, 'every pending event sequenced once');
       assert.deepEqual(
-        [0, 1000, 2000, 2999].map((i) => [Number(rows.rows[i]!.seq), rows.rows[i]!.reason]),
-        [
-          [1, 'batch 0'],
-          [1001, 'batch 1'],
-          [2001, 'batch 2'],
-          [3000, 'batch 2'],
-        ],
+        rows.rows.map((r) => [Number(r.seq), r.reason]).filter((_, i) => i % 1000 === 0 || i % 1000 === 999),
+        batches.flatMap((_, b) => [
+          [b * 1000 + 1, `batch ${b}`],
+          [b * 1000 + 1000, `batch ${b}`],
+        ]),
         'in the order the batches were committed',
       );
       assert.equal(Number((await own.query('SELECT count(*) AS n FROM pending_batches')).rows[0].n), 0);
