@@ -45,6 +45,7 @@ import {
   type GroupBase,
   MAX_GROUPS_IN_FLIGHT,
   PENDING_CHANNEL,
+  PendingArrived,
   type RequestResult,
   type SequencedGroup,
   type SequencerState,
@@ -82,6 +83,8 @@ export interface PostgresStoreOptions {
   maxPendingBacklog?: number;
   /** `cluster.pending_wait_ms`: how long such an append waits for room before a 503 (default {@link PENDING_WAIT_MS}). */
   pendingWaitMs?: number;
+  /** Not configurable: {@link PENDING_QUIET_MS}, which tests shorten. */
+  pendingQuietMs?: number;
 }
 
 /**
@@ -116,6 +119,15 @@ const PIPELINE_DEPTH = MAX_GROUPS_IN_FLIGHT;
 const PENDING_BATCH_EVENTS = 1000;
 /** While sequencing, how often to look for pending events a lost NOTIFY did not announce. */
 const PENDING_POLL_MS = 1000;
+/**
+ * How long after the last sign of another node handing events over (a
+ * NOTIFY, a group that took some, a group that met some) the sequencer's
+ * groups stop reading `pending_batches` first and only check it in their
+ * write (`drainPending: false`). One node alone never pays that read's
+ * round trip; when a follower starts, the groups in flight fail once and are
+ * sequenced again after its events.
+ */
+const PENDING_QUIET_MS = 2000;
 /** While sequencing, how often to make sure next months' partitions exist. */
 const PARTITION_CHECK_MS = 3_600_000;
 
@@ -155,6 +167,8 @@ export class PostgresStore implements Store {
   private inFlight: Promise<void> | undefined;
   /** Pending events may be waiting for the sequencer (a NOTIFY came, or a round hit its limit). */
   private pendingWaiting = true;
+  /** When (performance.now()) another node was last seen handing events over; see PENDING_QUIET_MS. */
+  private pendingSeenAt = performance.now();
   private readonly listeners = new Set<(head: number) => void>();
   /** Highest head announced to listeners, so each hears every head at most once, in order. */
   private announced = 0;
@@ -176,6 +190,7 @@ export class PostgresStore implements Store {
     leaseMs: number,
     private readonly maxPendingBacklog: number,
     private readonly pendingWaitMs: number,
+    private readonly pendingQuietMs: number,
   ) {
     this.delivery = new PostgresDeliveryStore(pool);
     this.tree = postgresTree(
@@ -211,6 +226,7 @@ export class PostgresStore implements Store {
       opts.leaseMs ?? DEFAULT_LEASE_MS,
       opts.maxPendingBacklog ?? MAX_PENDING_BACKLOG,
       opts.pendingWaitMs ?? PENDING_WAIT_MS,
+      opts.pendingQuietMs ?? PENDING_QUIET_MS,
     );
     try {
       const client = await pool.connect().catch((err: unknown) => {
@@ -257,6 +273,7 @@ export class PostgresStore implements Store {
     this.frontierKnown = false;
     if (!held) return;
     this.pendingWaiting = true;
+    this.pendingSeenAt = performance.now();
     void (async () => {
       await this.preparePartitions();
       this.kick();
@@ -439,6 +456,7 @@ export class PostgresStore implements Store {
   private launch(before: SequencingGroup | undefined): SequencingGroup {
     const batch = this.queue;
     this.queue = [];
+    const drainPending = this.pendingWaiting || performance.now() - this.pendingSeenAt < this.pendingQuietMs;
     this.pendingWaiting = false;
     let built!: (base: GroupBase) => void;
     let notBuilt!: (err: unknown) => void;
@@ -458,8 +476,8 @@ export class PostgresStore implements Store {
       this.state,
       {
         ...(after ? { after } : {}),
-        // Every group takes what is pending, so an event another node acknowledged goes before this node's later ones.
-        drainPending: true,
+        // An event another node acknowledged goes before this node's later ones: read, or checked in the write.
+        drainPending,
         onBuilt: built,
       },
     );
@@ -496,6 +514,7 @@ export class PostgresStore implements Store {
     this.frontierKnown = true;
     if (done.frontier.size > this.frontier.size) this.frontier = done.frontier;
     if (done.more) this.pendingWaiting = true;
+    if (done.tookPending) this.pendingSeenAt = performance.now();
     this.settle(batch, done.results);
     this.announce(done.frontier.size);
   }
@@ -506,8 +525,9 @@ export class PostgresStore implements Store {
    * to the sequencer through `pending_batches` if the lease is gone.
    */
   private async sequenceAlone(group: SequencingGroup, failure: unknown): Promise<void> {
-    // The pending events it took are still pending: a later group takes them.
+    // What it took, or met, is still pending: it goes first, in this group or the next.
     this.pendingWaiting = true;
+    if (failure instanceof PendingArrived) this.pendingSeenAt = performance.now();
     const requests = group.batch.map((r) => r.events);
     this.frontierKnown = false;
     if (failure instanceof LeaseLost) {
@@ -518,7 +538,7 @@ export class PostgresStore implements Store {
       // again from what the database holds; a real fault fails again.
       try {
         const done = await this.retrying(() =>
-          commitSequenced(this.pool, requests, this.state, { drainPending: false }),
+          commitSequenced(this.pool, requests, this.state, { drainPending: true }),
         );
         this.applied(group.batch, done);
         return;
@@ -751,6 +771,7 @@ export class PostgresStore implements Store {
     const client = createClient(this.connectionString);
     client.on('notification', (msg: Notification) => {
       if (msg.channel === PENDING_CHANNEL) {
+        this.pendingSeenAt = performance.now();
         this.wakeSequencer();
         return;
       }

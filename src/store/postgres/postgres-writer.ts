@@ -254,15 +254,19 @@ class SequencedRows {
    * Writes the group in one statement (each round trip wakes the other side,
    * which is dear on a busy machine): the keys of the new events, the `seq`
    * of the pending events' keys, the pending batches taken, the tree nodes
-   * and the events. False when a key existed already or a pending batch was
-   * gone (the caller then rolls back).
+   * and the events. Anything but `written` means the caller rolls back:
+   * a key existed already, a pending batch taken was gone, or (`guard`
+   * given: the group read no pending events) a pending batch outside the
+   * ranges in `guard` is there, so an event another node acknowledged may
+   * be older than this group's.
    */
   async write(
     c: PoolClient,
     fresh: Array<{ prepared: PreparedEvent; seq: number | null }>,
     pending: { batches: PendingBatch[]; events: Array<{ event: AuditEvent; seq: number }> },
-  ): Promise<boolean> {
-    const r = await c.query<{ claimed: number; taken: number }>({
+    guard: ReadonlyArray<IdRange> | undefined,
+  ): Promise<'written' | 'key stored' | 'pending gone' | 'pending arrived'> {
+    const r = await c.query<{ claimed: number; taken: number; arrived: number }>({
       // Named: PostgreSQL parses and plans this long statement once per connection, not once per group.
       name: 'trailwarden_sequence_group',
       text: `WITH claimed AS (
@@ -276,6 +280,10 @@ class SequencedRows {
          WHERE k.tenant_id = u.t AND k.event_id = u.e
        ), tree AS (
          INSERT INTO tree_nodes (level, idx, hash) SELECT * FROM unnest($14::int[], $15::bigint[], $16::bytea[])
+       ), arrived AS (
+         SELECT count(*) AS n FROM pending_batches p
+         WHERE $25::boolean
+           AND NOT EXISTS (SELECT 1 FROM unnest($26::bigint[], $27::bigint[]) AS s(f, t) WHERE p.id BETWEEN s.f AND s.t)
        ), stored AS (
          INSERT INTO events (seq, received_at, event_id, tenant_id, ts, action, actor_id, resource_type,
            resource_id, outcome, search, leaf_hash, body)
@@ -286,7 +294,8 @@ class SequencedRows {
            AS r(seq, received_at, event_id, tenant_id, ts, action, actor_id, resource_type,
              resource_id, outcome, search, leaf_hash, body)
        )
-       SELECT (SELECT count(*) FROM claimed) AS claimed, (SELECT count(*) FROM taken) AS taken`,
+       SELECT (SELECT count(*) FROM claimed) AS claimed, (SELECT count(*) FROM taken) AS taken,
+         (SELECT n FROM arrived) AS arrived`,
       values: [
         ...this.cols.map((values, i) => EVENT_COLUMNS[i]!(values as never[])),
         int4Array(this.nodes.level),
@@ -300,10 +309,16 @@ class SequencedRows {
         textArray(pending.events.map((p) => p.event.event_id)),
         int8Array(pending.events.map((p) => p.seq)),
         int8Array(pending.batches.map((p) => p.id)),
+        guard !== undefined,
+        int8Array((guard ?? []).map((s) => s.from)),
+        int8Array((guard ?? []).map((s) => s.to)),
       ],
     });
+    const row = r.rows[0];
+    if (row?.claimed !== fresh.length) return 'key stored';
     // Fewer taken than read: another transaction sequenced some of them (never expected; refuse rather than store twice).
-    return r.rows[0]?.claimed === fresh.length && r.rows[0]?.taken === pending.batches.length;
+    if (row.taken !== pending.batches.length) return 'pending gone';
+    return row.arrived > 0 ? 'pending arrived' : 'written';
   }
 }
 
@@ -313,6 +328,13 @@ class SequencedRows {
  * failed). Nothing of it was kept; the store sequences it again on its own.
  */
 export class StaleGroup extends Error {}
+
+/**
+ * A group that did not read the pending events (none were expected) found
+ * some another node acknowledged: nothing of it was kept, and it must be
+ * sequenced again after them.
+ */
+export class PendingArrived extends StaleGroup {}
 
 /** Inclusive range of `pending_batches` ids. */
 export interface IdRange {
@@ -361,7 +383,15 @@ export interface SequenceOptions {
    * what the database holds and reads the stored keys before deciding.
    */
   after?: Promise<GroupBase>;
-  /** Sequence pending events (other nodes' acknowledged appends) first. */
+  /**
+   * Sequence pending events (other nodes' acknowledged appends) first.
+   * False when none are expected (no other node has handed any over
+   * lately): the group skips that read, so its BEGIN goes out before the
+   * group before it is built, and its write checks instead that nothing is
+   * pending but what the groups before it took; if something is, the group
+   * fails with {@link PendingArrived}, so an event another node
+   * acknowledged is never sequenced after a later one of this node.
+   */
   drainPending: boolean;
   /** Called once the group's rows are built, with where the next group starts. */
   onBuilt?: (next: GroupBase) => void;
@@ -377,6 +407,8 @@ export interface SequencedGroup {
   frontier: MerkleFrontier;
   /** Pending events are left for another round. */
   more: boolean;
+  /** The group sequenced pending events (other nodes are handing events over). */
+  tookPending: boolean;
   /** Partitions and tenants the group wrote to, known to exist once it committed. */
   months: ReadonlySet<Month>;
   tenants: ReadonlySet<string>;
@@ -440,6 +472,12 @@ export function commitSequenced(
       let beforeTaken: ReadonlyArray<IdRange> = [];
       let waitFor: number | undefined;
       if (opts.after) {
+        // Nothing to read that depends on the group before: BEGIN goes out while that group is built.
+        const early = opts.drainPending
+          ? undefined
+          : begin(c, { ticket, head: false, pending: false, skip: [] });
+        // Awaited below; a failure here is the failure of the statement that follows it.
+        early?.catch(() => undefined);
         const base = await opts.after.catch(() => {
           throw new StaleGroup('the group before this one failed');
         });
@@ -447,12 +485,13 @@ export function commitSequenced(
         before = base.writing;
         beforeTaken = base.pendingTaken;
         waitFor = base.ticket;
-        ({ pending } = await begin(c, {
-          ticket,
-          head: false,
-          pending: opts.drainPending,
-          skip: base.pendingTaken,
-        }));
+        ({ pending } = await (early ??
+          begin(c, {
+            ticket,
+            head: false,
+            pending: true,
+            skip: base.pendingTaken,
+          })));
       } else {
         const started = await begin(c, { ticket, head: true, pending: opts.drainPending, skip: [] });
         pending = started.pending;
@@ -502,11 +541,20 @@ export function commitSequenced(
 
       if (frontier.size > startSize) {
         await rows.prepare(c, writes);
-        if (!(await rows.write(c, fresh, { batches: pending, events: pendingEvents }))) {
+        const written = await rows.write(
+          c,
+          fresh,
+          { batches: pending, events: pendingEvents },
+          opts.drainPending ? undefined : beforeTaken,
+        );
+        if (written === 'pending arrived') {
+          throw new PendingArrived('another node handed over events while this group was built without them');
+        }
+        if (written !== 'written') {
           // Pipelined: a resent event (the keys were not read first). Otherwise another node claimed one meanwhile.
           throw pipelined
-            ? new StaleGroup('an event of the group is stored already')
-            : new RetryableConflict('an event_id was stored by another node meanwhile');
+            ? new StaleGroup(`the group's guess did not hold (${written})`)
+            : new RetryableConflict(`another node wrote meanwhile (${written})`);
         }
       }
       // Even a group that wrote nothing waits, so the one after it cannot overtake the group before.
@@ -522,6 +570,7 @@ export function commitSequenced(
         frontier,
         // Fewer than PENDING_PER_COMMIT taken means every batch not skipped was taken.
         more: pendingEvents.length >= PENDING_PER_COMMIT,
+        tookPending: pendingEvents.length > 0,
         months: rows.months,
         tenants: rows.tenants,
       };

@@ -106,6 +106,31 @@ describe('PostgreSQL store: several nodes on one database', { skip }, () => {
     assert.deepEqual(await a.append([prepare(e)]), [{ status: 'duplicate', seq: 2 }]);
   });
 
+  test("an event a follower acknowledged goes before the sequencer's later one, also once the sequencer stopped reading pending first", async () => {
+    const url = await cluster.createDatabase();
+    // No quiet period: the sequencer's groups skip the pending read unless a NOTIFY came first.
+    const a = await PostgresStore.open(url, { poolSize: 4, nodeId: 'a', leaseMs: 1500, pendingQuietMs: 0 });
+    open.push(a);
+    const b = await node(url, 'b');
+    assert.equal(a.isSequencer(), true);
+    for (let round = 0; round < 20; round++) {
+      // Groups of the sequencer's own requests, read-free, in flight while the follower hands over.
+      const busy = Array.from({ length: 3 }, () => a.append([prepare(makeEvent())]));
+      const fromB = makeEvent();
+      assert.deepEqual(await b.append([prepare(fromB)]), [{ status: 'created', seq: null }]);
+      const [later] = await a.append([prepare(makeEvent())]);
+      await Promise.all(busy);
+      const [handed] = await a.findByEventId(fromB.event_id, 'acme');
+      assert.ok(handed?.seq !== undefined && later?.seq != null, 'both sequenced');
+      assert.ok(handed.seq < later.seq, `round ${round}: ${handed.seq} must come before ${later.seq}`);
+    }
+    const all = await seqs(a);
+    assert.deepEqual(
+      all,
+      Array.from({ length: all.length }, (_, i) => i + 1),
+    );
+  });
+
   test('nodes starting together on an empty database migrate once and agree on one sequencer', async () => {
     const url = await cluster.createDatabase();
     const nodes = await Promise.all(['x', 'y', 'z'].map((n) => node(url, n)));

@@ -9,6 +9,7 @@ import {
   commitSequenced,
   type GroupBase,
   MAX_GROUPS_IN_FLIGHT,
+  PendingArrived,
   type SequencerState,
 } from '../../../src/store/postgres/postgres-writer.js';
 import { makeEvent, prepare } from '../../helpers/events.js';
@@ -166,6 +167,51 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
       assert.equal(stored, head, 'the head counts exactly the events stored');
       assert.equal(keys, stored, 'a key is kept only with its event');
       assert.ok(head <= 1);
+    } finally {
+      await own.end();
+    }
+  });
+  test('a group that read no pending events fails, keeping nothing, if another node handed some over; not if a group before it took them', async () => {
+    const url = await cluster!.createDatabase();
+    await (await PostgresStore.open(url, { poolSize: 1 })).close();
+    const own = createPool(url, 2);
+    try {
+      await own.query(
+        `INSERT INTO leases (name, holder, expires_at) VALUES ('sequencer', 'test', now() + interval '1 hour')
+         ON CONFLICT (name) DO UPDATE SET holder = 'test', expires_at = now() + interval '1 hour'`,
+      );
+      const state: SequencerState = {
+        frontier: () => new MerkleFrontier(),
+        knownTenants: new Set(['acme']),
+        knownMonths: new Set([monthOfIso(new Date().toISOString())]),
+        holder: 'test',
+      };
+      // Acknowledged by a follower (committed to pending) before this node's request arrived.
+      const handed = await own.query<{ id: string }>(
+        'INSERT INTO pending_batches (received_at, size, events) VALUES ($1, 1, $2) RETURNING id',
+        [new Date().toISOString(), JSON.stringify([makeEvent({ tenant_id: 'acme' })])],
+      );
+      const id = Number(handed.rows[0]!.id);
+      const mine = () => [[prepare(makeEvent({ tenant_id: 'acme' }))]];
+      await assert.rejects(
+        commitSequenced(own, mine(), state, {
+          after: Promise.resolve({ frontier: new MerkleFrontier(), pendingTaken: [] }),
+          drainPending: false,
+        }),
+        PendingArrived,
+      );
+      const count = async (table: string) =>
+        Number((await own.query(`SELECT count(*) AS n FROM ${table}`)).rows[0].n);
+      assert.equal(await count('events'), 0, 'nothing of the failed group is kept');
+      assert.equal(await count('event_keys'), 0);
+      assert.equal(Number((await own.query('SELECT size FROM log_head')).rows[0].size), 0);
+      // A group before this one (still in flight) took that batch: nothing else is pending, so it goes ahead.
+      const done = await commitSequenced(own, mine(), state, {
+        after: Promise.resolve({ frontier: new MerkleFrontier(), pendingTaken: [{ from: id, to: id }] }),
+        drainPending: false,
+      });
+      assert.equal(done.frontier.size, 1);
+      assert.equal(await count('events'), 1);
     } finally {
       await own.end();
     }
