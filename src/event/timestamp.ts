@@ -13,6 +13,11 @@ function quoted(text: string): string {
 export function parseTimestamp(
   text: string,
 ): { ok: true; iso: string; ms: number } | { ok: false; reason: string } {
+  // Most producers send the normal form already: a string the engine prints back unchanged is valid as it is.
+  if (text.length === 24 && text.charCodeAt(23) === 0x5a /* Z */) {
+    const ms = Date.parse(text);
+    if (!Number.isNaN(ms) && new Date(ms).toISOString() === text) return { ok: true, iso: text, ms };
+  }
   const m =
     /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|([+-])(\d{2}):?(\d{2}))$/.exec(text);
   const bad = `${quoted(text)} is not an ISO 8601 date-time with a timezone, e.g. ${TIMESTAMP_EXAMPLE}`;

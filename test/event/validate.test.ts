@@ -153,6 +153,27 @@ describe('validateEvent: refusals', () => {
     assert.equal(parseTimestamp('2024-02-29T00:00:00Z').ok, true);
   });
 
+  it('takes a timestamp already in the normal form as it is, and refuses one that only looks like it', () => {
+    // The shortcut for YYYY-MM-DDTHH:mm:ss.sssZ must agree with the full parser on every such string.
+    for (const ms of [0, -1, 951_782_400_000, 1_773_564_137_003, -62_167_219_200_000, 253_402_300_799_999]) {
+      const iso = new Date(ms).toISOString();
+      assert.deepEqual(parseTimestamp(iso), { ok: true, iso, ms });
+    }
+    for (const [text, reason] of [
+      ['2026-02-29T00:00:00.000Z', '2026-02 has 28 days'],
+      ['2026-04-31T12:00:00.000Z', '2026-04 has 30 days'],
+      ['2026-01-01T24:00:00.000Z', 'not a real time of day'],
+      ['2026-01-01T23:59:60.000Z', 'not a real time of day'],
+      ['2026-00-10T00:00:00.000Z', 'month 0'],
+      ['2026-01-01t00:00:00.000Z', 'with a timezone'],
+      ['2026-01-01T00:00:00.000z', 'with a timezone'],
+    ] as const) {
+      const r = parseTimestamp(text);
+      assert.equal(r.ok, false, text);
+      assert.ok(!r.ok && r.reason.includes(reason), `${text}: ${!r.ok && r.reason}`);
+    }
+  });
+
   it('refuses timestamps beyond the clock skew and age bounds', () => {
     accept(good({ timestamp: '2026-03-15T09:04:59Z' }));
     hasProblem(good({ timestamp: '2026-03-15T09:05:01Z' }), 'timestamp', 'max_clock_skew_ms');
