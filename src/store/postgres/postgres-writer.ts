@@ -256,15 +256,15 @@ class SequencedRows {
    * of the pending events' keys, the pending batches taken, the tree nodes
    * and the events. Anything but `written` means the caller rolls back:
    * a key existed already, a pending batch taken was gone, or (`guard`
-   * given: the group read no pending events) a pending batch outside the
-   * ranges in `guard` is there, so an event another node acknowledged may
+   * given: the group read no pending events) a pending batch other than
+   * those in `guard` is there, so an event another node acknowledged may
    * be older than this group's.
    */
   async write(
     c: PoolClient,
     fresh: Array<{ prepared: PreparedEvent; seq: number | null }>,
     pending: { batches: PendingBatch[]; events: Array<{ event: AuditEvent; seq: number }> },
-    guard: ReadonlyArray<IdRange> | undefined,
+    guard: ReadonlyArray<number> | undefined,
   ): Promise<'written' | 'key stored' | 'pending gone' | 'pending arrived'> {
     const r = await c.query<{ claimed: number; taken: number; arrived: number }>({
       // Named: PostgreSQL parses and plans this long statement once per connection, not once per group.
@@ -282,8 +282,7 @@ class SequencedRows {
          INSERT INTO tree_nodes (level, idx, hash) SELECT * FROM unnest($14::int[], $15::bigint[], $16::bytea[])
        ), arrived AS (
          SELECT count(*) AS n FROM pending_batches p
-         WHERE $25::boolean
-           AND NOT EXISTS (SELECT 1 FROM unnest($26::bigint[], $27::bigint[]) AS s(f, t) WHERE p.id BETWEEN s.f AND s.t)
+         WHERE $25::boolean AND p.id <> ALL($26::bigint[])
        ), stored AS (
          INSERT INTO events (seq, received_at, event_id, tenant_id, ts, action, actor_id, resource_type,
            resource_id, outcome, search, leaf_hash, body)
@@ -310,8 +309,7 @@ class SequencedRows {
         int8Array(pending.events.map((p) => p.seq)),
         int8Array(pending.batches.map((p) => p.id)),
         guard !== undefined,
-        int8Array((guard ?? []).map((s) => s.from)),
-        int8Array((guard ?? []).map((s) => s.to)),
+        int8Array(guard ?? []),
       ],
     });
     const row = r.rows[0];
@@ -336,16 +334,10 @@ export class StaleGroup extends Error {}
  */
 export class PendingArrived extends StaleGroup {}
 
-/** Inclusive range of `pending_batches` ids. */
-export interface IdRange {
-  from: number;
-  to: number;
-}
-
 /**
  * Groups in flight at once, at most (the store's pipeline depth): a group's
- * `pendingTaken` needs the ranges of the groups before it that can still be
- * committing, one fewer than this.
+ * `pendingTaken` needs what the groups before it that can still be
+ * committing took, one fewer than this.
  */
 export const MAX_GROUPS_IN_FLIGHT = 4;
 
@@ -360,10 +352,12 @@ export interface GroupBase {
   /** The tree as the group before will leave it. */
   frontier: MerkleFrontier;
   /**
-   * The `pending_batches` ids the groups still committing before this one
-   * took (inclusive ranges, newest first): this one must not take them again.
+   * The `pending_batches` ids each group still committing before this one
+   * took (one list per group, newest first): this one must not take them
+   * again. Exact ids, not ranges: a follower's batch can commit after one
+   * with a higher id, and one that no group took must not be skipped.
    */
-  pendingTaken: ReadonlyArray<IdRange>;
+  pendingTaken: ReadonlyArray<ReadonlyArray<number>>;
   /** Partitions and tenants the groups still committing write: this one must not write them too. */
   writing?: Writing;
   /**
@@ -469,7 +463,7 @@ export function commitSequenced(
       let frontier: MerkleFrontier;
       let pending: PendingBatch[];
       let before: Writing | undefined;
-      let beforeTaken: ReadonlyArray<IdRange> = [];
+      let beforeTaken: ReadonlyArray<ReadonlyArray<number>> = [];
       let waitFor: number | undefined;
       if (opts.after) {
         // Nothing to read that depends on the group before: BEGIN goes out while that group is built.
@@ -528,10 +522,7 @@ export function commitSequenced(
       const writes = rows.toWrite(state, before);
       opts.onBuilt?.({
         frontier,
-        pendingTaken: [
-          ...(pending.length > 0 ? [{ from: pending[0]!.id, to: pending.at(-1)!.id }] : []),
-          ...beforeTaken,
-        ].slice(0, MAX_GROUPS_IN_FLIGHT - 1),
+        pendingTaken: [pending.map((p) => p.id), ...beforeTaken].slice(0, MAX_GROUPS_IN_FLIGHT - 1),
         ticket,
         writing: {
           months: union(writes.months, before?.months, state.knownMonths),
@@ -545,7 +536,7 @@ export function commitSequenced(
           c,
           fresh,
           { batches: pending, events: pendingEvents },
-          opts.drainPending ? undefined : beforeTaken,
+          opts.drainPending ? undefined : beforeTaken.flat(),
         );
         if (written === 'pending arrived') {
           throw new PendingArrived('another node handed over events while this group was built without them');
@@ -602,7 +593,7 @@ interface PendingBatch {
  */
 async function begin(
   c: PoolClient,
-  want: { ticket: number; head: boolean; pending: boolean; skip: ReadonlyArray<IdRange> },
+  want: { ticket: number; head: boolean; pending: boolean; skip: ReadonlyArray<ReadonlyArray<number>> },
 ): Promise<{ head: number | undefined; pending: PendingBatch[] }> {
   const statements = [
     'BEGIN',
@@ -613,12 +604,13 @@ async function begin(
   ];
   if (want.head) statements.push('SELECT size FROM log_head');
   if (want.pending) {
+    const skipped = want.skip.flat();
     // Oldest first, whole batches, while fewer than PENDING_PER_COMMIT events are taken before each.
     statements.push(
       `SELECT id, received_at, events FROM (
          SELECT id, received_at, events, sum(size) OVER (ORDER BY id) - size AS before
          FROM pending_batches
-         WHERE ${want.skip.map((r) => `id NOT BETWEEN ${int(r.from)} AND ${int(r.to)}`).join(' AND ') || 'true'}
+         WHERE ${skipped.length > 0 ? `id NOT IN (${skipped.map(int).join(', ')})` : 'true'}
        ) b WHERE before < ${PENDING_PER_COMMIT} ORDER BY id`,
     );
   }

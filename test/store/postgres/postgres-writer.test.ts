@@ -207,7 +207,7 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
       assert.equal(Number((await own.query('SELECT size FROM log_head')).rows[0].size), 0);
       // A group before this one (still in flight) took that batch: nothing else is pending, so it goes ahead.
       const done = await commitSequenced(own, mine(), state, {
-        after: Promise.resolve({ frontier: new MerkleFrontier(), pendingTaken: [{ from: id, to: id }] }),
+        after: Promise.resolve({ frontier: new MerkleFrontier(), pendingTaken: [[id]] }),
         drainPending: false,
       });
       assert.equal(done.frontier.size, 1);
@@ -216,6 +216,60 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
       await own.end();
     }
   });
+  test('a batch that commits after a later one was taken is taken by the next group, not skipped with it', async () => {
+    const url = await cluster!.createDatabase();
+    await (await PostgresStore.open(url, { poolSize: 1 })).close();
+    const own = createPool(url, 3);
+    const slowFollower = await own.connect();
+    try {
+      await own.query(
+        `INSERT INTO leases (name, holder, expires_at) VALUES ('sequencer', 'test', now() + interval '1 hour')
+         ON CONFLICT (name) DO UPDATE SET holder = 'test', expires_at = now() + interval '1 hour'`,
+      );
+      const state: SequencerState = {
+        frontier: () => new MerkleFrontier(),
+        knownTenants: new Set(['acme']),
+        knownMonths: new Set([monthOfIso(new Date().toISOString())]),
+        holder: 'test',
+      };
+      const hand = (c: pg.Pool | pg.PoolClient, reason: string) =>
+        c.query('INSERT INTO pending_batches (received_at, size, events) VALUES ($1, 1, $2)', [
+          new Date().toISOString(),
+          JSON.stringify([makeEvent({ tenant_id: 'acme', reason })]),
+        ]);
+      // Three followers' commits; the middle one takes its id first but commits last.
+      await hand(own, 'a');
+      await slowFollower.query('BEGIN');
+      await hand(slowFollower, 'b');
+      await hand(own, 'c');
+      let built!: (base: GroupBase) => void;
+      const firstBase = new Promise<GroupBase>((resolve) => {
+        built = resolve;
+      });
+      const first = await commitSequenced(own, [], state, {
+        after: Promise.resolve({ frontier: new MerkleFrontier(), pendingTaken: [] }),
+        drainPending: true,
+        onBuilt: built,
+      });
+      assert.equal(first.frontier.size, 2, 'the first group takes the two batches it can see');
+      await slowFollower.query('COMMIT');
+      // Built on the first group, as if it were still committing: it skips what that one took, only that.
+      const second = await commitSequenced(own, [], state, { after: firstBase, drainPending: true });
+      assert.equal(second.frontier.size, 3, 'the late batch is sequenced by the next group');
+      const reasons = await own.query<{ reason: string }>(
+        "SELECT body::json->>'reason' AS reason FROM events ORDER BY seq",
+      );
+      assert.deepEqual(
+        reasons.rows.map((r) => r.reason),
+        ['a', 'c', 'b'],
+      );
+      assert.equal(Number((await own.query('SELECT count(*) AS n FROM pending_batches')).rows[0].n), 0);
+    } finally {
+      slowFollower.release();
+      await own.end();
+    }
+  });
+
   test('as many groups as may be in flight take as many different pending batches: each skips what the ones before it took', async () => {
     // A database of its own, whose sequencer lease the test holds.
     const url = await cluster!.createDatabase();
