@@ -52,16 +52,35 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
   let url = '';
   let pool: pg.Pool | undefined;
 
+  /** Gives the sequencer lease to the holder the tests sequence as ('test'), for an hour. */
+  const holdLease = (p: pg.Pool) =>
+    p.query(
+      `INSERT INTO leases (name, holder, expires_at) VALUES ('sequencer', 'test', now() + interval '1 hour')
+       ON CONFLICT (name) DO UPDATE SET holder = 'test', expires_at = now() + interval '1 hour'`,
+    );
+  /** A database of its own (schema and this month's partitions made) whose lease the test holds; a pool on it. */
+  const ownDatabase = async (poolSize: number): Promise<pg.Pool> => {
+    const own = await cluster!.createDatabase();
+    await (await PostgresStore.open(own, { poolSize: 1 })).close();
+    const p = createPool(own, poolSize);
+    await holdLease(p);
+    return p;
+  };
+  /** A sequencer that knows tenant acme and this month's partition, at an empty log. */
+  const acmeState = (): SequencerState => ({
+    frontier: () => new MerkleFrontier(),
+    knownTenants: new Set(['acme']),
+    knownMonths: new Set([monthOfIso(new Date().toISOString())]),
+    holder: 'test',
+  });
+
   before(async () => {
     cluster = await startPostgres();
     url = await cluster.createDatabase();
     // Schema and this month's partitions; then the lease goes to the holder the test sequences as.
     await (await PostgresStore.open(url, { poolSize: 1 })).close();
     pool = createPool(url, 4);
-    await pool.query(
-      `INSERT INTO leases (name, holder, expires_at) VALUES ('sequencer', 'test', now() + interval '1 hour')
-       ON CONFLICT (name) DO UPDATE SET holder = 'test', expires_at = now() + interval '1 hour'`,
-    );
+    await holdLease(pool);
   });
   after(async () => {
     await pool?.end();
@@ -118,20 +137,9 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
   test('an event resent in the next group while the first is still writing: PostgreSQL breaks the wait, nothing hangs', {
     timeout: 60_000,
   }, async () => {
-    const url = await cluster!.createDatabase();
-    await (await PostgresStore.open(url, { poolSize: 1 })).close();
-    const own = createPool(url, 4);
+    const own = await ownDatabase(4);
     try {
-      await own.query(
-        `INSERT INTO leases (name, holder, expires_at) VALUES ('sequencer', 'test', now() + interval '1 hour')
-         ON CONFLICT (name) DO UPDATE SET holder = 'test', expires_at = now() + interval '1 hour'`,
-      );
-      const state: SequencerState = {
-        frontier: () => new MerkleFrontier(),
-        knownTenants: new Set(['acme']),
-        knownMonths: new Set([monthOfIso(new Date().toISOString())]),
-        holder: 'test',
-      };
+      const state = acmeState();
       const event = prepare(makeEvent({ tenant_id: 'acme' }));
       let built!: (base: GroupBase) => void;
       const firstBase = new Promise<GroupBase>((resolve) => {
@@ -172,20 +180,9 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
     }
   });
   test('a group that read no pending events fails, keeping nothing, if another node handed some over; not if a group before it took them', async () => {
-    const url = await cluster!.createDatabase();
-    await (await PostgresStore.open(url, { poolSize: 1 })).close();
-    const own = createPool(url, 2);
+    const own = await ownDatabase(2);
     try {
-      await own.query(
-        `INSERT INTO leases (name, holder, expires_at) VALUES ('sequencer', 'test', now() + interval '1 hour')
-         ON CONFLICT (name) DO UPDATE SET holder = 'test', expires_at = now() + interval '1 hour'`,
-      );
-      const state: SequencerState = {
-        frontier: () => new MerkleFrontier(),
-        knownTenants: new Set(['acme']),
-        knownMonths: new Set([monthOfIso(new Date().toISOString())]),
-        holder: 'test',
-      };
+      const state = acmeState();
       // Acknowledged by a follower (committed to pending) before this node's request arrived.
       const handed = await own.query<{ id: string }>(
         'INSERT INTO pending_batches (received_at, size, events) VALUES ($1, 1, $2) RETURNING id',
@@ -217,21 +214,10 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
     }
   });
   test('a batch that commits after a later one was taken is taken by the next group, not skipped with it', async () => {
-    const url = await cluster!.createDatabase();
-    await (await PostgresStore.open(url, { poolSize: 1 })).close();
-    const own = createPool(url, 3);
+    const own = await ownDatabase(3);
     const slowFollower = await own.connect();
     try {
-      await own.query(
-        `INSERT INTO leases (name, holder, expires_at) VALUES ('sequencer', 'test', now() + interval '1 hour')
-         ON CONFLICT (name) DO UPDATE SET holder = 'test', expires_at = now() + interval '1 hour'`,
-      );
-      const state: SequencerState = {
-        frontier: () => new MerkleFrontier(),
-        knownTenants: new Set(['acme']),
-        knownMonths: new Set([monthOfIso(new Date().toISOString())]),
-        holder: 'test',
-      };
+      const state = acmeState();
       const hand = (c: pg.Pool | pg.PoolClient, reason: string) =>
         c.query('INSERT INTO pending_batches (received_at, size, events) VALUES ($1, 1, $2)', [
           new Date().toISOString(),
@@ -271,15 +257,8 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
   });
 
   test('as many groups as may be in flight take as many different pending batches: each skips what the ones before it took', async () => {
-    // A database of its own, whose sequencer lease the test holds.
-    const url = await cluster!.createDatabase();
-    await (await PostgresStore.open(url, { poolSize: 1 })).close();
-    const own = createPool(url, 6);
+    const own = await ownDatabase(6);
     try {
-      await own.query(
-        `INSERT INTO leases (name, holder, expires_at) VALUES ('sequencer', 'test', now() + interval '1 hour')
-         ON CONFLICT (name) DO UPDATE SET holder = 'test', expires_at = now() + interval '1 hour'`,
-      );
       // A follower's commit of 1,000 events per group: a group takes one (PENDING_PER_COMMIT).
       const batches = Array.from({ length: MAX_GROUPS_IN_FLIGHT }, (_, b) =>
         Array.from({ length: 1000 }, () => makeEvent({ tenant_id: 'acme', reason: `batch ${b}` })),
@@ -291,12 +270,7 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
           JSON.stringify(events),
         ]);
       }
-      const state: SequencerState = {
-        frontier: () => new MerkleFrontier(),
-        knownTenants: new Set(['acme']),
-        knownMonths: new Set([monthOfIso(new Date().toISOString())]),
-        holder: 'test',
-      };
+      const state = acmeState();
       // Each group's write is held back, so all of them are in flight, uncommitted, at once.
       const slow = slowPool(own, /WITH claimed AS/, 300);
       const groups: Array<Promise<unknown>> = [];
