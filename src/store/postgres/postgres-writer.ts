@@ -602,7 +602,8 @@ async function begin(
     // Held till the transaction ends; the next group's fence waits on it (see groupTicket).
     `SELECT pg_advisory_xact_lock(${GROUP_LOCK_SPACE}, ${int(want.ticket)})`,
   ];
-  if (want.head) statements.push('SELECT size FROM log_head');
+  // Where each answer is among the statements' results.
+  const headAt = want.head ? statements.push('SELECT size FROM log_head') - 1 : -1;
   if (want.pending) {
     const skipped = want.skip.flat();
     // Oldest first, whole batches, while fewer than PENDING_PER_COMMIT events are taken before each.
@@ -616,7 +617,7 @@ async function begin(
   }
   const results = (await c.query(statements.join('; '))) as unknown as QueryResult[];
   return {
-    head: want.head ? Number(results[3]?.rows[0]?.['size'] ?? 0) : undefined,
+    head: headAt >= 0 ? Number(results[headAt]?.rows[0]?.['size'] ?? 0) : undefined,
     pending: want.pending ? (results.at(-1)!.rows as PendingBatch[]) : [],
   };
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { MerkleFrontier } from '../../../src/store/merkle/frontier.js';
 import { EMPTY_ROOT, hashChildren, hashLeaf } from '../../../src/store/merkle/hash.js';
@@ -54,6 +55,20 @@ describe('merkle hashing', () => {
       EMPTY_ROOT.toString('hex'),
       'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
     );
+  });
+
+  test('a node hash is SHA-256 of 0x01 ‖ left ‖ right, for hashes and for children of any other length', () => {
+    const sha = (...parts: Buffer[]) => createHash('sha256').update(Buffer.concat(parts)).digest();
+    const a = sha(Buffer.from('a'));
+    const b = sha(Buffer.from('b'));
+    assert.deepEqual(hashChildren(a, b), sha(Buffer.of(1), a, b));
+    // The reused input buffer keeps nothing of the call before.
+    assert.deepEqual(hashChildren(b, a), sha(Buffer.of(1), b, a));
+    // A stored node of the wrong size (a damaged row) still hashes as written, so verify sees the damage.
+    const short = Buffer.from('xy');
+    const long = Buffer.alloc(40, 7);
+    assert.deepEqual(hashChildren(short, a), sha(Buffer.of(1), short, a));
+    assert.deepEqual(hashChildren(a, long), sha(Buffer.of(1), a, long));
   });
 });
 
