@@ -13,7 +13,7 @@ import { leafHashOf } from '../../../src/event/canonical.js';
 import { MerkleFrontier } from '../../../src/store/merkle/frontier.js';
 import { verifyInclusion } from '../../../src/store/merkle/proofs.js';
 import { PostgresStore } from '../../../src/store/postgres/postgres-store.js';
-import { migrate, SCHEMA_VERSION } from '../../../src/store/postgres/schema.js';
+import { CODE_POINT_COLUMNS, migrate, SCHEMA_VERSION } from '../../../src/store/postgres/schema.js';
 import type { Store } from '../../../src/store/store.js';
 import { indexedValues, sequencedRow } from '../../../src/store/stored-event.js';
 import { makeEvent, prepare } from '../../helpers/events.js';
@@ -504,6 +504,72 @@ describe('PostgreSQL store: several nodes on one database', { skip }, () => {
     });
     // On full pages (fillfactor 100) nearly none were (under 1 % in the bench's probe).
     assert.ok(updates.hot >= 0.9 * updates.n, `${updates.hot} of ${updates.n} updates stayed on their page`);
+  });
+
+  test('on a database with a linguistic default collation the key columns compare by code point (migration 11)', async (t) => {
+    const [icu] = await sql<{ n: string }>(
+      cluster.url(),
+      "SELECT count(*) AS n FROM pg_collation WHERE collprovider = 'i'",
+    );
+    if (Number(icu?.n) === 0) {
+      t.skip(
+        'this PostgreSQL was built without ICU, so no linguistic database can be made without OS locales',
+      );
+      return;
+    }
+    const name = `tw_icu_${process.pid}`;
+    await sql(
+      cluster.url(),
+      `CREATE DATABASE ${name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'`,
+    );
+    const url = cluster.url(name);
+    // The setup is what a managed database usually has: 'a' sorts before 'B'.
+    const [linguistic] = await sql<{ yes: boolean }>(url, "SELECT 'a' < 'B' AS yes");
+    assert.equal(linguistic?.yes, true);
+
+    const a = await node(url, 'a');
+    const b = await node(url, 'b');
+    const collations = await sql<{ rel: string; col: string; coll: string }>(
+      url,
+      `SELECT c.relname AS rel, a.attname AS col, l.collname AS coll
+       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_collation l ON l.oid = a.attcollation
+       WHERE c.relname IN ('events', 'event_keys', 'tenants') OR c.relispartition AND c.relname LIKE 'events_%'`,
+    );
+    const expected = Object.entries(CODE_POINT_COLUMNS).flatMap(([rel, cols]) =>
+      cols.map((col) => `${rel}.${col}`),
+    );
+    for (const key of expected) {
+      assert.equal(collations.find((r) => `${r.rel}.${r.col}` === key)?.coll, 'C', key);
+    }
+    // Every monthly partition follows its parent.
+    const partitionColumns = collations.filter((r) => r.rel !== 'events' && r.rel.startsWith('events_'));
+    assert.ok(partitionColumns.length > 0);
+    for (const r of partitionColumns.filter((r) => CODE_POINT_COLUMNS['events']!.includes(r.col))) {
+      assert.equal(r.coll, 'C', `${r.rel}.${r.col}`);
+    }
+
+    // Keys are still found: through the sequencer and through a follower, new, repeated and conflicting.
+    const first = prepare(makeEvent({ tenant_id: 'a', actor: { type: 'user', id: 'Zoë' } }));
+    const second = prepare(makeEvent({ tenant_id: 'B', actor: { type: 'user', id: 'zoe' } }));
+    assert.deepEqual(
+      (await a.append([first, second])).map((o) => o.status),
+      ['created', 'created'],
+    );
+    assert.deepEqual(
+      (await b.append([first, prepare(makeEvent({ tenant_id: 'B' }))])).map((o) => o.status),
+      ['duplicate', 'created'],
+    );
+    await assert.rejects(b.append([prepare({ ...second.event, outcome: 'failure' })]));
+    await until("the follower's event is sequenced", async () => (await a.headSeq()) === 3);
+    assert.deepEqual(
+      (await a.query({ tenantIds: ['a', 'B'], actorId: 'Zoë' }, { order: 'asc', limit: 10 })).map(
+        (e) => e.event_id,
+      ),
+      [first.event.event_id],
+    );
+    // Code-point order, as in SQLite: 'B' (U+0042) before 'a' (U+0061).
+    const [lowest] = await sql<{ t: string }>(url, 'SELECT min(tenant_id) AS t FROM tenants');
+    assert.equal(lowest?.t, 'B');
   });
 });
 
