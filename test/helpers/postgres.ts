@@ -134,7 +134,13 @@ export async function startPostgres(opts: PostgresClusterOptions = {}): Promise<
       const client = new pg.Client({ connectionString: url() });
       await client.connect();
       try {
-        await client.query(`CREATE DATABASE ${name}`);
+        // TW_PG_ICU_LOCALE=en-US: databases with that linguistic default, as managed services make them.
+        const icu = process.env['TW_PG_ICU_LOCALE'];
+        await client.query(
+          icu === undefined
+            ? `CREATE DATABASE ${name}`
+            : `CREATE DATABASE ${name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE ${pg.escapeLiteral(icu)} LOCALE 'C.UTF-8'`,
+        );
       } finally {
         await client.end();
       }
