@@ -83,3 +83,10 @@ export function drainPending(
     return { backlog, seconds: backlog === 0 ? 0 : (performance.now() - t0) / 1000 };
   });
 }
+
+/** Events sequenced so far (`log_head`). */
+export function logHead(url: string): Promise<number> {
+  return withClient(url, async (c) =>
+    Number((await c.query<{ size: string }>('SELECT size FROM log_head')).rows[0]?.size ?? 0),
+  );
+}

@@ -17,6 +17,9 @@
  * Standalone: `npm run bench:postgres` (BENCH_SCALE, BENCH_DIR, BENCH_KEEP and
  * BENCH_SERVER_NODE_ARGS as for `npm run bench`). BENCH_PG_EVENTS sets the
  * stored events for the query figures (default 10,000,000 × BENCH_SCALE).
+ * Each ingest load also reports the CPU per event of the servers,
+ * PostgreSQL and the load generator (bench/cpu-use.ts, from /proc) and what
+ * all cores could give at that cost.
  * The COPY baseline needs the devDependency pg-copy-streams (`npm install`
  * installs it); it reads its rows back and throws if any column differs.
  */
@@ -30,8 +33,16 @@ import { PostgresStore } from '../src/store/postgres/postgres-store.js';
 import { startPostgres } from '../test/helpers/postgres.js';
 import { bareSqliteInserts } from './baselines.js';
 import { crossNodeVisibility, pacedIngest, spreadIngestLoad } from './cluster-load.js';
+import { type CpuPerEvent, type CpuReading, cpuPerEvent, readCpu } from './cpu-use.js';
 import { fsyncRate } from './machine.js';
-import { analyzeEvents, drainPending, dropDatabase, eventsBytes, serverSettings } from './postgres-admin.js';
+import {
+  analyzeEvents,
+  drainPending,
+  dropDatabase,
+  eventsBytes,
+  logHead,
+  serverSettings,
+} from './postgres-admin.js';
 import { type BareOptions, barePostgresCopy, barePostgresInserts } from './postgres-baselines.js';
 import { FILL_BATCH, fillPostgres } from './postgres-fill.js';
 import { bareSqlReads } from './postgres-reads.js';
@@ -39,6 +50,30 @@ import { queryPaths, sequentialGets } from './reads.js';
 import { type BenchRow, runStandalone, type Say } from './report.js';
 import { ServerProcess } from './server-process.js';
 import { fmt, ms, percentile } from './stats.js';
+
+/**
+ * CPU per event from `before` until now over the events sequenced since
+ * `headBefore` (every event a load stored, warm-up included); undefined
+ * without /proc.
+ */
+async function cpuSince(
+  before: CpuReading | undefined,
+  pids: number[],
+  url: string,
+  headBefore: number,
+): Promise<CpuPerEvent | undefined> {
+  const now = readCpu(pids);
+  const events = (await logHead(url)) - headBefore;
+  return before && now && events > 0 ? cpuPerEvent(before, now, events) : undefined;
+}
+
+function describeCpu(c: CpuPerEvent): string {
+  return (
+    `servers ${c.servers.map((x) => x.toFixed(1)).join(' + ')} µs, PostgreSQL ${c.postgres.toFixed(1)} µs, ` +
+    `load generator ${c.bench.toFixed(1)} µs; machine ${(c.busyShare * 100).toFixed(0)} % busy; ` +
+    `all cores at that cost: ${fmt(c.ceiling)} events/s`
+  );
+}
 
 const ratio = (a: number, b: number) => (Number.isFinite(a / b) ? `${(a / b).toFixed(2)}×` : 'n/a');
 const load = () =>
@@ -184,7 +219,10 @@ export async function runPostgresBench(opts: {
       durationMs: plan.loadMs,
       warmupMs: plan.warmupMs,
     };
+    const cpu1 = readCpu([n1.pid]);
+    const head1 = await logHead(ingestUrl);
     const one = await spreadIngestLoad([n1.target], ingestOpts);
+    const oneCpu = await cpuSince(cpu1, [n1.pid], ingestUrl, head1);
     if (one.failed > 0) say(`   ${one.failed} failed, first: ${one.firstFailure}`);
     say(
       `   ${fmt(one.eventsPerSecond)} events/s, p99 ${ms(percentile(one.perNode[0]!.latencies, 99))} per request (${load()})`,
@@ -193,6 +231,8 @@ export async function runPostgresBench(opts: {
     const n3 = await startServer(join(work, 'node-3'), node(ingestUrl, 3));
     const nodes = [n1, n2, n3];
     say(`   three nodes, the same ${plan.batchClients} clients spread over them (${load()})`);
+    const cpu3 = readCpu(nodes.map((s) => s.pid));
+    const head3 = await logHead(ingestUrl);
     const three = await spreadIngestLoad(
       nodes.map((s) => s.target),
       ingestOpts,
@@ -213,6 +253,18 @@ export async function runPostgresBench(opts: {
       `   pending when the load stopped: ${fmt(drained.backlog)} events, sequenced ${drained.seconds.toFixed(1)} s later; ` +
         `acknowledged and sequenced: ${fmt(threeSustained)} events/s`,
     );
+    const threeCpu = await cpuSince(
+      cpu3,
+      nodes.map((s) => s.pid),
+      ingestUrl,
+      head3,
+    );
+    for (const [label, c] of [
+      ['one node', oneCpu],
+      ['three nodes', threeCpu],
+    ] as const) {
+      if (c) say(`   CPU per event, ${label}: ${describeCpu(c)}`);
+    }
 
     // 3. Time to visible across nodes, under a steady moderate load on all three.
     const steadyRate = plan.steadyRequestsPerSecond * plan.batchSize;
@@ -275,6 +327,28 @@ export async function runPostgresBench(opts: {
       ratio: ratio(three.eventsPerSecond, threeSustained),
       met: undefined,
     });
+    for (const [label, c, measured] of [
+      ['1 node', oneCpu, one.eventsPerSecond],
+      ['3 nodes', threeCpu, threeSustained],
+    ] as const) {
+      if (!c) continue;
+      rows.push({
+        figure: `  CPU per event, ${label}: server${c.servers.length > 1 ? 's' : ''} / PostgreSQL / load generator (info)`,
+        goal: '',
+        measured: `${c.servers.map((x) => x.toFixed(0)).join(' + ')} / ${c.postgres.toFixed(0)} / ${c.bench.toFixed(0)} µs`,
+        baseline: `machine ${(c.busyShare * 100).toFixed(0)} % busy`,
+        ratio: '',
+        met: undefined,
+      });
+      rows.push({
+        figure: `  ceiling, ${label}: all cores ÷ that CPU per event (info)`,
+        goal: '',
+        measured: `${fmt(c.ceiling)}/s`,
+        baseline: `${fmt(measured)} (measured, above)`,
+        ratio: ratio(measured, c.ceiling),
+        met: undefined,
+      });
+    }
     rows.push({
       figure: '  same, SQLite store, 1 node (info)',
       goal: '',
