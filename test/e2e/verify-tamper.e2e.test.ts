@@ -122,11 +122,16 @@ describe('trailwarden verify (built CLI)', () => {
   });
 
   test('a data folder that does not exist is an error, and verify creates nothing there', async () => {
-    const missing = join(tempDir(), 'no-such-folder');
-    const r = await runCli(['verify', '--data-dir', missing]);
-    assert.equal(r.code, 1, r.stdout + r.stderr);
-    assert.match(r.stderr, /no Trailwarden database at .*check --data-dir/);
-    assert.equal(existsSync(missing), false);
+    const parent = tempDir();
+    try {
+      const missing = join(parent, 'no-such-folder');
+      const r = await runCli(['verify', '--data-dir', missing]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, /no Trailwarden database at .*check --data-dir/);
+      assert.equal(existsSync(missing), false);
+    } finally {
+      removeDir(parent);
+    }
   });
 
   test('an edited body with its old leaf hash is reported as edited at its seq', async () => {
