@@ -318,6 +318,44 @@ class SequencedRows {
     if (row.taken !== pending.batches.length) return 'pending gone';
     return row.arrived > 0 ? 'pending arrived' : 'written';
   }
+
+  /**
+   * The whole group as one statement in its own transaction
+   * (`trailwarden_sequence_group`, migration 12): what `write` does, then
+   * the wait for the group before (`before`, its ticket) and the fence. No
+   * BEGIN and no COMMIT, so one round trip instead of three, each of which
+   * waits for a turn of the busy event loop (one node, alternating probe
+   * pairs: docs/BENCHMARKS.md). Only for a group that reads no pending
+   * events and writes no new tenant or partition; a surprise raises and
+   * nothing is kept (mapped to StaleGroup / PendingArrived by the caller).
+   */
+  writeAlone(
+    c: PoolClient,
+    fresh: Array<{ prepared: PreparedEvent; seq: number | null }>,
+    takenBefore: ReadonlyArray<number>,
+    fence: { holder: string; from: number; ticket: number; before: number | undefined },
+  ): Promise<unknown> {
+    return c.query({
+      name: 'trailwarden_sequence_group_alone',
+      text: `SELECT trailwarden_sequence_group(${Array.from({ length: 26 }, (_, i) => `$${i + 1}`).join(', ')})`,
+      values: [
+        ...this.cols.map((values, i) => EVENT_COLUMNS[i]!(values as never[])),
+        int4Array(this.nodes.level),
+        int8Array(this.nodes.idx),
+        byteaArray(this.nodes.hash),
+        textArray(fresh.map((f) => f.prepared.event.tenant_id)),
+        textArray(fresh.map((f) => f.prepared.event.event_id)),
+        textArray(fresh.map((f) => f.prepared.contentHash)),
+        int8Array(fresh.map((f) => f.seq)),
+        int8Array(takenBefore),
+        fence.holder,
+        fence.from,
+        this.frontier.size,
+        fence.ticket,
+        fence.before ?? null,
+      ],
+    });
+  }
 }
 
 /**
@@ -419,11 +457,13 @@ let lastTicket = randomInt(2 ** 31 - 1);
 
 /**
  * A new group's ticket: its transaction holds this advisory lock from its
- * BEGIN to its end, and the next group's fence takes it before anything
- * else. So a group sends its fence and COMMIT as soon as its rows are
- * written, and PostgreSQL holds them until the group before has committed
- * (then the fence finds the head where it expects) or rolled back (then
- * the fence fails it): no round trip through Node between two commits. A
+ * start (BEGIN, or the one statement of `writeAlone`) to its end, and the
+ * next group's fence waits for it first (`trailwarden_follow`, which also
+ * waits for a group whose statement has not reached PostgreSQL yet). So a
+ * group sends its fence and COMMIT as soon as its rows are written, and
+ * PostgreSQL holds them until the group before has committed (then the
+ * fence finds the head where it expects) or rolled back (then the fence
+ * fails it): no round trip through Node between two commits. A
  * key that both groups insert (an event resent while its first request was
  * still being sequenced) makes the first wait for the second's row while the
  * second waits for the first's lock: PostgreSQL sees that cycle and fails
@@ -437,6 +477,9 @@ function groupTicket(): number {
 /** SQLSTATEs `trailwarden_advance_head` raises (schema.ts, migration 6). */
 const LEASE_GONE = 'TWL01';
 const HEAD_ELSEWHERE = 'TWH01';
+/** SQLSTATEs `trailwarden_sequence_group` raises (schema.ts, migration 12). */
+const KEY_STORED = 'TWK01';
+const PENDING_ARRIVED = 'TWP01';
 
 /**
  * The sequencer's commit, one transaction on its own connection: first the
@@ -447,8 +490,10 @@ const HEAD_ELSEWHERE = 'TWH01';
  * held and the log still at the size the group was built on, or nothing is
  * kept; a pipelined group's fence first waits, in PostgreSQL, for the group
  * before it to end ({@link groupTicket}). Three round trips in all: BEGIN
- * with the pending read, the write, the fence with COMMIT. `more` tells the
- * caller pending events are left for another round.
+ * with the pending read, the write, the fence with COMMIT — or one, for a
+ * pipelined group that reads no pending events and writes no new tenant or
+ * partition (the usual case on a node alone; `SequencedRows.writeAlone`).
+ * `more` tells the caller pending events are left for another round.
  */
 export function commitSequenced(
   pool: Pool,
@@ -457,8 +502,11 @@ export function commitSequenced(
   opts: SequenceOptions,
 ): Promise<SequencedGroup> {
   const pipelined = opts.after !== undefined;
+  /** One statement for the whole group, no BEGIN or COMMIT (see oneStatement below); decided before the rows are built. */
+  let single = pipelined && !opts.drainPending;
   const ticket = groupTicket();
   return onClient(pool, async (c) => {
+    let begun = false;
     try {
       let frontier: MerkleFrontier;
       let pending: PendingBatch[];
@@ -467,9 +515,10 @@ export function commitSequenced(
       let waitFor: number | undefined;
       if (opts.after) {
         // Nothing to read that depends on the group before: BEGIN goes out while that group is built.
-        const early = opts.drainPending
-          ? undefined
-          : begin(c, { ticket, head: false, pending: false, skip: [] });
+        const early =
+          opts.drainPending || single
+            ? undefined
+            : begin(c, { ticket, head: false, pending: false, skip: [] });
         // Awaited below; a failure here is the failure of the statement that follows it.
         early?.catch(() => undefined);
         const base = await opts.after.catch(() => {
@@ -479,15 +528,19 @@ export function commitSequenced(
         before = base.writing;
         beforeTaken = base.pendingTaken;
         waitFor = base.ticket;
-        ({ pending } = await (early ??
-          begin(c, {
-            ticket,
-            head: false,
-            pending: true,
-            skip: base.pendingTaken,
-          })));
+        ({ pending } = single
+          ? { pending: [] }
+          : await (early ??
+              begin(c, {
+                ticket,
+                head: false,
+                pending: true,
+                skip: base.pendingTaken,
+              })));
+        begun = !single;
       } else {
         const started = await begin(c, { ticket, head: true, pending: opts.drainPending, skip: [] });
+        begun = true;
         pending = started.pending;
         frontier = state.frontier().clone();
         // The commit that ran before may have been lost with its connection, or another instance held the lease.
@@ -520,6 +573,20 @@ export function commitSequenced(
         }
       }
       const writes = rows.toWrite(state, before);
+      // A new tenant or partition is written in the group's transaction (see toWrite): that takes a BEGIN.
+      if (single && (writes.months.size > 0 || writes.tenants.size > 0 || frontier.size === startSize)) {
+        single = false;
+      }
+      const sent = single
+        ? rows.writeAlone(c, fresh, beforeTaken.flat(), {
+            holder: state.holder,
+            from: startSize,
+            ticket,
+            before: waitFor,
+          })
+        : undefined;
+      // Awaited below; sent before the next group is built, so its statement reaches PostgreSQL first.
+      sent?.catch(() => undefined);
       opts.onBuilt?.({
         frontier,
         pendingTaken: [pending.map((p) => p.id), ...beforeTaken].slice(0, MAX_GROUPS_IN_FLIGHT - 1),
@@ -530,6 +597,21 @@ export function commitSequenced(
         },
       });
 
+      if (sent) {
+        await sent;
+        return {
+          results,
+          frontier,
+          more: false,
+          tookPending: false,
+          months: rows.months,
+          tenants: rows.tenants,
+        };
+      }
+      if (!begun) {
+        await begin(c, { ticket, head: false, pending: false, skip: [] });
+        begun = true;
+      }
       if (frontier.size > startSize) {
         await rows.prepare(c, writes);
         const written = await rows.write(
@@ -550,7 +632,7 @@ export function commitSequenced(
       }
       // Even a group that wrote nothing waits, so the one after it cannot overtake the group before.
       const afterBefore =
-        waitFor === undefined ? '' : `SELECT pg_advisory_xact_lock(${GROUP_LOCK_SPACE}, ${int(waitFor)}); `;
+        waitFor === undefined ? '' : `SELECT trailwarden_follow(${int(waitFor)}, ${int(startSize)}); `;
       const fence =
         frontier.size > startSize
           ? `SELECT trailwarden_advance_head(${pg.escapeLiteral(state.holder)}, ${int(startSize)}, ${int(frontier.size)}); `
@@ -568,6 +650,8 @@ export function commitSequenced(
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if (code === LEASE_GONE) throw new LeaseLost();
+      if (code === KEY_STORED) throw new StaleGroup((err as Error).message);
+      if (code === PENDING_ARRIVED) throw new PendingArrived((err as Error).message);
       if (code === HEAD_ELSEWHERE) {
         throw pipelined
           ? new StaleGroup((err as Error).message)

@@ -225,6 +225,73 @@ const MIGRATIONS: Array<string | ((client: PoolClient) => Promise<void>)> = [
   ALTER TABLE event_keys SET (fillfactor = 50);
   `,
   keyColumnsByCodePoint,
+  `
+  -- A sequencing group waits for the group before it (its ticket: a
+  -- transaction-level advisory lock in space 0x7477 = 29815) before its fence.
+  -- Waiting on the lock alone would not do when this group's statement
+  -- reaches PostgreSQL before that group's has taken its ticket (another
+  -- connection, a busy machine): the lock is free, and the fence would fail.
+  -- So: wait for the ticket, then look at the head; not there yet, poll
+  -- until it is or a quarter second passed (the group before failed; the
+  -- fence then fails this one too). The lock is taken and released at
+  -- session level so that this group holds nothing the group before needs.
+  CREATE FUNCTION trailwarden_follow(p_before INTEGER, p_from BIGINT) RETURNS VOID
+  LANGUAGE plpgsql AS $fn$
+  DECLARE
+    at_size BIGINT;
+    deadline TIMESTAMPTZ := clock_timestamp() + interval '250 milliseconds';
+  BEGIN
+    LOOP
+      PERFORM pg_advisory_lock(29815, p_before);
+      PERFORM pg_advisory_unlock(29815, p_before);
+      SELECT size INTO at_size FROM log_head;
+      EXIT WHEN at_size >= p_from OR clock_timestamp() > deadline;
+      PERFORM pg_sleep(0.001);
+    END LOOP;
+  END
+  $fn$;
+
+  -- A whole sequencing group in one statement, its own transaction (no BEGIN
+  -- or COMMIT round trip): the group's ticket, the keys of its events (all
+  -- new, or nothing is kept: TWK01), no pending batch beyond those the groups
+  -- before took (else TWP01), its tree nodes and events, then the wait for
+  -- the group before and the fence. Used while no other node hands events
+  -- over and the group writes no new tenant or partition.
+  CREATE FUNCTION trailwarden_sequence_group(
+    seqs BIGINT[], received TEXT[], event_ids TEXT[], tenant_ids TEXT[], tss TEXT[], actions TEXT[],
+    actor_ids TEXT[], resource_types TEXT[], resource_ids TEXT[], outcomes TEXT[], searches TEXT[],
+    leaf_hashes BYTEA[], bodies TEXT[],
+    node_levels INTEGER[], node_idxs BIGINT[], node_hashes BYTEA[],
+    key_tenants TEXT[], key_events TEXT[], key_hashes TEXT[], key_seqs BIGINT[],
+    taken_before BIGINT[], p_holder TEXT, p_from BIGINT, p_to BIGINT, p_ticket INTEGER, p_before INTEGER
+  ) RETURNS VOID
+  LANGUAGE plpgsql AS $fn$
+  DECLARE
+    claimed BIGINT;
+  BEGIN
+    PERFORM set_config('trailwarden.sequencer', '6', true);
+    PERFORM pg_advisory_xact_lock(29815, p_ticket);
+    INSERT INTO event_keys (tenant_id, event_id, content_hash, seq)
+      SELECT * FROM unnest(key_tenants, key_events, key_hashes, key_seqs) ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS claimed = ROW_COUNT;
+    IF claimed <> coalesce(cardinality(key_tenants), 0) THEN
+      RAISE EXCEPTION 'an event of the group was stored already' USING ERRCODE = 'TWK01';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pending_batches WHERE id <> ALL(taken_before)) THEN
+      RAISE EXCEPTION 'another node handed events over' USING ERRCODE = 'TWP01';
+    END IF;
+    INSERT INTO tree_nodes (level, idx, hash) SELECT * FROM unnest(node_levels, node_idxs, node_hashes);
+    INSERT INTO events (seq, received_at, event_id, tenant_id, ts, action, actor_id, resource_type,
+      resource_id, outcome, search, leaf_hash, body)
+    SELECT * FROM unnest(seqs, received::timestamptz[], event_ids, tenant_ids, tss, actions, actor_ids,
+      resource_types, resource_ids, outcomes, searches, leaf_hashes, bodies);
+    IF p_before IS NOT NULL THEN
+      PERFORM trailwarden_follow(p_before, p_from);
+    END IF;
+    PERFORM trailwarden_advance_head(p_holder, p_from, p_to);
+  END
+  $fn$;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -232,7 +299,8 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 /**
  * What a sequencing transaction sets (`SET LOCAL`) so that the guard on
  * `events` (migration 6) lets its inserts through; a later migration that
- * changes how events are sequenced raises the value in the guard and here.
+ * changes how events are sequenced raises the value in the guard, here and
+ * in `trailwarden_sequence_group` (migration 12), which sets it itself.
  */
 export const SEQUENCER_MARK = { setting: 'trailwarden.sequencer', value: '6' } as const;
 

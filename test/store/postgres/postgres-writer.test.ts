@@ -47,6 +47,9 @@ function slowPool(pool: pg.Pool, slow: RegExp, delayMs: number): pg.Pool {
   });
 }
 
+/** The statement that writes a group: the three-round-trip write, or the one-statement group (migration 12). */
+const GROUP_WRITE = /WITH claimed AS|trailwarden_sequence_group\(/;
+
 describe('PostgreSQL sequencing pipeline', { skip }, () => {
   let cluster: PostgresCluster | undefined;
   let url = '';
@@ -148,7 +151,8 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
       // The first group's write is held back, so the second group (the same event, sent again) claims
       // the key first: the first group's insert then waits for the second's transaction, whose fence
       // waits for the first group to end. Only PostgreSQL can see both waits and end one of them.
-      const first = commitSequenced(slowPool(own, /WITH claimed AS/, 300), [[event]], state, {
+      // 100 ms: within the quarter second a group polls for the head before failing (trailwarden_follow).
+      const first = commitSequenced(slowPool(own, GROUP_WRITE, 100), [[event]], state, {
         after: Promise.resolve({ frontier: new MerkleFrontier(), pendingTaken: [] }),
         drainPending: false,
         onBuilt: built,
@@ -179,6 +183,74 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
       await own.end();
     }
   });
+  test('a group whose statement reaches PostgreSQL before the group before it waits for that group, then follows it', async () => {
+    const own = await ownDatabase(4);
+    try {
+      const state = acmeState();
+      let built!: (base: GroupBase) => void;
+      const firstBase = new Promise<GroupBase>((resolve) => {
+        built = resolve;
+      });
+      // The first group's statement is held back: the second, built on it, gets to PostgreSQL first
+      // and finds the first group's ticket not taken yet. Waiting on the lock alone, it would go on
+      // to the fence at once and fail there.
+      const first = commitSequenced(slowPool(own, GROUP_WRITE, 150), [[prepare(makeEvent())]], state, {
+        after: Promise.resolve({ frontier: new MerkleFrontier(), pendingTaken: [] }),
+        drainPending: false,
+        onBuilt: built,
+      });
+      const second = commitSequenced(own, [[prepare(makeEvent())], [prepare(makeEvent())]], state, {
+        after: firstBase,
+        drainPending: false,
+      });
+      const [a, b] = await Promise.all([first, second]);
+      assert.equal(a.frontier.size, 1);
+      assert.equal(b.frontier.size, 3);
+      assert.deepEqual(
+        b.results.map((r) => (typeof r === 'number' ? r : r.map((o) => o.seq))),
+        [[2], [3]],
+      );
+      assert.equal(Number((await own.query('SELECT size FROM log_head')).rows[0].size), 3);
+    } finally {
+      await own.end();
+    }
+  });
+
+  test('when the group before fails, the group built on it fails too after a bounded wait, keeping nothing', async () => {
+    const own = await ownDatabase(4);
+    try {
+      const state = acmeState();
+      const stored = prepare(makeEvent());
+      await commitSequenced(own, [[stored]], state, { drainPending: false });
+      let built!: (base: GroupBase) => void;
+      const firstBase = new Promise<GroupBase>((resolve) => {
+        built = resolve;
+      });
+      const base = { frontier: state.frontier().clone(), pendingTaken: [] };
+      base.frontier.append(Buffer.alloc(32)); // the size the committed group left (its hash is not read here)
+      // The first group resends a stored event (a pipelined group claims its keys without reading them):
+      // it keeps nothing, and the second, built on it, can never find the head where it expects.
+      const first = commitSequenced(slowPool(own, GROUP_WRITE, 50), [[stored]], state, {
+        after: Promise.resolve(base),
+        drainPending: false,
+        onBuilt: built,
+      });
+      const second = commitSequenced(own, [[prepare(makeEvent())]], state, {
+        after: firstBase,
+        drainPending: false,
+      });
+      const outcomes = await Promise.allSettled([first, second]);
+      assert.deepEqual(
+        outcomes.map((o) => (o.status === 'rejected' ? (o.reason as Error).constructor.name : 'fulfilled')),
+        ['StaleGroup', 'StaleGroup'],
+      );
+      assert.equal(Number((await own.query('SELECT size FROM log_head')).rows[0].size), 1);
+      assert.equal(Number((await own.query('SELECT count(*) AS n FROM event_keys')).rows[0].n), 1);
+    } finally {
+      await own.end();
+    }
+  });
+
   test('a group that read no pending events fails, keeping nothing, if another node handed some over; not if a group before it took them', async () => {
     const own = await ownDatabase(2);
     try {
