@@ -296,14 +296,7 @@ class SequencedRows {
        SELECT (SELECT count(*) FROM claimed) AS claimed, (SELECT count(*) FROM taken) AS taken,
          (SELECT n FROM arrived) AS arrived`,
       values: [
-        ...this.cols.map((values, i) => EVENT_COLUMNS[i]!(values as never[])),
-        int4Array(this.nodes.level),
-        int8Array(this.nodes.idx),
-        byteaArray(this.nodes.hash),
-        textArray(fresh.map((f) => f.prepared.event.tenant_id)),
-        textArray(fresh.map((f) => f.prepared.event.event_id)),
-        textArray(fresh.map((f) => f.prepared.contentHash)),
-        int8Array(fresh.map((f) => f.seq)),
+        ...this.encoded(fresh),
         textArray(pending.events.map((p) => p.event.tenant_id)),
         textArray(pending.events.map((p) => p.event.event_id)),
         int8Array(pending.events.map((p) => p.seq)),
@@ -317,6 +310,20 @@ class SequencedRows {
     // Fewer taken than read: another transaction sequenced some of them (never expected; refuse rather than store twice).
     if (row.taken !== pending.batches.length) return 'pending gone';
     return row.arrived > 0 ? 'pending arrived' : 'written';
+  }
+
+  /** The first 20 parameters of both group statements: the events' columns, the tree nodes, the new events' keys. */
+  private encoded(fresh: Array<{ prepared: PreparedEvent; seq: number | null }>): Buffer[] {
+    return [
+      ...this.cols.map((values, i) => EVENT_COLUMNS[i]!(values as never[])),
+      int4Array(this.nodes.level),
+      int8Array(this.nodes.idx),
+      byteaArray(this.nodes.hash),
+      textArray(fresh.map((f) => f.prepared.event.tenant_id)),
+      textArray(fresh.map((f) => f.prepared.event.event_id)),
+      textArray(fresh.map((f) => f.prepared.contentHash)),
+      int8Array(fresh.map((f) => f.seq)),
+    ];
   }
 
   /**
@@ -339,14 +346,7 @@ class SequencedRows {
       name: 'trailwarden_sequence_group_alone',
       text: `SELECT trailwarden_sequence_group(${Array.from({ length: 26 }, (_, i) => `$${i + 1}`).join(', ')})`,
       values: [
-        ...this.cols.map((values, i) => EVENT_COLUMNS[i]!(values as never[])),
-        int4Array(this.nodes.level),
-        int8Array(this.nodes.idx),
-        byteaArray(this.nodes.hash),
-        textArray(fresh.map((f) => f.prepared.event.tenant_id)),
-        textArray(fresh.map((f) => f.prepared.event.event_id)),
-        textArray(fresh.map((f) => f.prepared.contentHash)),
-        int8Array(fresh.map((f) => f.seq)),
+        ...this.encoded(fresh),
         int8Array(takenBefore),
         fence.holder,
         fence.from,
@@ -460,13 +460,12 @@ let lastTicket = randomInt(2 ** 31 - 1);
  * start (BEGIN, or the one statement of `writeAlone`) to its end, and the
  * next group's fence waits for it first (a one-statement group through
  * `trailwarden_follow`, which also waits for a group whose statement has
- * not reached PostgreSQL yet; with three nodes the function in the
- * three-round-trip fence measured ~5 % slower than the lock, four pairs, so
- * that fence keeps the lock). So a
- * group sends its fence and COMMIT as soon as its rows are written, and
- * PostgreSQL holds them until the group before has committed (then the
- * fence finds the head where it expects) or rolled back (then the fence
- * fails it): no round trip through Node between two commits. A
+ * not reached PostgreSQL yet; with three nodes that function in the
+ * three-round-trip fence measured ~5 % slower than the lock, so that fence
+ * keeps the lock). So a group sends its fence and COMMIT as soon as its
+ * rows are written, and PostgreSQL holds them until the group before has
+ * committed (then the fence finds the head where it expects) or rolled back
+ * (then the fence fails it): no round trip through Node between two commits. A
  * key that both groups insert (an event resent while its first request was
  * still being sequenced) makes the first wait for the second's row while the
  * second waits for the first's lock: PostgreSQL sees that cycle and fails
@@ -505,7 +504,7 @@ export function commitSequenced(
   opts: SequenceOptions,
 ): Promise<SequencedGroup> {
   const pipelined = opts.after !== undefined;
-  /** One statement for the whole group, no BEGIN or COMMIT (see oneStatement below); decided before the rows are built. */
+  /** One statement for the whole group, no BEGIN or COMMIT (`SequencedRows.writeAlone`); dropped if the group turns out to write a tenant or partition. */
   let single = pipelined && !opts.drainPending;
   const ticket = groupTicket();
   return onClient(pool, async (c) => {
@@ -634,8 +633,8 @@ export function commitSequenced(
         }
       }
       // Even a group that wrote nothing waits, so the one after it cannot overtake the group before.
-      // The group before took its ticket in its BEGIN, which went out before this group was built:
-      // the lock alone is enough here (trailwarden_follow is for the one-statement groups).
+      // The group before takes its ticket in its BEGIN or its one statement, sent before this group
+      // was built and long before this fence: the lock alone is enough here.
       const afterBefore =
         waitFor === undefined ? '' : `SELECT pg_advisory_xact_lock(${GROUP_LOCK_SPACE}, ${int(waitFor)}); `;
       const fence =

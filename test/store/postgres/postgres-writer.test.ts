@@ -47,6 +47,15 @@ function slowPool(pool: pg.Pool, slow: RegExp, delayMs: number): pg.Pool {
   });
 }
 
+/** Where a group will start, and how the group before it (its `onBuilt`) says so. */
+function nextBase(): { base: Promise<GroupBase>; built: (base: GroupBase) => void } {
+  let built!: (base: GroupBase) => void;
+  const base = new Promise<GroupBase>((resolve) => {
+    built = resolve;
+  });
+  return { base, built };
+}
+
 /** The statement that writes a group: the three-round-trip write, or the one-statement group (migration 12). */
 const GROUP_WRITE = /WITH claimed AS|trailwarden_sequence_group\(/;
 
@@ -97,10 +106,7 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
       knownMonths: new Set([monthOfIso(new Date().toISOString())]),
       holder: 'test',
     };
-    let built!: (base: GroupBase) => void;
-    const firstBase = new Promise<GroupBase>((resolve) => {
-      built = resolve;
-    });
+    const { base: firstBase, built } = nextBase();
     // The first group's tenant insert is held back, so the second group, built on it, gets there first:
     // were it to insert the same tenant, the first group's insert would wait for the second's
     // transaction, which waits for the first group to commit — neither would ever finish.
@@ -144,10 +150,7 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
     try {
       const state = acmeState();
       const event = prepare(makeEvent({ tenant_id: 'acme' }));
-      let built!: (base: GroupBase) => void;
-      const firstBase = new Promise<GroupBase>((resolve) => {
-        built = resolve;
-      });
+      const { base: firstBase, built } = nextBase();
       // The first group's write is held back, so the second group (the same event, sent again) claims
       // the key first: the first group's insert then waits for the second's transaction, whose fence
       // waits for the first group to end. Only PostgreSQL can see both waits and end one of them.
@@ -187,10 +190,7 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
     const own = await ownDatabase(4);
     try {
       const state = acmeState();
-      let built!: (base: GroupBase) => void;
-      const firstBase = new Promise<GroupBase>((resolve) => {
-        built = resolve;
-      });
+      const { base: firstBase, built } = nextBase();
       // The first group's statement is held back: the second, built on it, gets to PostgreSQL first
       // and finds the first group's ticket not taken yet. Waiting on the lock alone, it would go on
       // to the fence at once and fail there.
@@ -222,10 +222,7 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
       const state = acmeState();
       const stored = prepare(makeEvent());
       await commitSequenced(own, [[stored]], state, { drainPending: false });
-      let built!: (base: GroupBase) => void;
-      const firstBase = new Promise<GroupBase>((resolve) => {
-        built = resolve;
-      });
+      const { base: firstBase, built } = nextBase();
       const base = { frontier: state.frontier().clone(), pendingTaken: [] };
       base.frontier.append(Buffer.alloc(32)); // the size the committed group left (its hash is not read here)
       // The first group resends a stored event (a pipelined group claims its keys without reading them):
@@ -300,10 +297,7 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
       await slowFollower.query('BEGIN');
       await hand(slowFollower, 'b');
       await hand(own, 'c');
-      let built!: (base: GroupBase) => void;
-      const firstBase = new Promise<GroupBase>((resolve) => {
-        built = resolve;
-      });
+      const { base: firstBase, built } = nextBase();
       const first = await commitSequenced(own, [], state, {
         after: Promise.resolve({ frontier: new MerkleFrontier(), pendingTaken: [] }),
         drainPending: true,
