@@ -509,6 +509,7 @@ export function commitSequenced(
   const ticket = groupTicket();
   return onClient(pool, async (c) => {
     let begun = false;
+    let sentAlone = false;
     try {
       let frontier: MerkleFrontier;
       let pending: PendingBatch[];
@@ -589,6 +590,7 @@ export function commitSequenced(
         : undefined;
       // Awaited below; sent before the next group is built, so its statement reaches PostgreSQL first.
       sent?.catch(() => undefined);
+      sentAlone = sent !== undefined;
       opts.onBuilt?.({
         frontier,
         pendingTaken: [pending.map((p) => p.id), ...beforeTaken].slice(0, MAX_GROUPS_IN_FLIGHT - 1),
@@ -652,6 +654,11 @@ export function commitSequenced(
         tenants: rows.tenants,
       };
     } catch (err) {
+      // trailwarden_follow takes the ticket of the group before at session level and lets it go at
+      // once; a cancel (a statement_timeout set on the role, say) landing between the two would
+      // leave it held by this pooled connection, and a later group with that ticket would wait for
+      // it for good. Nothing else holds session-level advisory locks on these connections.
+      if (sentAlone) await c.query('SELECT pg_advisory_unlock_all()').catch(() => undefined);
       const code = (err as { code?: unknown }).code;
       if (code === LEASE_GONE) throw new LeaseLost();
       if (code === KEY_STORED) throw new StaleGroup((err as Error).message);

@@ -11,6 +11,7 @@ import {
   MAX_GROUPS_IN_FLIGHT,
   PendingArrived,
   type SequencerState,
+  StaleGroup,
 } from '../../../src/store/postgres/postgres-writer.js';
 import { makeEvent, prepare } from '../../helpers/events.js';
 import { type PostgresCluster, postgresBinDir, startPostgres } from '../../helpers/postgres.js';
@@ -243,6 +244,28 @@ describe('PostgreSQL sequencing pipeline', { skip }, () => {
       );
       assert.equal(Number((await own.query('SELECT size FROM log_head')).rows[0].size), 1);
       assert.equal(Number((await own.query('SELECT count(*) AS n FROM event_keys')).rows[0].n), 1);
+    } finally {
+      await own.end();
+    }
+  });
+
+  test('a one-statement group that fails leaves its connection holding no advisory lock', async () => {
+    // One connection, so the group runs on the one that holds the lock taken here: what a cancel between
+    // trailwarden_follow's lock and unlock would leave behind.
+    const own = await ownDatabase(1);
+    try {
+      const state = acmeState();
+      const stored = prepare(makeEvent());
+      await commitSequenced(own, [[stored]], state, { drainPending: false });
+      await own.query('SELECT pg_advisory_lock(29815, 123456)');
+      const base = { frontier: state.frontier().clone(), pendingTaken: [] };
+      base.frontier.append(Buffer.alloc(32));
+      await assert.rejects(
+        commitSequenced(own, [[stored]], state, { after: Promise.resolve(base), drainPending: false }),
+        StaleGroup,
+      );
+      const [held] = (await own.query("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'")).rows;
+      assert.equal(Number(held.n), 0);
     } finally {
       await own.end();
     }
