@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   TW_ERR_EMIT_TIMEOUT: { status: 504, title: 'Sinks did not confirm in time' },
   TW_ERR_INTERNAL: { status: 500, title: 'Internal error' },
   TW_ERR_CONFIG: { status: 500, title: 'Invalid configuration' },
+  TW_ERR_SECRETS_KEY_MISSING: { status: 500, title: 'No key to encrypt sink secrets' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

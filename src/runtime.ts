@@ -9,6 +9,7 @@ import { createApiKey, importApiKey } from './auth/api-keys.js';
 import { nodeIdOf } from './cluster/node-id.js';
 import type { Config } from './config/schema.js';
 import { parseListen } from './config/schema.js';
+import { loadSecretBox } from './config/secret-box.js';
 import { DeliveryEngine } from './delivery/delivery-engine.js';
 import type { SinkConfig } from './delivery/sink-config.js';
 import type { EventLimits } from './event/limits.js';
@@ -104,11 +105,18 @@ export async function assemble(
       { everyEvents: config.checkpoints.every_events, everyMs: config.checkpoints.every_ms, origin },
     );
     const audit = new SelfAudit(store, config.default_tenant);
+    const secrets = await loadSecretBox({
+      env,
+      keyFile: config.secrets.key_file,
+      dataDir,
+      generate: store.kind === 'sqlite',
+    });
     const delivery = new DeliveryEngine({
       store,
       audit,
       dataDir,
-      env,
+      secrets,
+      allowedPrivateNetworks: config.allowed_private_networks,
       configSinks: config.sinks.map((c) => ({ config: c as SinkConfig, raw: c as Record<string, unknown> })),
       emit: config.emit,
       log: engineLog(logger),

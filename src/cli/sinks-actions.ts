@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { substituteEnv } from '../config/load-config.js';
 import type { ApiClient } from './http-client.js';
 import {
   describeSeconds,
@@ -30,13 +31,31 @@ interface RedriveResult {
   reason?: string;
 }
 
-const path = (name: string, rest = '') => `/v1/sinks/${encodeURIComponent(name)}${rest}`;
+/**
+ * The URL of a sink: names are scoped per tenant, so an all-tenant admin
+ * names a tenant's sink with `tenant` (`?tenant_id=`); a tenant-bound key
+ * needs none.
+ */
+const path = (name: string, rest = '', tenant?: string | null) =>
+  `/v1/sinks/${encodeURIComponent(name)}${rest}${tenant ? `?tenant_id=${encodeURIComponent(tenant)}` : ''}`;
+
+/** Flags every command on one sink takes. */
+export interface SinkFlags {
+  /** The tenant whose sink is meant (all-tenant admin keys). */
+  tenant?: string;
+}
 
 /** `sinks list`: every sink the key may see, with its state and lag. */
-export async function sinksList(client: ApiClient, flags: { json?: boolean }, out: NodeJS.WritableStream) {
-  const { sinks } = await client.json<{ sinks: ListedSink[] }>('GET', '/v1/sinks');
+export async function sinksList(
+  client: ApiClient,
+  flags: { json?: boolean } & SinkFlags,
+  out: NodeJS.WritableStream,
+) {
+  const { sinks } = await client.json<{ sinks: ListedSink[] }>('GET', '/v1/sinks', {
+    query: { tenant_id: flags.tenant },
+  });
   const statuses = await Promise.all(
-    sinks.map((s) => client.json<SinkStatus>('GET', path(s.name, '/status'))),
+    sinks.map((s) => client.json<SinkStatus>('GET', path(s.name, '/status', s.tenant_id))),
   );
   if (flags.json) {
     writeJson(
@@ -71,18 +90,23 @@ export async function sinksList(client: ApiClient, flags: { json?: boolean }, ou
 export async function sinksStatus(
   client: ApiClient,
   name: string,
-  flags: { json?: boolean },
+  flags: { json?: boolean } & SinkFlags,
   out: NodeJS.WritableStream,
 ) {
-  const status = await client.json<SinkStatus>('GET', path(name, '/status'));
+  const status = await client.json<SinkStatus>('GET', path(name, '/status', flags.tenant));
   if (flags.json) writeJson(out, status);
   else out.write(formatStatus(status));
   return 0;
 }
 
 /** `sinks show <name>`: the settings, secrets masked. */
-export async function sinksShow(client: ApiClient, name: string, out: NodeJS.WritableStream) {
-  writeJson(out, await client.json<ListedSink>('GET', path(name)));
+export async function sinksShow(
+  client: ApiClient,
+  name: string,
+  flags: SinkFlags,
+  out: NodeJS.WritableStream,
+) {
+  writeJson(out, await client.json<ListedSink>('GET', path(name, '', flags.tenant)));
   return 0;
 }
 
@@ -90,14 +114,14 @@ export async function sinksShow(client: ApiClient, name: string, out: NodeJS.Wri
 export async function sinksReplay(
   client: ApiClient,
   name: string,
-  flags: { fromSeq?: number; fromTime?: string },
+  flags: { fromSeq?: number; fromTime?: string } & SinkFlags,
   out: NodeJS.WritableStream,
 ) {
   if ((flags.fromSeq === undefined) === (flags.fromTime === undefined)) {
     throw new Error('sinks replay: give exactly one of --from-seq or --from-time');
   }
   const body = flags.fromSeq !== undefined ? { from_seq: flags.fromSeq } : { from_time: flags.fromTime };
-  const res = await client.json<{ from_seq: number }>('POST', path(name, '/replay'), {
+  const res = await client.json<{ from_seq: number }>('POST', path(name, '/replay', flags.tenant), {
     body: JSON.stringify(body),
     contentType: 'application/json',
   });
@@ -110,9 +134,13 @@ export async function sinksSetPaused(
   client: ApiClient,
   name: string,
   paused: boolean,
+  flags: SinkFlags,
   out: NodeJS.WritableStream,
 ) {
-  const status = await client.json<SinkStatus>('POST', path(name, paused ? '/pause' : '/resume'));
+  const status = await client.json<SinkStatus>(
+    'POST',
+    path(name, paused ? '/pause' : '/resume', flags.tenant),
+  );
   out.write(
     paused
       ? `Paused sink ${name} at seq ${status.cursor} (state: ${status.state}); \`trailwarden sinks resume ${name}\` goes on from there.\n`
@@ -125,13 +153,13 @@ export async function sinksSetPaused(
 export async function sinksDeadLetters(
   client: ApiClient,
   name: string,
-  flags: { limit?: number; afterId?: number; json?: boolean },
+  flags: { limit?: number; afterId?: number; json?: boolean } & SinkFlags,
   out: NodeJS.WritableStream,
 ) {
   const page = await client.json<{ dead_letters: DeadLetterView[]; next_after_id: number | null }>(
     'GET',
     path(name, '/dead-letters'),
-    { query: { limit: flags.limit, after_id: flags.afterId } },
+    { query: { limit: flags.limit, after_id: flags.afterId, tenant_id: flags.tenant } },
   );
   if (flags.json) {
     writeJson(out, page);
@@ -160,13 +188,13 @@ export async function sinksDeadLetters(
 export async function sinksRedrive(
   client: ApiClient,
   name: string,
-  flags: { id?: number[]; json?: boolean },
+  flags: { id?: number[]; json?: boolean } & SinkFlags,
   out: NodeJS.WritableStream,
 ) {
   const body = flags.id && flags.id.length > 0 ? { ids: flags.id } : {};
   const { results } = await client.json<{ results: RedriveResult[] }>(
     'POST',
-    path(name, '/dead-letters/redrive'),
+    path(name, '/dead-letters/redrive', flags.tenant),
     { body: JSON.stringify(body), contentType: 'application/json' },
   );
   const count = (status: RedriveResult['status']) => results.filter((r) => r.status === status).length;
@@ -212,13 +240,42 @@ export async function readSinkFile(file: string, stdin: NodeJS.ReadableStream = 
   return value as Record<string, unknown>;
 }
 
-/** `sinks create --file sink.yaml`: `${ENV}` references go as written; the server resolves them. */
+/**
+ * Replaces `${NAME}` references in every string of a sink file from this
+ * command's environment (the server never reads its own environment for an
+ * API sink), so a secret can stay out of the file.
+ */
+export function substituteSinkFile(
+  value: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  file: string,
+): Record<string, unknown> {
+  const problems: string[] = [];
+  const walk = (v: unknown, where: string): unknown => {
+    if (typeof v === 'string') {
+      const r = substituteEnv(v, env);
+      for (const p of r.problems) problems.push(`${where}: ${p}`);
+      return r.value;
+    }
+    if (Array.isArray(v)) return v.map((x, i) => walk(x, `${where}[${i}]`));
+    if (v !== null && typeof v === 'object') {
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, where ? `${where}.${k}` : k)]));
+    }
+    return v;
+  };
+  const out = walk(value, '') as Record<string, unknown>;
+  if (problems.length > 0) throw new Error(`${file}: ${problems.join('; ')}`);
+  return out;
+}
+
+/** `sinks create --file sink.yaml`: `${ENV}` references are replaced from this command's environment. */
 export async function sinksCreate(
   client: ApiClient,
   flags: { file: string; json?: boolean },
+  env: NodeJS.ProcessEnv,
   out: NodeJS.WritableStream,
 ) {
-  const sink = await readSinkFile(flags.file);
+  const sink = substituteSinkFile(await readSinkFile(flags.file), env, flags.file);
   const created = await client.json<ListedSink>('POST', '/v1/sinks', {
     body: JSON.stringify(sink),
     contentType: 'application/json',
@@ -232,8 +289,13 @@ export async function sinksCreate(
 }
 
 /** `sinks delete <name>` */
-export async function sinksDelete(client: ApiClient, name: string, out: NodeJS.WritableStream) {
-  await client.request('DELETE', path(name));
+export async function sinksDelete(
+  client: ApiClient,
+  name: string,
+  flags: SinkFlags,
+  out: NodeJS.WritableStream,
+) {
+  await client.request('DELETE', path(name, '', flags.tenant));
   out.write(`Deleted sink ${name}, its cursor and its dead letters.\n`);
   return 0;
 }

@@ -31,6 +31,8 @@ const processIo: SinksIo = {
 interface ClientFlags {
   url?: string;
   key?: string;
+  /** An all-tenant admin naming a tenant's sink. */
+  tenant?: string;
 }
 
 function positiveInt(value: string): number {
@@ -62,7 +64,10 @@ export function registerSinksCommand(program: Command, io: SinksIo = processIo):
     );
   const client = (flags: ClientFlags) => new ApiClient(clientOptionsFrom(flags, io.env));
   const sub = (spec: string, summary: string, description: string) =>
-    addClientOptions(sinks.command(spec).summary(summary).description(description));
+    addClientOptions(sinks.command(spec).summary(summary).description(description)).option(
+      '--tenant <tenant>',
+      'the tenant whose sink is meant (sink names are per tenant; an all-tenant admin key needs it for a tenant’s sink)',
+    );
   const done = io.exit;
 
   sub(
@@ -90,7 +95,9 @@ export function registerSinksCommand(program: Command, io: SinksIo = processIo):
 
   sub('show', 'print the settings of a sink', 'Print a sink’s settings as JSON, secrets masked.')
     .argument('<name>', 'sink name')
-    .action(async (name: string, flags: ClientFlags) => done(await sinksShow(client(flags), name, io.out)));
+    .action(async (name: string, flags: ClientFlags) =>
+      done(await sinksShow(client(flags), name, flags, io.out)),
+    );
 
   sub(
     'replay',
@@ -114,7 +121,7 @@ export function registerSinksCommand(program: Command, io: SinksIo = processIo):
   )
     .argument('<name>', 'sink name')
     .action(async (name: string, flags: ClientFlags) =>
-      done(await sinksSetPaused(client(flags), name, true, io.out)),
+      done(await sinksSetPaused(client(flags), name, true, flags, io.out)),
     );
 
   sub(
@@ -124,7 +131,7 @@ export function registerSinksCommand(program: Command, io: SinksIo = processIo):
   )
     .argument('<name>', 'sink name')
     .action(async (name: string, flags: ClientFlags) =>
-      done(await sinksSetPaused(client(flags), name, false, io.out)),
+      done(await sinksSetPaused(client(flags), name, false, flags, io.out)),
     );
 
   sub(
@@ -159,8 +166,8 @@ export function registerSinksCommand(program: Command, io: SinksIo = processIo):
     'create a sink from a JSON or YAML file',
     'Create a sink from a file holding one sink (the same fields as an entry under `sinks:` in the ' +
       // biome-ignore lint/suspicious/noTemplateCurlyInString: a ${ENV} reference, meant literally
-      'config file). `${ENV}` references are sent as written and resolved by the server, so secrets ' +
-      'can stay in the server’s environment.',
+      'config file). `${ENV}` references are replaced from this command’s environment before sending ' +
+      '(the server never reads its own environment for an API sink), so secrets can stay out of the file.',
   )
     .requiredOption('-f, --file <file>', 'sink definition (.json, .yaml or .yml; "-" reads stdin)')
     .option('--json', 'print the created sink (secrets masked)')
@@ -176,7 +183,7 @@ export function registerSinksCommand(program: Command, io: SinksIo = processIo):
         "    include_actions: ['user.*']",
     )
     .action(async (flags: ClientFlags & { file: string; json?: boolean }) =>
-      done(await sinksCreate(client(flags), flags, io.out)),
+      done(await sinksCreate(client(flags), flags, io.env, io.out)),
     );
 
   sub(
@@ -186,7 +193,9 @@ export function registerSinksCommand(program: Command, io: SinksIo = processIo):
       'file are removed there.',
   )
     .argument('<name>', 'sink name')
-    .action(async (name: string, flags: ClientFlags) => done(await sinksDelete(client(flags), name, io.out)));
+    .action(async (name: string, flags: ClientFlags) =>
+      done(await sinksDelete(client(flags), name, flags, io.out)),
+    );
 
   return sinks;
 }

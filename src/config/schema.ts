@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { emitSchema, sinkConfigSchema } from '../delivery/sink-config.js';
+import { cidrProblem } from '../delivery/sinks/network-guard.js';
 
 /**
  * The config file's schema (docs/configuration.md documents every field).
@@ -150,6 +151,16 @@ const clusterSchema = z.strictObject({
   pending_wait_ms: intBetween(0, 300 * SECOND_MS).default(10_000),
 });
 
+const secretsSchema = z.strictObject({
+  /**
+   * File of the keys that encrypt the secrets of sinks created through the
+   * API (one base64 key per line, the first current); else
+   * `TRAILWARDEN_SECRETS_KEY`; else, with SQLite, a key made in the data
+   * folder. `null`: not from a file.
+   */
+  key_file: nonEmpty('a file path').nullable().default(null),
+});
+
 const streamSchema = z.strictObject({
   heartbeat_ms: intBetween(1 * SECOND_MS, 300 * SECOND_MS).default(15_000),
   max_buffered_bytes: intBetween(64 * KIB, 100 * MIB).default(1 * MIB),
@@ -172,6 +183,21 @@ export const fileConfigSchema = z
     sinks: z.array(sinkConfigSchema).max(100, { error: 'at most 100 sinks' }).default([]),
     /** Seed 003's emitToAllOf / emitAtLeastOneOf / emitTimeoutInSec; null = answer on commit. */
     emit: emitSchema.nullable().default(null),
+    secrets: secretsSchema.prefault({}),
+    /**
+     * Private networks (CIDRs) that sinks held to public addresses — every
+     * tenant-bound admin's sink, and sinks without allow_private_networks —
+     * may still reach, e.g. an egress proxy.
+     */
+    allowed_private_networks: z
+      .array(
+        z.string().superRefine((v, ctx) => {
+          const problem = cidrProblem(v);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        }),
+      )
+      .max(100, { error: 'at most 100 networks' })
+      .default([]),
   })
   .superRefine((c, ctx) => {
     const names = new Set<string>();

@@ -1,13 +1,16 @@
 import type { SelfAudit } from '../audit/self-audit.js';
 import type { Principal } from '../auth/api-keys.js';
-import { substituteEnv } from '../config/load-config.js';
+import type { SecretBox } from '../config/secret-box.js';
 import { TrailwardenError } from '../errors.js';
 import type { DeadLetter, SinkConfigRecord, Store } from '../store/store.js';
 import { EmitWaiters } from './emit-waiters.js';
 import type { SinkContext } from './sink.js';
 import { type EmitPolicy, type SinkConfig, sinkConfigSchema } from './sink-config.js';
 import { sinkLeaseName } from './sink-lease.js';
+import { apiSinkProblems } from './sink-policy.js';
+import { describeSink, type SinkRef, sinkKey } from './sink-ref.js';
 import { SinkRunner } from './sink-runner.js';
+import { hasSecrets, needsSealing, openSecrets, sealSecrets } from './sink-secrets.js';
 import type { SinkWorker } from './sink-worker.js';
 import { SINKS } from './sinks/registry.js';
 import { replayStoredSink, setStoredSinkPaused } from './stored-sink.js';
@@ -26,11 +29,21 @@ export interface RedriveResult {
 /** Letters asked for through other nodes that one pass redrives per sink (the rest wait for the next). */
 const REDRIVE_BATCH = 100;
 
+/** A sink as the engine's callers name it: a name in the operator's scope, or a name and its tenant. */
+export type SinkAddress = string | SinkRef;
+
+function refOf(address: SinkAddress): SinkRef {
+  return typeof address === 'string' ? { name: address, tenantId: null } : address;
+}
+
 interface Entry {
+  /** Its key in the store and in leases ({@link sinkKey}). */
+  key: string;
   config: SinkConfig;
-  /** As given, `${ENV}` references unresolved (what the API stores and shows). */
+  /** As given (secrets in clear: what the API shows masked, and stores sealed). */
   raw: Record<string, unknown>;
   source: SinkSource;
+  /** The tenant whose admin created it (its name's scope); `null`: the operator's. */
   tenantId: string | null;
   /** `updatedAt` of the stored record (API sinks): a change made through another node shows here. */
   updatedAt: string | null;
@@ -47,7 +60,10 @@ export interface EngineOptions {
   store: Store;
   audit: SelfAudit;
   dataDir: string;
-  env: NodeJS.ProcessEnv;
+  /** Seals the secrets of API sinks in the store; `null`: none configured (they cannot be stored). */
+  secrets: SecretBox | null;
+  /** `allowed_private_networks`: private networks guarded sinks may still reach. */
+  allowedPrivateNetworks: readonly string[];
   /** Sinks of the config file, validated. */
   configSinks: Array<{ config: SinkConfig; raw: Record<string, unknown> }>;
   emit: EmitPolicy | null;
@@ -64,44 +80,46 @@ export interface EngineOptions {
 /** The system actor of events the engine records (alerts). */
 const ENGINE_ACTOR = { type: 'system', id: 'trailwarden.delivery', name: 'delivery engine' };
 
-/** Validates a sink configuration as given (API body or stored JSON); env references resolved. */
-export function parseSinkConfig(raw: unknown, env: NodeJS.ProcessEnv): SinkConfig {
-  const problems: string[] = [];
-  const resolve = (v: unknown, path: string): unknown => {
-    if (typeof v === 'string') {
-      const r = substituteEnv(v, env);
-      for (const p of r.problems) problems.push(`${path}: ${p}`);
-      return r.value;
-    }
-    if (Array.isArray(v)) return v.map((x, i) => resolve(x, `${path}[${i}]`));
-    if (v !== null && typeof v === 'object') {
-      return Object.fromEntries(
-        Object.entries(v).map(([k, x]) => [k, resolve(x, path ? `${path}.${k}` : k)]),
-      );
-    }
-    return v;
-  };
-  const resolved = resolve(raw, '');
-  const parsed = sinkConfigSchema.safeParse(resolved);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      const path = issue.path
-        .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
-        .join('')
-        .replace(/^\./, '');
-      problems.push(`${path || '(sink)'}: ${issue.message}`);
-    }
-  }
-  if (problems.length > 0) {
+/** Validates a sink configuration as given (API body, stored JSON, or a config-file entry already substituted). */
+export function parseSinkConfig(raw: unknown): SinkConfig {
+  const parsed = sinkConfigSchema.safeParse(raw);
+  if (parsed.success) return parsed.data as SinkConfig;
+  const problems = parsed.error.issues.map((issue) => {
+    const path = issue.path
+      .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+      .join('')
+      .replace(/^\./, '');
+    return { path: path || '(sink)', message: `${path || '(sink)'}: ${issue.message}` };
+  });
+  throw new TrailwardenError(
+    'TW_ERR_INVALID_SINK',
+    `the sink configuration is invalid: ${problems.map((p) => p.message).join('; ')}`,
+    { problems },
+  );
+}
+
+/**
+ * Checks settings sent through the admin API by an admin bound to
+ * `tenantId` against what the API allows ({@link apiSinkProblems}), then
+ * validates them.
+ */
+function parseApiSink(raw: Record<string, unknown>, tenantId: string | null): SinkConfig {
+  const { invalid, forbidden } = apiSinkProblems(raw, tenantId);
+  if (forbidden.length > 0) {
     throw new TrailwardenError(
-      'TW_ERR_INVALID_SINK',
-      `the sink configuration is invalid: ${problems.join('; ')}`,
-      {
-        problems: problems.map((message) => ({ message })),
-      },
+      'TW_ERR_FORBIDDEN',
+      `this admin key is bound to tenant ${tenantId}: ${forbidden.map((p) => p.message).join('; ')}`,
+      { problems: forbidden },
     );
   }
-  return parsed.data as SinkConfig;
+  if (invalid.length > 0) {
+    throw new TrailwardenError(
+      'TW_ERR_INVALID_SINK',
+      `the sink configuration is invalid: ${invalid.map((p) => p.message).join('; ')}`,
+      { problems: invalid },
+    );
+  }
+  return parseSinkConfig(raw);
 }
 
 /**
@@ -117,6 +135,7 @@ export function parseSinkConfig(raw: unknown, env: NodeJS.ProcessEnv): SinkConfi
  * where the holder finds it at its next lease renewal.
  */
 export class DeliveryEngine {
+  /** Every sink, by key ({@link sinkKey}). */
   private readonly sinks = new Map<string, Entry>();
   readonly emit: EmitWaiters;
   private unsubscribe: (() => void) | undefined;
@@ -125,7 +144,7 @@ export class DeliveryEngine {
   private readonly now: () => number;
   /** Changes to the set of sinks (API calls, syncs from the store) run one at a time, in order. */
   private changes: Promise<unknown> = Promise.resolve();
-  /** Stored sink records that failed to parse, by name and `updatedAt`, so each is reported once. */
+  /** Stored sink records that failed to parse, by key and `updatedAt`, so each is reported once. */
   private readonly unusable = new Map<string, string>();
   private stopping = false;
   /** The pass redriving letters asked for through other nodes, while one runs. */
@@ -156,7 +175,9 @@ export class DeliveryEngine {
     for (const { config, raw } of this.opts.configSinks) {
       await this.add(config, raw, 'config', null, null);
     }
-    for (const rec of await this.opts.store.delivery.listSinkConfigs()) {
+    const records = await this.opts.store.delivery.listSinkConfigs();
+    await this.sealStoredSecrets(records);
+    for (const rec of records) {
       if (this.sinks.has(rec.name)) {
         this.opts.log.warn(
           `sink ${rec.name} is defined in the config file and through the API; the config file wins`,
@@ -213,12 +234,47 @@ export class DeliveryEngine {
     return run;
   }
 
-  /** Adds a sink kept in the store; one that does not parse or start is reported and left out. */
+  /**
+   * Seals stored secrets that are in clear (stored before secrets were
+   * encrypted) or sealed with an older key (the operator rotated keys), so
+   * the database holds every secret under the current key only.
+   */
+  private async sealStoredSecrets(records: SinkConfigRecord[]): Promise<void> {
+    const box = this.opts.secrets;
+    if (box === null) return;
+    let sealed = 0;
+    for (const rec of records) {
+      const stored = JSON.parse(rec.config) as Record<string, unknown>;
+      if (!needsSealing(stored, box)) continue;
+      try {
+        const config = JSON.stringify(sealSecrets(stored, rec.name, box));
+        // Same `updatedAt`: the settings did not change, so no node restarts the sink for it.
+        await this.opts.store.delivery.putSinkConfig({ ...rec, config });
+        rec.config = config;
+        sealed += 1;
+      } catch (err) {
+        this.opts.log.warn(`sink ${rec.name}: could not seal its stored secrets: ${(err as Error).message}`);
+      }
+    }
+    if (sealed > 0) {
+      this.opts.log.info(`sealed the stored secrets of ${sealed} sink(s) with key ${box.currentKeyId}`);
+    }
+  }
+
+  /**
+   * Adds a sink kept in the store; one that does not parse, breaks the API's
+   * rules (stored before they existed) or does not start is reported and
+   * left out.
+   */
   private async addStored(rec: SinkConfigRecord): Promise<void> {
     if (this.unusable.get(rec.name) === rec.updatedAt) return;
-    const raw = JSON.parse(rec.config) as Record<string, unknown>;
     try {
-      await this.add(parseSinkConfig(raw, this.opts.env), raw, 'api', rec.tenantId, rec.updatedAt);
+      const raw = openSecrets(JSON.parse(rec.config) as Record<string, unknown>, rec.name, this.opts.secrets);
+      const config = parseApiSink(raw, rec.tenantId);
+      if (sinkKey({ name: config.name, tenantId: rec.tenantId }) !== rec.name) {
+        throw new Error(`its stored key ${rec.name} does not match its name ${config.name}`);
+      }
+      await this.add(config, raw, 'api', rec.tenantId, rec.updatedAt);
       this.unusable.delete(rec.name);
     } catch (err) {
       this.unusable.set(rec.name, rec.updatedAt);
@@ -231,13 +287,13 @@ export class DeliveryEngine {
     if (this.stopping) return;
     const records = await this.opts.store.delivery.listSinkConfigs();
     const stored = new Map(records.map((r) => [r.name, r]));
-    for (const [name, e] of [...this.sinks]) {
+    for (const [key, e] of [...this.sinks]) {
       if (e.source !== 'api') continue;
-      const rec = stored.get(name);
+      const rec = stored.get(key);
       if (rec !== undefined && rec.updatedAt === e.updatedAt) continue;
       // Kept, not released: if the sink is still there, this node delivers it on at once.
       await e.runner?.close(false);
-      this.sinks.delete(name);
+      this.sinks.delete(key);
       if (rec !== undefined) await this.addStored(rec);
     }
     for (const rec of records) if (!this.sinks.has(rec.name)) await this.addStored(rec);
@@ -250,8 +306,9 @@ export class DeliveryEngine {
     tenantId: string | null,
     updatedAt: string | null,
   ) {
-    const entry: Entry = { config, raw, source, tenantId, updatedAt, runner: undefined };
-    this.sinks.set(config.name, entry);
+    const key = sinkKey({ name: config.name, tenantId });
+    const entry: Entry = { key, config, raw, source, tenantId, updatedAt, runner: undefined };
+    this.sinks.set(key, entry);
     if (!config.enabled) return;
     const def = SINKS[config.type];
     if (!def) throw new TrailwardenError('TW_ERR_INVALID_SINK', `unknown sink type ${config.type}`);
@@ -259,25 +316,28 @@ export class DeliveryEngine {
     if (cap?.max_events !== undefined)
       config.batch.max_events = Math.min(config.batch.max_events, cap.max_events);
     const runner = new SinkRunner(config, def, {
+      key,
+      owner: { source, tenantId },
       store: this.opts.store,
       nodeId: this.opts.nodeId,
       leaseMs: this.opts.leaseMs,
       dataDir: this.opts.dataDir,
+      allowedPrivateNetworks: this.opts.allowedPrivateNetworks,
       now: this.now,
       log: this.opts.log,
-      onProgress: (upTo, parked) => this.emit.progress(config.name, upTo, parked),
-      onAlert: (kind, detail) => void this.alert(config, entry.tenantId, kind, detail),
+      onProgress: (upTo, parked) => this.emit.progress(key, upTo, parked),
+      onAlert: (kind, detail) => void this.alert(entry, kind, detail),
     });
     await runner.start();
     entry.runner = runner;
   }
 
   private async alert(
-    config: SinkConfig,
-    tenantId: string | null,
+    e: Entry,
     kind: 'failing' | 'recovered',
     detail: { reason: string; sinceMs: number },
   ): Promise<void> {
+    const { config, tenantId } = e;
     try {
       await this.opts.audit.record(
         kind === 'failing' ? 'sink.delivery.failing' : 'sink.delivery.recovered',
@@ -292,51 +352,103 @@ export class DeliveryEngine {
         },
       );
     } catch (err) {
-      this.opts.log.warn(`could not record the ${kind} alert of sink ${config.name}`, { err });
+      this.opts.log.warn(
+        `could not record the ${kind} alert of sink ${describeSink({ name: e.config.name, tenantId: e.tenantId })}`,
+        {
+          err,
+        },
+      );
     }
   }
 
-  /** Sinks visible to a principal: a tenant-bound admin sees only its tenant's sinks. */
-  list(principal: Principal | null): Array<{
+  /**
+   * Sinks visible to a principal: a tenant-bound admin sees only its
+   * tenant's sinks; `tenantId` narrows an all-tenant admin's list to one
+   * scope (`null`: the operator's).
+   */
+  list(
+    principal: Principal | null,
+    tenantId?: string | null,
+  ): Array<{
     name: string;
     source: SinkSource;
     tenantId: string | null;
     raw: Record<string, unknown>;
     config: SinkConfig;
   }> {
-    return [...this.sinks.entries()]
+    return [...this.sinks.values()]
       .filter(
-        ([, e]) => principal === null || principal.tenantId === null || e.tenantId === principal.tenantId,
+        (e) =>
+          (principal === null || principal.tenantId === null || e.tenantId === principal.tenantId) &&
+          (tenantId === undefined || e.tenantId === tenantId),
       )
-      .map(([name, e]) => ({ name, source: e.source, tenantId: e.tenantId, raw: e.raw, config: e.config }))
-      .sort((a, b) => a.name.localeCompare(b.name));
+      .map((e) => ({
+        name: e.config.name,
+        source: e.source,
+        tenantId: e.tenantId,
+        raw: e.raw,
+        config: e.config,
+      }))
+      .sort((a, b) =>
+        a.tenantId === b.tenantId
+          ? a.name.localeCompare(b.name)
+          : a.tenantId === null
+            ? -1
+            : b.tenantId === null
+              ? 1
+              : a.tenantId.localeCompare(b.tenantId),
+      );
   }
 
   /** The sink, or 404 when it does not exist or the principal may not see it. */
-  entry(name: string, principal: Principal | null): Entry {
-    const e = this.sinks.get(name);
+  entry(address: SinkAddress, principal: Principal | null): Entry {
+    const ref = refOf(address);
+    const e = this.sinks.get(sinkKey(ref));
     if (!e || (principal !== null && principal.tenantId !== null && e.tenantId !== principal.tenantId)) {
-      throw new TrailwardenError('TW_ERR_NOT_FOUND', `no sink ${JSON.stringify(name)} visible to this key`);
-    }
-    return e;
-  }
-
-  private editable(name: string, principal: Principal | null): Entry {
-    const e = this.entry(name, principal);
-    if (e.source === 'config') {
       throw new TrailwardenError(
-        'TW_ERR_SINK_READ_ONLY',
-        `sink ${name} is defined in the config file; change it there and restart`,
+        'TW_ERR_NOT_FOUND',
+        `no sink ${JSON.stringify(ref.name)} visible to this key`,
       );
     }
     return e;
   }
 
-  /** Creates a sink from the API; `raw` is kept as given (env references unresolved). */
+  private editable(address: SinkAddress, principal: Principal | null): Entry {
+    const e = this.entry(address, principal);
+    if (e.source === 'config') {
+      throw new TrailwardenError(
+        'TW_ERR_SINK_READ_ONLY',
+        `sink ${e.config.name} is defined in the config file; change it there and restart`,
+      );
+    }
+    return e;
+  }
+
+  /** The settings as stored: secrets sealed; refused when there are secrets and no key to seal them. */
+  private storedForm(raw: Record<string, unknown>, key: string): string {
+    const box = this.opts.secrets;
+    if (box === null) {
+      if (hasSecrets(raw)) {
+        throw new TrailwardenError(
+          'TW_ERR_SECRETS_KEY_MISSING',
+          'this server has no key to encrypt sink secrets, so it cannot store this sink; ' +
+            'the operator must set TRAILWARDEN_SECRETS_KEY or secrets.key_file (docs/security.md)',
+        );
+      }
+      return JSON.stringify(raw);
+    }
+    return JSON.stringify(sealSecrets(raw, key, box));
+  }
+
+  /**
+   * Creates a sink from the API in the scope of `tenantId` (the admin key's
+   * tenant; `null` for an all-tenant admin); `raw` is kept as given.
+   */
   create(raw: Record<string, unknown>, tenantId: string | null): Promise<SinkConfig> {
     return this.serially(async () => {
-      const config = parseSinkConfig(raw, this.opts.env);
-      if (this.sinks.has(config.name)) {
+      const config = parseApiSink(raw, tenantId);
+      const key = sinkKey({ name: config.name, tenantId });
+      if (this.sinks.has(key)) {
         throw new TrailwardenError(
           'TW_ERR_SINK_EXISTS',
           `a sink named ${config.name} exists; choose another name or PATCH it`,
@@ -344,8 +456,8 @@ export class DeliveryEngine {
       }
       const now = new Date(this.now()).toISOString();
       const rec: SinkConfigRecord = {
-        name: config.name,
-        config: JSON.stringify(raw),
+        name: key,
+        config: this.storedForm(raw, key),
         tenantId,
         createdAt: now,
         updatedAt: now,
@@ -357,16 +469,19 @@ export class DeliveryEngine {
   }
 
   /** Replaces a sink's settings; its cursor and dead letters stay. Returns the changed top-level fields. */
-  update(name: string, raw: Record<string, unknown>, principal: Principal | null): Promise<string[]> {
+  update(address: SinkAddress, raw: Record<string, unknown>, principal: Principal | null): Promise<string[]> {
     return this.serially(async () => {
-      const e = this.editable(name, principal);
+      const e = this.editable(address, principal);
+      const name = e.config.name;
       if (raw['name'] !== undefined && raw['name'] !== name) {
         throw new TrailwardenError(
           'TW_ERR_INVALID_SINK',
           'a sink cannot be renamed; create a new one and delete this one',
         );
       }
-      const config = parseSinkConfig({ ...raw, name }, this.opts.env);
+      const next = { ...raw, name };
+      const config = parseApiSink(next, e.tenantId);
+      const stored = this.storedForm(next, e.key);
       const changed = [...new Set([...Object.keys(raw), ...Object.keys(e.raw)])].filter(
         (k) => JSON.stringify(raw[k]) !== JSON.stringify(e.raw[k]),
       );
@@ -374,37 +489,40 @@ export class DeliveryEngine {
       await e.runner?.close(false);
       const now = new Date(this.now()).toISOString();
       const records = await this.opts.store.delivery.listSinkConfigs();
-      const createdAt = records.find((r) => r.name === name)?.createdAt ?? now;
+      const createdAt = records.find((r) => r.name === e.key)?.createdAt ?? now;
       await this.opts.store.delivery.putSinkConfig({
-        name,
-        config: JSON.stringify({ ...raw, name }),
+        name: e.key,
+        config: stored,
         tenantId: e.tenantId,
         createdAt,
         updatedAt: now,
       });
-      this.sinks.delete(name);
-      await this.add(config, { ...raw, name }, 'api', e.tenantId, now);
+      this.sinks.delete(e.key);
+      await this.add(config, next, 'api', e.tenantId, now);
       return changed;
     });
   }
 
-  remove(name: string, principal: Principal | null): Promise<void> {
+  remove(address: SinkAddress, principal: Principal | null): Promise<void> {
     return this.serially(async () => {
-      const e = this.editable(name, principal);
+      const e = this.editable(address, principal);
       // Not released: a node that has not yet seen the deletion could take a
       // released lease and write the sink's state again; it expires instead.
       await e.runner?.close(false);
-      this.sinks.delete(name);
-      await this.opts.store.delivery.deleteSinkConfig(name);
-      await this.opts.store.delivery.deleteSinkState(name);
+      this.sinks.delete(e.key);
+      await this.opts.store.delivery.deleteSinkConfig(e.key);
+      await this.opts.store.delivery.deleteSinkState(e.key);
     });
   }
 
   /** The sink, refused when it is not enabled. */
-  private enabled(name: string, principal: Principal | null): Entry {
-    const e = this.entry(name, principal);
+  private enabled(address: SinkAddress, principal: Principal | null): Entry {
+    const e = this.entry(address, principal);
     if (!e.config.enabled)
-      throw new TrailwardenError('TW_ERR_SINK_DISABLED', `sink ${name} is not enabled (enabled: false)`);
+      throw new TrailwardenError(
+        'TW_ERR_SINK_DISABLED',
+        `sink ${e.config.name} is not enabled (enabled: false)`,
+      );
     return e;
   }
 
@@ -414,14 +532,15 @@ export class DeliveryEngine {
    * counters are known only to the node that delivers the sink; another node
    * answers `remote` with the stored cursor and flags.
    */
-  async status(name: string, principal: Principal | null) {
-    const e = this.entry(name, principal);
+  async status(address: SinkAddress, principal: Principal | null) {
+    const e = this.entry(address, principal);
+    const key = e.key;
     const w = workerOf(e);
     const delivery = this.opts.store.delivery;
-    const stored = w === undefined && e.config.enabled ? await delivery.getSinkState(name) : undefined;
-    const lease = e.runner === undefined ? undefined : await delivery.leaseHolder(sinkLeaseName(name));
+    const stored = w === undefined && e.config.enabled ? await delivery.getSinkState(key) : undefined;
+    const lease = e.runner === undefined ? undefined : await delivery.leaseHolder(sinkLeaseName(key));
     const head = await this.opts.store.headSeq();
-    const cursor = w?.cursor ?? stored?.cursor ?? (await delivery.getSinkState(name))?.cursor ?? 0;
+    const cursor = w?.cursor ?? stored?.cursor ?? (await delivery.getSinkState(key))?.cursor ?? 0;
     const [next] = cursor < head ? await this.opts.store.readRange(cursor, 1) : [];
     const lagSeconds = next ? Math.max(0, (this.now() - Date.parse(next.received_at)) / 1000) : 0;
     const disabledReason = w
@@ -431,7 +550,8 @@ export class DeliveryEngine {
         : 'enabled: false';
     const paused = w?.paused ?? stored?.paused ?? false;
     return {
-      name,
+      name: e.config.name,
+      tenant_id: e.tenantId,
       type: e.config.type,
       source: e.source,
       state: w ? w.health : disabledReason !== null ? 'disabled' : paused ? 'paused' : 'remote',
@@ -445,7 +565,7 @@ export class DeliveryEngine {
       last_error: w?.lastError ?? null,
       last_success_at: w?.lastSuccessAt ?? null,
       counters: w ? { ...w.counters } : null,
-      dead_letters: await delivery.countDeadLetters(name),
+      dead_letters: await delivery.countDeadLetters(key),
       node: lease?.holder ?? null,
       held_here: e.runner?.isHeld ?? false,
     };
@@ -453,11 +573,11 @@ export class DeliveryEngine {
 
   /** Moves a sink's cursor to just before `seq`, or to the first event received at or after `time`. */
   async replay(
-    name: string,
+    address: SinkAddress,
     to: { seq: number } | { time: string },
     principal: Principal | null,
   ): Promise<number> {
-    const e = this.enabled(name, principal);
+    const e = this.enabled(address, principal);
     const head = await this.opts.store.headSeq();
     const seq = 'seq' in to ? to.seq : await this.firstSeqReceivedAt(Date.parse(to.time), head);
     if (seq < 1 || seq > head + 1) {
@@ -468,7 +588,7 @@ export class DeliveryEngine {
     }
     const w = workerOf(e);
     if (w) w.replay(seq - 1);
-    else await replayStoredSink(this.opts.store, e.config, seq - 1);
+    else await replayStoredSink(this.opts.store, e.key, e.config, seq - 1);
     return seq;
   }
 
@@ -486,23 +606,31 @@ export class DeliveryEngine {
   }
 
   /** Pause or resume; through a node that does not deliver the sink, the holder sees it at its next renewal. */
-  async setPaused(name: string, paused: boolean, principal: Principal | null): Promise<void> {
-    const e = this.enabled(name, principal);
+  async setPaused(address: SinkAddress, paused: boolean, principal: Principal | null): Promise<void> {
+    const e = this.enabled(address, principal);
     const w = workerOf(e);
     if (w) {
       await w.setPaused(paused);
       return;
     }
-    await setStoredSinkPaused(this.opts.store, e.config, paused);
+    await setStoredSinkPaused(this.opts.store, e.key, e.config, paused);
   }
 
   async deadLetters(
-    name: string,
+    address: SinkAddress,
     page: { afterId?: number; limit: number },
     principal: Principal | null,
   ): Promise<DeadLetter[]> {
-    this.entry(name, principal);
-    return this.opts.store.delivery.listDeadLetters(name, page);
+    return this.opts.store.delivery.listDeadLetters(this.entry(address, principal).key, page);
+  }
+
+  /** Some dead letters of the sink by id (those that exist). */
+  async deadLettersById(
+    address: SinkAddress,
+    ids: number[],
+    principal: Principal | null,
+  ): Promise<DeadLetter[]> {
+    return this.opts.store.delivery.getDeadLetters(this.entry(address, principal).key, ids);
   }
 
   /**
@@ -511,8 +639,10 @@ export class DeliveryEngine {
    * marked for the node that does (`queued`), which redrives them at its
    * next lease renewal.
    */
-  async redrive(name: string, ids: number[], principal: Principal | null): Promise<RedriveResult[]> {
-    const w = workerOf(this.enabled(name, principal));
+  async redrive(address: SinkAddress, ids: number[], principal: Principal | null): Promise<RedriveResult[]> {
+    const e = this.enabled(address, principal);
+    const name = e.key;
+    const w = workerOf(e);
     if (w === undefined) {
       // Only the node holding the lease may deliver the sink (a file sink's file is on its disk).
       const marked = await this.opts.store.delivery.requestRedrive(
@@ -551,10 +681,11 @@ export class DeliveryEngine {
       );
       // The request was audited where it was made; this is what came of it.
       try {
+        const shown = e.config.name;
         await this.opts.audit.record('sink.dead_letters.redriven', null, {
           actor: ENGINE_ACTOR,
           outcome: delivered === letters.length ? 'success' : 'failure',
-          resource: { type: 'sink', id: name, name },
+          resource: { type: 'sink', id: shown, name: shown },
           metadata: { count: letters.length, delivered, queued_through_another_node: true },
           ...(e.tenantId === null ? {} : { tenantId: e.tenantId }),
         });

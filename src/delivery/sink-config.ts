@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { FORMAT_NAMES, formatOptionsProblems } from './formats/registry.js';
 import { DEFAULT_RETRY, type RetryConfig, retrySchema } from './retry-policy.js';
 import type { BatchLimits, SinkDefinition } from './sink.js';
+import { mapSecrets } from './sink-secrets.js';
 import { SINK_KINDS, SINKS } from './sinks/registry.js';
 
 export const SINK_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -85,6 +86,13 @@ function commonShape(def: SinkDefinition) {
     shape: shapeSchema.prefault({}),
     batch: batchSchema(def.batchDefault).prefault({}),
     retry: retrySchema.optional(),
+    /**
+     * Also deliver each new signed checkpoint of the log as a record of its
+     * own (action `log.checkpoint.signed`), once every event it covers has
+     * passed: the receiver keeps witnesses a verifier can check the log
+     * against (`verify --trusted-checkpoint`).
+     */
+    send_checkpoints: z.boolean().default(false),
     /** After this long without a successful delivery the sink is `failing` and an alert event is recorded. */
     failing_after_ms: z
       .number()
@@ -127,6 +135,7 @@ export interface SinkConfig {
   shape: z.output<typeof shapeSchema>;
   batch: BatchLimits;
   retry?: RetryConfig;
+  send_checkpoints: boolean;
   failing_after_ms: number;
   /** Kind-specific options. */
   [option: string]: unknown;
@@ -146,29 +155,9 @@ export const emitSchema = z.strictObject({
 
 export type EmitPolicy = z.output<typeof emitSchema>;
 
-/** The secret option names of a sink kind; their values are masked in every API answer. */
-export function secretFieldsOf(type: string): readonly string[] {
-  return SINKS[type]?.secretFields ?? [];
-}
-
 export const MASK = '********';
 
-/** A sink configuration safe to show: secret values replaced (a `${ENV}` reference is shown as is). */
+/** A sink configuration safe to show: every secret value replaced. */
 export function maskSecrets(config: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...config };
-  const shape = out['shape'] as Record<string, unknown> | undefined;
-  if (shape?.['hash_key']) out['shape'] = { ...shape, hash_key: maskValue(shape['hash_key']) };
-  for (const field of secretFieldsOf(String(config['type']))) {
-    if (out[field] === undefined || out[field] === null) continue;
-    out[field] = maskValue(out[field]);
-  }
-  return out;
-}
-
-function maskValue(v: unknown): unknown {
-  if (typeof v === 'string') return /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(v) ? v : MASK;
-  if (Array.isArray(v)) return v.map(maskValue);
-  if (v !== null && typeof v === 'object')
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, maskValue(x)]));
-  return MASK;
+  return mapSecrets(config, () => MASK);
 }

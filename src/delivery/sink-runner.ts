@@ -1,18 +1,23 @@
+import { TrailwardenError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { compileFilter } from './event-filter.js';
 import { createEncoder } from './formats/registry.js';
 import { compileShaper } from './shape.js';
-import type { Sink, SinkContext, SinkDefinition } from './sink.js';
+import type { Sink, SinkContext, SinkDefinition, SinkOwner } from './sink.js';
 import { retryPolicyOf, type SinkConfig } from './sink-config.js';
 import { SinkLease } from './sink-lease.js';
 import { SinkWorker, type WorkerDeps } from './sink-worker.js';
 
 export interface RunnerDeps {
+  /** The sink's key in the store and its lease (`sinkKey`). */
+  key: string;
+  owner: SinkOwner;
   store: Store;
   /** This node's name in leases. */
   nodeId: string;
   leaseMs: number;
   dataDir: string;
+  allowedPrivateNetworks: readonly string[];
   now: () => number;
   log: SinkContext['log'];
   onProgress: WorkerDeps['onProgress'];
@@ -37,16 +42,14 @@ export class SinkRunner {
     private readonly deps: RunnerDeps,
   ) {
     this.lease = new SinkLease(
-      config.name,
+      deps.key,
       { store: deps.store.delivery, holder: deps.nodeId, leaseMs: deps.leaseMs, log: deps.log },
       {
         gained: () => this.startWorker(),
         renewed: () => {
           this.worker
             ?.refresh()
-            .catch((err: unknown) =>
-              deps.log.warn(`sink ${config.name}: could not reload its state`, { err }),
-            );
+            .catch((err: unknown) => deps.log.warn(`sink ${deps.key}: could not reload its state`, { err }));
         },
         lost: () => this.stopWorker(),
       },
@@ -71,14 +74,23 @@ export class SinkRunner {
   /** This node took the lease: open the sink and deliver from the stored cursor. */
   private async startWorker(): Promise<void> {
     const { config, deps } = this;
+    if (this.def.hostOnly && deps.owner.tenantId !== null) {
+      // Refused when the sink is created; this guards a record written before that check existed.
+      throw new TrailwardenError(
+        'TW_ERR_FORBIDDEN',
+        `sink ${deps.key}: a ${config.type} sink writes on the server's host and cannot belong to a tenant`,
+      );
+    }
     const sink = await this.def.create(config, {
       name: config.name,
+      owner: deps.owner,
       format: config.format,
       dataDir: deps.dataDir,
+      allowedPrivateNetworks: deps.allowedPrivateNetworks,
       now: deps.now,
       log: deps.log,
     });
-    const worker = new SinkWorker(config.name, {
+    const worker = new SinkWorker(deps.key, {
       store: deps.store,
       sink,
       config,

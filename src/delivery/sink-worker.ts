@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { StoredEvent } from '../event/event.js';
-import type { DeadLetterInput, RawStoredEvent, SinkState, Store } from '../store/store.js';
+import type { CheckpointRecord, DeadLetterInput, RawStoredEvent, SinkState, Store } from '../store/store.js';
 import type { FilterFields } from './event-filter.js';
 import type { Encoder } from './formats/format.js';
 import { nextDelay, type RetryConfig } from './retry-policy.js';
@@ -88,6 +88,13 @@ export class SinkWorker {
   lastError: { at: string; reason: string } | null = null;
   lastSuccessAt: string | null = null;
   private failingSince: number | null = null;
+  /**
+   * The last attempt failed for good and nothing was delivered since: every
+   * event is parked as it comes (a target the network guard refuses, a
+   * receiver refusing every request). The sink is failing now, not after
+   * `failing_after_ms`: no retry will change it.
+   */
+  private refusedSinceSuccess = false;
   private readonly recentParked = new Set<number>();
   private alerted = false;
   private state!: SinkState;
@@ -105,6 +112,12 @@ export class SinkWorker {
   private interruptWaker: (() => void) | undefined;
   private abort = new AbortController();
   private running: Promise<void> | undefined;
+  /**
+   * Tree size of the last checkpoint this worker sent (`send_checkpoints`).
+   * Kept in memory: after a restart the latest one is sent again, which a
+   * receiver keeping witnesses takes as the duplicate at-least-once allows.
+   */
+  private checkpointSent = 0;
 
   constructor(
     readonly name: string,
@@ -216,7 +229,7 @@ export class SinkWorker {
     if (this.stopped) this.health = 'stopped';
     else if (this.state?.disabledReason) this.health = 'disabled';
     else if (this.state?.paused) this.health = 'paused';
-    else if (this.alerted) this.health = 'failing';
+    else if (this.alerted || this.refusedSinceSuccess) this.health = 'failing';
     else if (this.failingSince !== null) this.health = 'retrying';
     else this.health = 'healthy';
   }
@@ -230,6 +243,7 @@ export class SinkWorker {
     }
     this.alerted = false;
     this.failingSince = null;
+    this.refusedSinceSuccess = false;
   }
 
   /** Waits `ms`; an idle wait also ends when new events arrive, a back-off only when interrupted. */
@@ -264,9 +278,13 @@ export class SinkWorker {
         await this.sleep(60_000);
         continue;
       }
+      if (this.deps.config.send_checkpoints && (await this.sendCheckpoint())) continue;
       const batch = await this.nextBatch();
       if (batch === undefined) {
-        await this.sleep(30_000);
+        // New checkpoints do not wake the worker; one over what was sent comes within a second.
+        await this.sleep(
+          this.deps.config.send_checkpoints && this.cursor > this.checkpointSent ? 1000 : 30_000,
+        );
         continue;
       }
       if (batch.events.length === 0) {
@@ -430,6 +448,53 @@ export class SinkWorker {
     await this.advance(batch.lastSeq, parked);
   }
 
+  /**
+   * Sends the latest signed checkpoint as a record of its own once the
+   * cursor has passed every event it covers, so it follows them in order.
+   * True when it tried (sent, skipped after a refusal, or interrupted).
+   */
+  private async sendCheckpoint(): Promise<boolean> {
+    const cp = await this.deps.store.latestCheckpoint();
+    if (cp === undefined || cp.treeSize > this.cursor || cp.treeSize <= this.checkpointSent) return false;
+    const record = checkpointRecord(cp, this.tenantOfRecords());
+    const batch: DeliveryBatch = {
+      id: this.deliveryId(0, cp.treeSize),
+      attempt: 1,
+      firstSeq: cp.treeSize,
+      lastSeq: cp.treeSize,
+      events: [
+        {
+          seq: cp.treeSize,
+          eventId: String(record['event_id']),
+          tenantId: String(record['tenant_id'] ?? ''),
+          action: CHECKPOINT_ACTION,
+          event: record,
+          text: this.deps.encode(record),
+        },
+      ],
+    };
+    const result = await this.attempt(batch);
+    if (result.kind === 'interrupted') return true;
+    if (result.kind === 'disable') {
+      await this.disable(result.reason);
+      return true;
+    }
+    if (result.kind === 'park') {
+      // Not a log event: nothing to park. The next checkpoint is a witness as good.
+      this.deps.log.warn(
+        `sink ${this.name}: the receiver refused checkpoint ${cp.treeSize}: ${result.reason}`,
+      );
+    }
+    this.checkpointSent = cp.treeSize;
+    return true;
+  }
+
+  /** The tenant named on checkpoint records: the one the sink's filter carries, when it is one. */
+  private tenantOfRecords(): string | undefined {
+    const tenants = this.deps.config.filter.tenants;
+    return tenants?.length === 1 ? tenants[0] : undefined;
+  }
+
   /** One more try of a parked event, outside the cursor (an operator's redrive). */
   async redeliver(letter: { id: number; seq: number; attempts: number }): Promise<DeliveryOutcome> {
     const [event] = await this.deps.store.readRangeRaw(letter.seq - 1, 1);
@@ -480,7 +545,13 @@ export class SinkWorker {
       }
       this.lastError = { at: new Date(this.deps.now()).toISOString(), reason: outcome.reason };
       if (outcome.kind === 'disable') return { kind: 'disable', reason: outcome.reason };
-      if (outcome.kind === 'permanent') return { kind: 'park', reason: outcome.reason, attempts: attempt };
+      if (outcome.kind === 'permanent') {
+        this.refusedSinceSuccess = true;
+        this.failingSince ??= this.deps.now();
+        this.checkHealth();
+        this.updateHealth();
+        return { kind: 'park', reason: outcome.reason, attempts: attempt };
+      }
       this.counters.retries += 1;
       this.failingSince ??= this.deps.now();
       this.checkHealth();
@@ -530,6 +601,30 @@ export class SinkWorker {
     this.state = { ...this.state, disabledReason: reason };
     this.updateHealth();
   }
+}
+
+/** The action of the records `send_checkpoints` adds (in the catalog, so formats map it). */
+export const CHECKPOINT_ACTION = 'log.checkpoint.signed';
+
+/**
+ * A signed checkpoint as an event-shaped record, so every format carries it:
+ * `metadata` holds the tree size, root hash and the signed note itself, which
+ * `trailwarden verify --trusted-checkpoint` takes. Not an event of the log:
+ * it has no `seq` or `leaf_hash`.
+ */
+export function checkpointRecord(cp: CheckpointRecord, tenantId?: string): Record<string, unknown> {
+  const origin = cp.note.slice(0, cp.note.indexOf('\n'));
+  return {
+    event_id: `checkpoint_${cp.treeSize}`,
+    timestamp: cp.issuedAt,
+    received_at: cp.issuedAt,
+    ...(tenantId === undefined ? {} : { tenant_id: tenantId }),
+    actor: { type: 'system', id: 'trailwarden', name: 'Trailwarden' },
+    action: CHECKPOINT_ACTION,
+    resource: { type: 'log', id: origin, name: origin },
+    outcome: 'success',
+    metadata: { tree_size: cp.treeSize, root_hash: cp.rootHash, note: cp.note },
+  };
 }
 
 /** When the event was received: one parse per partial batch, not per event. */

@@ -73,12 +73,28 @@ export interface Sink {
   close(): Promise<void>;
 }
 
+/**
+ * Who defined a sink: the operator's config file, or the admin API — by an
+ * all-tenant admin (`tenantId: null`) or a tenant-bound one, whose sinks
+ * never reach the host or private networks.
+ */
+export interface SinkOwner {
+  source: 'config' | 'api';
+  tenantId: string | null;
+}
+
 /** What a sink factory gets besides its options. */
 export interface SinkContext {
   name: string;
+  owner: SinkOwner;
   /** The sink's output format (from the formats table). */
   format: string;
   dataDir: string;
+  /**
+   * Private networks (CIDRs, the operator's `allowed_private_networks`) that
+   * sinks held to public addresses may still reach.
+   */
+  allowedPrivateNetworks: readonly string[];
   /** Milliseconds since the epoch; tests replace it to control rotation. */
   now: () => number;
   log: { info(msg: string, extra?: object): void; warn(msg: string, extra?: object): void };
@@ -97,8 +113,20 @@ export interface SinkDefinition<Options extends Record<string, unknown> = Record
   description: string;
   /** Zod shape of the kind-specific options (flat, beside the common fields). */
   options: z.ZodRawShape;
-  /** Option names whose values are secrets: never returned by the API or logged. */
+  /**
+   * Options whose values are secrets (dotted paths, e.g. `tls.key`; an object
+   * such as `headers` is secret in every value): never returned by the API or
+   * logged, and encrypted when stored.
+   */
   secretFields: readonly string[];
+  /** The kind writes on the server's host (a file, the process's stdout): never for tenant-bound admins. */
+  hostOnly?: boolean;
+  /**
+   * Options that reach the host or its private networks (dotted paths such as
+   * `allow_private_networks` or `tls.ca_file`): a tenant-bound admin may not
+   * set them.
+   */
+  hostOptions?: readonly string[];
   retryDefault: RetryDefault;
   batchDefault: BatchLimits;
   /** Limits the kind's options impose on batching (e.g. one event per request). */

@@ -8,12 +8,12 @@ import type { SinkConfig } from './sink-config.js';
  * delivering it finds the change at its next lease renewal or cursor move.
  */
 
-/** The sink's stored state, created where a worker would start it when there is none yet. */
-export async function storedSinkState(store: Store, config: SinkConfig): Promise<SinkState> {
-  const st = await store.delivery.getSinkState(config.name);
+/** The sink's stored state (under its key), created where a worker would start it when there is none yet. */
+export async function storedSinkState(store: Store, key: string, config: SinkConfig): Promise<SinkState> {
+  const st = await store.delivery.getSinkState(key);
   if (st !== undefined) return st;
   const initial = config.start_from === 'beginning' ? 0 : await store.headSeq();
-  return store.delivery.ensureSinkState(config.name, initial);
+  return store.delivery.ensureSinkState(key, initial);
 }
 
 /**
@@ -22,10 +22,15 @@ export async function storedSinkState(store: Store, config: SinkConfig): Promise
  * again from there; the delivering node's own next move then fails and it
  * reloads the state.
  */
-export async function replayStoredSink(store: Store, config: SinkConfig, cursor: number): Promise<void> {
+export async function replayStoredSink(
+  store: Store,
+  key: string,
+  config: SinkConfig,
+  cursor: number,
+): Promise<void> {
   for (let tries = 0; tries < 100; tries++) {
-    const st = await storedSinkState(store, config);
-    const moved = await store.delivery.moveSinkCursor(config.name, st.cursor, cursor, {
+    const st = await storedSinkState(store, key, config);
+    const moved = await store.delivery.moveSinkCursor(key, st.cursor, cursor, {
       inflightTo: null,
       epochBump: true,
     });
@@ -38,9 +43,14 @@ export async function replayStoredSink(store: Store, config: SinkConfig, cursor:
 }
 
 /** Pauses or resumes the sink in the store; a resume also re-enables a sink the receiver disabled. */
-export async function setStoredSinkPaused(store: Store, config: SinkConfig, paused: boolean): Promise<void> {
-  await storedSinkState(store, config);
-  await store.delivery.setSinkFlags(config.name, {
+export async function setStoredSinkPaused(
+  store: Store,
+  key: string,
+  config: SinkConfig,
+  paused: boolean,
+): Promise<void> {
+  await storedSinkState(store, key, config);
+  await store.delivery.setSinkFlags(key, {
     paused,
     ...(paused ? {} : { disabledReason: null }),
   });

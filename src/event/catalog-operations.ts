@@ -246,6 +246,12 @@ const TRAILWARDEN: ActionEntry[] = [
     'medium',
     'An operator had a sink deliver its dead letters again.',
   ),
+  action(
+    'trailwarden',
+    'log.checkpoint.signed',
+    'low',
+    'A signed checkpoint of the log, sent to sinks with send_checkpoints so the receiver keeps witnesses; a record of its own, not an event of the log.',
+  ),
   action('trailwarden', 'key.created', 'high', 'An API key was created.'),
   action('trailwarden', 'key.revoked', 'high', 'An API key was revoked.'),
 ];

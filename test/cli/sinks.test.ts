@@ -80,7 +80,7 @@ async function harness(
     });
     registerSinksCommand(program, {
       out: sink,
-      env: { TRAILWARDEN_URL: url, TRAILWARDEN_KEY: key },
+      env: { TRAILWARDEN_URL: url, TRAILWARDEN_KEY: key, CLI_SIDE_TOKEN: 'from-the-cli-environment' },
       exit: (c) => {
         code = c;
       },
@@ -305,23 +305,56 @@ describe('trailwarden sinks', { timeout: 30_000 }, () => {
     );
   });
 
-  test('a tenant-bound admin key sees and creates only sinks of its tenant', async () => {
+  test('a tenant-bound admin key sees and creates only sinks of its tenant; an all-tenant key names them with --tenant', async () => {
     const h = await harness();
     const tenantKey = (await h.t.key('admin', 'acme')).replace(/^Bearer /, '');
-    const file = writeSinkFile(h.t, 'acme.json', JSON.stringify(h.hook('acme-siem')));
+    // Named like the config file's sink: names are per tenant.
+    const { allow_private_networks: _, ...hook } = h.hook('from-config');
+    const file = writeSinkFile(h.t, 'acme.json', JSON.stringify({ ...hook, enabled: false }));
     assert.equal((await h.cli(['create', '--file', file], tenantKey)).code, 0);
-    const shown = JSON.parse((await h.cli(['show', 'acme-siem'], tenantKey)).out) as {
+    const shown = JSON.parse((await h.cli(['show', 'from-config'], tenantKey)).out) as {
       tenant_id: string;
       filter: { tenants: string[] };
     };
     assert.equal(shown.tenant_id, 'acme');
     assert.deepEqual(shown.filter.tenants, ['acme']);
     const list = (await h.cli(['list'], tenantKey)).out;
-    assert.match(list, /^acme-siem\s/m);
-    assert.doesNotMatch(list, /from-config/);
+    assert.match(list, /^from-config\s.*\sacme\s/m);
+    assert.equal(list.trim().split('\n').length, 2, list);
+
+    const all = (await h.cli(['list'])).out;
+    assert.match(all, /^from-config\s.*\sconfig\s+\*\s/m);
+    assert.match(all, /^from-config\s.*\sapi\s+acme\s/m);
+    const viaAdmin = JSON.parse((await h.cli(['show', 'from-config', '--tenant', 'acme'])).out) as {
+      tenant_id: string;
+    };
+    assert.equal(viaAdmin.tenant_id, 'acme');
+    assert.equal(JSON.parse((await h.cli(['show', 'from-config'])).out).source, 'config');
+  });
+
+  test("create replaces environment references from the command's environment, never the server's", async () => {
+    const h = await harness();
+    const ref = (name: string) => '$' + `{${name}}`;
+    const file = writeSinkFile(
+      h.t,
+      'env.yaml',
+      stringify(h.hook('env', { headers: { authorization: `Bearer ${ref('CLI_SIDE_TOKEN')}` } })),
+    );
+    assert.equal((await h.cli(['create', '--file', file])).code, 0);
+    await post(h.t, [rawEvent()]);
+    await until(caughtUp(h.t, 'env'), 'the sink to deliver');
+    const sent = h.receiver.requests.filter(
+      (q) => q.headers.authorization === 'Bearer from-the-cli-environment',
+    );
+    assert.ok(sent.length > 0);
+    const unset = writeSinkFile(
+      h.t,
+      'unset.yaml',
+      stringify(h.hook('unset', { secret: ref('NOT_SET_ANYWHERE') })),
+    );
     await assert.rejects(
-      h.cli(['status', 'from-config'], tenantKey),
-      (e: unknown) => e instanceof ApiError && e.status === 404,
+      h.cli(['create', '--file', unset]),
+      /environment variable NOT_SET_ANYWHERE is not set/,
     );
   });
 

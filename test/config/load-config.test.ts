@@ -60,6 +60,8 @@ describe('loadConfig', () => {
       log_level: 'info',
       sinks: [],
       emit: null,
+      secrets: { key_file: null },
+      allowed_private_networks: [],
     });
   });
 

@@ -7,11 +7,13 @@
  * node follows a sink the other node delivers.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import { SelfAudit } from '../../src/audit/self-audit.js';
+import { SecretBox } from '../../src/config/secret-box.js';
 import { DeliveryEngine, parseSinkConfig } from '../../src/delivery/delivery-engine.js';
 import type { EmitPolicy } from '../../src/delivery/sink-config.js';
 import { sinkLeaseName } from '../../src/delivery/sink-lease.js';
@@ -27,6 +29,8 @@ import {
 } from '../helpers/webhook-receiver.js';
 
 const LEASE_MS = 1500;
+/** One secrets key shared by every node, as a deployment shares TRAILWARDEN_SECRETS_KEY. */
+const SECRETS = new SecretBox([randomBytes(32)]);
 
 interface Node {
   id: string;
@@ -90,8 +94,9 @@ async function startNode(
     store,
     audit: new SelfAudit(store, 'default'),
     dataDir,
-    env: {},
-    configSinks: [{ config: parseSinkConfig(raw, {}), raw }],
+    secrets: SECRETS,
+    allowedPrivateNetworks: [],
+    configSinks: [{ config: parseSinkConfig(raw), raw }],
     emit,
     log: quiet,
     nodeId: id,

@@ -19,11 +19,18 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-/** A full application on a fresh data folder, for `inject()` tests. */
-export async function testApp(settings: Record<string, unknown> = {}): Promise<TestApp> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'tw-app-'));
-  const config = parseConfig(stringify({ data_dir: dataDir, ...settings }), { env: {} });
-  const parts = await assemble(config, {});
+/**
+ * A full application on a fresh data folder (or `settings.data_dir`, which is
+ * then left in place), for `inject()` tests; `env` is the server's environment.
+ */
+export async function testApp(
+  settings: Record<string, unknown> = {},
+  env: NodeJS.ProcessEnv = {},
+): Promise<TestApp> {
+  const fresh = mkdtempSync(join(tmpdir(), 'tw-app-'));
+  const config = parseConfig(stringify({ data_dir: fresh, ...settings }), { env: {} });
+  const dataDir = config.data_dir;
+  const parts = await assemble(config, env);
   const app = await buildApp(parts.ctx);
   parts.setReady(true);
   const admin = `Bearer ${parts.createdAdminToken}`;
@@ -37,7 +44,7 @@ export async function testApp(settings: Record<string, unknown> = {}): Promise<T
     close: async () => {
       await app.close();
       await parts.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      rmSync(fresh, { recursive: true, force: true });
     },
   };
 }

@@ -54,6 +54,8 @@ export class NodeCluster {
   /** Nodes that exited without the test killing them (a crash is a failure in every scenario). */
   readonly crashed: string[] = [];
   readonly adminKey = adminToken();
+  /** One key for the secrets of API sinks, shared by every node as a deployment does. */
+  readonly secretsKey = randomBytes(32).toString('base64');
   readonly dir = tempDir('tw-e2e-cluster-');
   readonly keyFile = join(this.dir, 'shared.pem');
 
@@ -95,7 +97,7 @@ export class NodeCluster {
     const server = await startServer({
       dataDir: join(nodeDir, 'data'),
       config,
-      env: { TRAILWARDEN_ADMIN_KEY: this.adminKey },
+      env: { TRAILWARDEN_ADMIN_KEY: this.adminKey, TRAILWARDEN_SECRETS_KEY: this.secretsKey },
       timeoutMs: this.opts.startTimeoutMs ?? 60_000,
     });
     const node: ClusterNode = { id, config, server, killed: false };

@@ -199,8 +199,10 @@ export async function createWebhookSink(
   const options = z.object(webhookSink.options).parse(raw) as WebhookOptions;
   return webhookSink.create(options, {
     name: 'test-webhook',
+    owner: { source: 'config', tenantId: null },
     format: 'json',
     dataDir: tmpdir(),
+    allowedPrivateNetworks: [],
     now: Date.now,
     log: { info() {}, warn() {} },
     ...ctx,

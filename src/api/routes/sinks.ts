@@ -1,10 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Principal } from '../../auth/api-keys.js';
 import { maskSecrets } from '../../delivery/sink-config.js';
+import type { SinkRef } from '../../delivery/sink-ref.js';
 import { TrailwardenError } from '../../errors.js';
-import { intParam, type RawQuery, rejectUnknownParams } from '../../query/query-params.js';
+import { intParam, type RawQuery, rejectUnknownParams, single } from '../../query/query-params.js';
 import type { DeadLetter } from '../../store/store.js';
-import { type AppContext, principalFor, requestContext } from '../context.js';
+import { type AppContext, denyForeignTenant, principalFor, requestContext } from '../context.js';
 import { problemResponses } from '../schemas.js';
 
 const nameParam = {
@@ -12,6 +13,34 @@ const nameParam = {
   properties: { name: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' } },
   required: ['name'],
 } as const;
+
+/**
+ * The sink a request names. Names are scoped per tenant: a tenant-bound
+ * admin names its own tenant's sinks; an all-tenant admin names the
+ * operator's sinks, or a tenant's with `?tenant_id=`. A tenant-bound admin
+ * asking for another tenant is refused and recorded, as on every route.
+ */
+async function sinkRef(
+  ctx: AppContext,
+  req: FastifyRequest,
+  p: Principal,
+  extraParams: readonly string[] = [],
+): Promise<SinkRef> {
+  const query = req.query as RawQuery;
+  rejectUnknownParams(query, ['tenant_id', ...extraParams]);
+  const name = (req.params as { name: string }).name;
+  const tenant = single(query, 'tenant_id');
+  if (p.tenantId !== null) {
+    if (tenant !== undefined && tenant !== p.tenantId) await denyForeignTenant(ctx, req, p, tenant, 'admin');
+    return { name, tenantId: p.tenantId };
+  }
+  return { name, tenantId: tenant ?? null };
+}
+
+/** What the API shows of a sink: its settings with secrets masked, where it comes from, its tenant. */
+function served(s: { raw: Record<string, unknown>; source: string; tenantId: string | null }) {
+  return { ...maskSecrets(s.raw), source: s.source, tenant_id: s.tenantId };
+}
 
 function bodyObject(req: FastifyRequest): Record<string, unknown> {
   const b = req.body;
@@ -35,9 +64,12 @@ function servedLetter(d: DeadLetter) {
 }
 
 /**
- * Sink administration (admin role). A tenant-bound admin manages only sinks
- * limited to its tenant — the per-customer "SIEM export" page of seed 001.
- * Every change is recorded in the log with the fields changed, never values.
+ * Sink administration (admin role). A tenant-bound admin manages only its
+ * tenant's sinks — the per-customer "SIEM export" page of seed 001 — whose
+ * names are its own (scoped per tenant), which carry only its tenant's
+ * events, and which never touch the server's host or private networks
+ * (`sink-policy.ts`). Every change is recorded in the log with the fields
+ * changed, never values.
  */
 export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
   const engine = ctx.delivery;
@@ -66,12 +98,13 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
     { schema: { summary: 'List sinks (secrets masked)', tags: ['sinks'] } },
     async (req) => {
       const p = await admin(req);
-      rejectUnknownParams(req.query as RawQuery, []);
-      return {
-        sinks: engine
-          .list(p)
-          .map((s) => ({ ...maskSecrets(s.raw), source: s.source, tenant_id: s.tenantId })),
-      };
+      const query = req.query as RawQuery;
+      rejectUnknownParams(query, ['tenant_id']);
+      const tenant = single(query, 'tenant_id');
+      if (p.tenantId !== null && tenant !== undefined && tenant !== p.tenantId) {
+        await denyForeignTenant(ctx, req, p, tenant, 'admin');
+      }
+      return { sinks: engine.list(p, p.tenantId === null ? tenant : undefined).map(served) };
     },
   );
 
@@ -80,34 +113,41 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
     { schema: { summary: 'Create a sink', tags: ['sinks'], response: problemResponses } },
     async (req, reply) => {
       const p = await admin(req);
+      const query = req.query as RawQuery;
+      rejectUnknownParams(query, ['tenant_id']);
+      const asked = single(query, 'tenant_id');
+      if (p.tenantId !== null && asked !== undefined && asked !== p.tenantId) {
+        await denyForeignTenant(ctx, req, p, asked, 'admin');
+      }
+      // An all-tenant admin may create a sink in a tenant's scope; it then obeys that tenant's rules.
+      const tenantId = p.tenantId ?? asked ?? null;
       const raw = bodyObject(req);
-      if (p.tenantId !== null) {
+      if (tenantId !== null) {
         // A tenant's sink only ever sees that tenant's events.
         const filter = (raw['filter'] ?? {}) as Record<string, unknown>;
         const tenants = filter['tenants'];
         if (
           tenants !== undefined &&
           tenants !== null &&
-          JSON.stringify(tenants) !== JSON.stringify([p.tenantId])
+          JSON.stringify(tenants) !== JSON.stringify([tenantId])
         ) {
           throw new TrailwardenError(
             'TW_ERR_FORBIDDEN',
-            `this admin key is bound to tenant ${p.tenantId}; its sinks can only carry that tenant's events`,
+            `this sink belongs to tenant ${tenantId}; it can only carry that tenant's events`,
           );
         }
-        raw['filter'] = { ...filter, tenants: [p.tenantId] };
+        raw['filter'] = { ...filter, tenants: [tenantId] };
       }
-      const config = await engine.create(raw, p.tenantId);
+      const config = await engine.create(raw, tenantId);
       await record(
         'sink.created',
         p,
         req,
         config.name,
         { sink_type: config.type, fields: Object.keys(raw).sort() },
-        p.tenantId,
+        tenantId,
       );
-      const [created] = engine.list(p).filter((s) => s.name === config.name);
-      return reply.status(201).send({ ...maskSecrets(created!.raw), source: 'api', tenant_id: p.tenantId });
+      return reply.status(201).send(served(engine.entry({ name: config.name, tenantId }, p)));
     },
   );
 
@@ -116,9 +156,7 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
     { schema: { summary: 'One sink (secrets masked)', tags: ['sinks'], params: nameParam } },
     async (req) => {
       const p = await admin(req);
-      const name = (req.params as { name: string }).name;
-      const e = engine.entry(name, p);
-      return { ...maskSecrets(e.raw), source: e.source, tenant_id: e.tenantId };
+      return served(engine.entry(await sinkRef(ctx, req, p), p));
     },
   );
 
@@ -133,17 +171,17 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
     },
     async (req) => {
       const p = await admin(req);
-      const name = (req.params as { name: string }).name;
+      const ref = await sinkRef(ctx, req, p);
       const patch = bodyObject(req);
-      const e = engine.entry(name, p);
+      const e = engine.entry(ref, p);
       const merged = mergePatch(e.raw, patch) as Record<string, unknown>;
-      if (p.tenantId !== null) {
-        merged['filter'] = { ...((merged['filter'] ?? {}) as object), tenants: [p.tenantId] };
+      if (e.tenantId !== null) {
+        // A tenant's sink only ever sees that tenant's events, whoever changes it.
+        merged['filter'] = { ...((merged['filter'] ?? {}) as object), tenants: [e.tenantId] };
       }
-      const changed = await engine.update(name, merged, p);
-      await record('sink.updated', p, req, name, { fields: changed.sort() }, e.tenantId);
-      const updated = engine.entry(name, p);
-      return { ...maskSecrets(updated.raw), source: updated.source, tenant_id: updated.tenantId };
+      const changed = await engine.update(ref, merged, p);
+      await record('sink.updated', p, req, ref.name, { fields: changed.sort() }, e.tenantId);
+      return served(engine.entry(ref, p));
     },
   );
 
@@ -152,10 +190,10 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
     { schema: { summary: 'Delete a sink', tags: ['sinks'], params: nameParam } },
     async (req, reply) => {
       const p = await admin(req);
-      const name = (req.params as { name: string }).name;
-      const e = engine.entry(name, p);
-      await engine.remove(name, p);
-      await record('sink.deleted', p, req, name, { sink_type: e.config.type }, e.tenantId);
+      const ref = await sinkRef(ctx, req, p);
+      const e = engine.entry(ref, p);
+      await engine.remove(ref, p);
+      await record('sink.deleted', p, req, ref.name, { sink_type: e.config.type }, e.tenantId);
       return reply.status(204).send();
     },
   );
@@ -165,7 +203,7 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
     { schema: { summary: 'Health, lag and counters of a sink', tags: ['sinks'], params: nameParam } },
     async (req) => {
       const p = await admin(req);
-      return engine.status((req.params as { name: string }).name, p);
+      return engine.status(await sinkRef(ctx, req, p), p);
     },
   );
 
@@ -189,19 +227,19 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
     },
     async (req) => {
       const p = await admin(req);
-      const name = (req.params as { name: string }).name;
+      const ref = await sinkRef(ctx, req, p);
       const body = (req.body ?? {}) as { from_seq?: number; from_time?: string };
       if ((body.from_seq === undefined) === (body.from_time === undefined)) {
         throw new TrailwardenError('TW_ERR_BAD_REQUEST', 'give exactly one of from_seq or from_time');
       }
       const seq = await engine.replay(
-        name,
+        ref,
         body.from_seq !== undefined ? { seq: body.from_seq } : { time: body.from_time! },
         p,
       );
-      const e = engine.entry(name, p);
-      await record('sink.replayed', p, req, name, { from_seq: seq }, e.tenantId);
-      return { name, from_seq: seq };
+      const e = engine.entry(ref, p);
+      await record('sink.replayed', p, req, ref.name, { from_seq: seq }, e.tenantId);
+      return { name: ref.name, tenant_id: e.tenantId, from_seq: seq };
     },
   );
 
@@ -217,11 +255,11 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
       },
       async (req) => {
         const p = await admin(req);
-        const name = (req.params as { name: string }).name;
-        await engine.setPaused(name, action === 'pause', p);
-        const e = engine.entry(name, p);
-        await record(action === 'pause' ? 'sink.paused' : 'sink.resumed', p, req, name, {}, e.tenantId);
-        return engine.status(name, p);
+        const ref = await sinkRef(ctx, req, p);
+        await engine.setPaused(ref, action === 'pause', p);
+        const e = engine.entry(ref, p);
+        await record(action === 'pause' ? 'sink.paused' : 'sink.resumed', p, req, ref.name, {}, e.tenantId);
+        return engine.status(ref, p);
       },
     );
   }
@@ -231,12 +269,12 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
     { schema: { summary: 'Events a sink gave up on', tags: ['sinks'], params: nameParam } },
     async (req) => {
       const p = await admin(req);
+      const ref = await sinkRef(ctx, req, p, ['after_id', 'limit']);
       const q = req.query as RawQuery;
-      rejectUnknownParams(q, ['after_id', 'limit']);
       const afterId = intParam(q, 'after_id', 0, Number.MAX_SAFE_INTEGER);
       const limit = intParam(q, 'limit', 1, 1000) ?? 100;
       const letters = await engine.deadLetters(
-        (req.params as { name: string }).name,
+        ref,
         { limit, ...(afterId === undefined ? {} : { afterId }) },
         p,
       );
@@ -262,10 +300,10 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
     },
     async (req) => {
       const p = await admin(req);
-      const { name, id } = req.params as { name: string; id: string };
-      engine.entry(name, p);
-      const [letter] = await ctx.store.delivery.getDeadLetters(name, [Number(id)]);
-      if (!letter) throw new TrailwardenError('TW_ERR_NOT_FOUND', `no dead letter ${id} in sink ${name}`);
+      const ref = await sinkRef(ctx, req, p);
+      const { id } = req.params as { id: string };
+      const [letter] = await engine.deadLettersById(ref, [Number(id)], p);
+      if (!letter) throw new TrailwardenError('TW_ERR_NOT_FOUND', `no dead letter ${id} in sink ${ref.name}`);
       const [event] = await ctx.store.readRange(letter.seq - 1, 1);
       return { ...servedLetter(letter), event: event ?? null };
     },
@@ -295,16 +333,16 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
     },
     async (req, reply) => {
       const p = await admin(req);
-      const name = (req.params as { name: string }).name;
+      const ref = await sinkRef(ctx, req, p);
       const body = (req.body ?? {}) as { ids?: number[] };
-      const ids = body.ids ?? (await engine.deadLetters(name, { limit: 1000 }, p)).map((d) => d.id);
-      const results = await engine.redrive(name, ids, p);
-      const e = engine.entry(name, p);
+      const ids = body.ids ?? (await engine.deadLetters(ref, { limit: 1000 }, p)).map((d) => d.id);
+      const results = await engine.redrive(ref, ids, p);
+      const e = engine.entry(ref, p);
       await record(
         'sink.dead_letters.redriven',
         p,
         req,
-        name,
+        ref.name,
         {
           count: ids.length,
           delivered: results.filter((r) => r.status === 'delivered').length,

@@ -99,6 +99,7 @@ export const fileSink: SinkDefinition<FileOptions> = {
     'One line per event appended to a local file, rotated daily and/or by size, gzipped and pruned.',
   options: fileOptionsShape,
   secretFields: [],
+  hostOnly: true,
   retryDefault: 'streaming',
   batchDefault: { max_events: 1000, max_bytes: 4 * MIB, max_wait_ms: 0 },
   async create(options, ctx) {

@@ -1,6 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
-import { isIP, isIPv4 } from 'node:net';
+import { BlockList, isIP, isIPv4 } from 'node:net';
 import type { buildConnector } from 'undici';
+import type { SinkContext } from '../sink.js';
 
 /**
  * Refuses outgoing connections to addresses inside the operator's own network
@@ -17,8 +18,8 @@ import type { buildConnector } from 'undici';
 export class ForbiddenAddressError extends Error {
   readonly code = 'TW_FORBIDDEN_ADDRESS';
   readonly address: string;
-  constructor(address: string) {
-    super(`target address ${address} is in a private range; set allow_private_networks: true to allow`);
+  constructor(address: string, hint: string) {
+    super(`target address ${address} is in a private range; ${hint}`);
     this.name = 'ForbiddenAddressError';
     this.address = address;
   }
@@ -127,37 +128,127 @@ type LookupCallback = (
   family?: number,
 ) => void;
 
-/**
- * A `dns.lookup` replacement for `net.connect` that fails with
- * ForbiddenAddressError when any resolved address is forbidden. Handles both
- * the single-address form and `all: true` (used by Node's happy eyeballs).
- */
-export function guardedLookup(hostname: string, options: LookupOptions, callback: LookupCallback): void {
-  dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
-    if (err) return callback(err, []);
-    const forbidden = addresses.find((a) => isForbiddenAddress(a.address));
-    if (forbidden) return callback(new ForbiddenAddressError(forbidden.address), []);
-    if (options.all) return callback(null, addresses);
-    const first = addresses[0];
-    if (!first)
-      return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), []);
-    callback(null, first.address, first.family);
-  });
-}
+/** A `dns.lookup`-shaped function, as `net.connect`, `tls.connect` and undici's connector take it. */
+export type GuardedLookup = (hostname: string, options: LookupOptions, callback: LookupCallback) => void;
 
 /**
- * Wraps an undici connector so IP-literal hosts are checked before connecting
- * (Node skips the lookup for them); hostnames are checked by `guardedLookup`,
- * which the connector must be built with.
+ * Where a sink may connect. `active: false` lets everything through (an
+ * operator's sink with `allow_private_networks: true`); otherwise addresses
+ * in private and special ranges are refused, except those the operator
+ * listed in `allowed_private_networks`.
  */
-export function guardConnector(connect: buildConnector.connector): buildConnector.connector {
-  return (options, callback) => {
-    const host = options.hostname.replace(/^\[(.*)\]$/, '$1');
-    if (isIP(host) !== 0 && isForbiddenAddress(host)) {
-      callback(new ForbiddenAddressError(host), null);
-      return;
-    }
-    connect(options, callback);
+export interface NetworkGuard {
+  readonly active: boolean;
+  /** Whether a connection to this IP address must be refused. */
+  forbidden(ip: string): boolean;
+  /**
+   * A `dns.lookup` replacement for `net.connect` that fails with
+   * ForbiddenAddressError when any resolved address is forbidden. Handles
+   * both the single-address form and `all: true` (Node's happy eyeballs).
+   */
+  readonly lookup: GuardedLookup;
+  /**
+   * Wraps an undici connector so IP-literal hosts are checked before
+   * connecting (Node skips the lookup for them); hostnames are checked by
+   * `lookup`, which the connector must be built with.
+   */
+  connector(connect: buildConnector.connector): buildConnector.connector;
+  /** Throws ForbiddenAddressError when `host` is an IP literal that is forbidden (Node does no lookup for those). */
+  checkLiteral(host: string): void;
+}
+
+/** Checks `allowed_private_networks` entries; returns the problem or `null`. Shared with config validation. */
+export function cidrProblem(cidr: string): string | null {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(cidr);
+  const family = m ? isIP(m[1]!) : 0;
+  if (!m || family === 0)
+    return `expected a network such as 10.20.0.0/16 or fd00::/8, got ${JSON.stringify(cidr)}`;
+  const bits = Number(m[2]);
+  if (bits > (family === 4 ? 32 : 128)) return `prefix /${bits} is too long for ${m[1]}`;
+  return null;
+}
+
+function allowList(cidrs: readonly string[]): BlockList | null {
+  if (cidrs.length === 0) return null;
+  const list = new BlockList();
+  for (const cidr of cidrs) {
+    const problem = cidrProblem(cidr);
+    if (problem) throw new Error(`allowed_private_networks: ${problem}`);
+    const [net, bits] = cidr.split('/') as [string, string];
+    list.addSubnet(net, Number(bits), isIPv4(net) ? 'ipv4' : 'ipv6');
+  }
+  return list;
+}
+
+/** The IPv4 address an IPv4-mapped IPv6 address carries, if it is one. */
+function mappedV4(ip: string): string | undefined {
+  return /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1];
+}
+
+const OPEN_GUARD: NetworkGuard = {
+  active: false,
+  forbidden: () => false,
+  lookup: (hostname, options, callback) => dnsLookup(hostname, options, callback as never),
+  connector: (connect) => connect,
+  checkLiteral: () => undefined,
+};
+
+/**
+ * The guard of one sink. `allowPrivate` (an operator's choice, never a
+ * tenant admin's) turns it off; `allowed` lists the private networks every
+ * guarded sink may still reach (e.g. an egress proxy).
+ */
+export function networkGuard(opts: {
+  allowPrivate: boolean;
+  allowed?: readonly string[];
+  /** The sink is a tenant-bound admin's: the refusal says it cannot be allowed. */
+  tenantBound?: boolean;
+}): NetworkGuard {
+  if (opts.allowPrivate) return OPEN_GUARD;
+  const allowed = allowList(opts.allowed ?? []);
+  const hint = opts.tenantBound
+    ? "a tenant-bound admin's sink reaches public addresses only" +
+      (allowed ? ' and the allowed_private_networks of the operator' : '')
+    : 'set allow_private_networks: true to allow' +
+      (allowed ? ', or add its network to allowed_private_networks' : '');
+  const forbidden = (ip: string): boolean => {
+    if (!isForbiddenAddress(ip)) return false;
+    if (allowed === null) return true;
+    const bare = ip.split('%')[0] ?? ip;
+    const v4 = isIPv4(bare) ? bare : mappedV4(bare);
+    return !(v4 !== undefined ? allowed.check(v4, 'ipv4') : allowed.check(bare, 'ipv6'));
+  };
+  const refuse = (ip: string) => new ForbiddenAddressError(ip, hint);
+  const lookup: GuardedLookup = (hostname, options, callback) => {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) return callback(err, []);
+      const bad = addresses.find((a) => forbidden(a.address));
+      if (bad) return callback(refuse(bad.address), []);
+      if (options.all) return callback(null, addresses);
+      const first = addresses[0];
+      if (!first)
+        return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), []);
+      callback(null, first.address, first.family);
+    });
+  };
+  const checkLiteral = (host: string) => {
+    const bare = host.replace(/^\[(.*)\]$/, '$1');
+    if (isIP(bare.split('%')[0] ?? '') !== 0 && forbidden(bare)) throw refuse(bare);
+  };
+  return {
+    active: true,
+    forbidden,
+    lookup,
+    checkLiteral,
+    connector: (connect) => (options, callback) => {
+      try {
+        checkLiteral(options.hostname);
+      } catch (err) {
+        callback(err as Error, null);
+        return;
+      }
+      connect(options, callback);
+    },
   };
 }
 
@@ -167,4 +258,21 @@ export function forbiddenAddressIn(err: unknown): ForbiddenAddressError | undefi
     if (e instanceof ForbiddenAddressError) return e;
   }
   return undefined;
+}
+
+/**
+ * The guard of a sink from its `allow_private_networks` option: honoured only
+ * for the operator's and all-tenant admins' sinks; a tenant-bound admin's
+ * sink is always held to public addresses (and `allowed_private_networks`).
+ */
+export function sinkNetworkGuard(
+  allowPrivate: boolean,
+  ctx: Pick<SinkContext, 'owner' | 'allowedPrivateNetworks'>,
+): NetworkGuard {
+  const tenantBound = ctx.owner.tenantId !== null;
+  return networkGuard({
+    allowPrivate: allowPrivate && !tenantBound,
+    allowed: ctx.allowedPrivateNetworks,
+    tenantBound,
+  });
 }

@@ -14,9 +14,9 @@ import {
   type SinkContext,
   type SinkDefinition,
 } from '../sink.js';
-import { forbiddenAddressIn, guardConnector, guardedLookup } from './network-guard.js';
-import { tlsConnectionOptions } from './tls-options.js';
-import { describeError, retryAfterMs, snippet, type WebhookOptions, webhookSink } from './webhook.js';
+import { forbiddenAddressIn, sinkNetworkGuard } from './network-guard.js';
+import { TLS_HOST_OPTIONS, type TlsSettings, tlsConnectionOptions, tlsSchema } from './tls-options.js';
+import { describeError, retryAfterMs, snippet } from './webhook.js';
 
 /** HEC answers are a few dozen bytes; anything past this is cut (and the connection dropped). */
 const RESPONSE_LIMIT_BYTES = 65_536;
@@ -75,8 +75,7 @@ const splunkHecOptionsShape = {
   ack: ackSchema.prefault({}),
   connect_timeout_ms: ms(5_000),
   request_timeout_ms: ms(15_000),
-  // The same TLS settings and checks as the webhook sink.
-  tls: webhookSink.options['tls']!,
+  tls: tlsSchema().optional(),
   allow_private_networks: z.boolean().default(false),
   max_connections: z.number().int().min(1).max(256).default(4),
   /**
@@ -94,7 +93,7 @@ const splunkHecOptionsShape = {
 
 /** The splunk_hec sink's options after validation (defaults applied). */
 export type SplunkHecOptions = Omit<z.output<z.ZodObject<typeof splunkHecOptionsShape>>, 'tls'> & {
-  tls?: WebhookOptions['tls'];
+  tls?: TlsSettings | undefined;
 };
 
 /** What HEC answers, event and ack endpoints alike (fields as far as we read them). */
@@ -109,7 +108,6 @@ function configError(ctx: SinkContext, message: string): TrailwardenError {
   return new TrailwardenError('TW_ERR_CONFIG', `sink ${ctx.name}: ${message}`);
 }
 
-// Mirrors the webhook sink's tlsOptions, which is typed for webhook options and logs as "webhook".
 type ResponseBody = Awaited<ReturnType<typeof request>>['body'];
 
 /** Reads a (small) response body; a larger one is cut, which also closes its connection. */
@@ -176,7 +174,8 @@ export const splunkHecSink: SinkDefinition<SplunkHecOptions> = {
   kind: 'splunk_hec',
   description: 'Splunk HTTP Event Collector, with optional indexer acknowledgement.',
   options: splunkHecOptionsShape,
-  secretFields: ['token'],
+  secretFields: ['token', 'tls.key'],
+  hostOptions: ['allow_private_networks', ...TLS_HOST_OPTIONS],
   retryDefault: 'webhook',
   batchDefault: { max_events: 100, max_bytes: 1_048_576, max_wait_ms: 200 },
   create(options, ctx) {
@@ -188,13 +187,14 @@ export const splunkHecSink: SinkDefinition<SplunkHecOptions> = {
     const ackUrl = endpoint(base, ACK_PATH);
     const healthUrl = endpoint(base, HEALTH_PATH);
 
-    const allowPrivate = options.allow_private_networks;
-    const baseConnect = buildConnector({
-      ...tlsConnectionOptions(options.tls, ctx, 'splunk_hec'),
-      timeout: options.connect_timeout_ms,
-      ...(allowPrivate ? {} : { lookup: guardedLookup }),
-    });
-    const connect = allowPrivate ? baseConnect : guardConnector(baseConnect);
+    const guard = sinkNetworkGuard(options.allow_private_networks, ctx);
+    const connect = guard.connector(
+      buildConnector({
+        ...tlsConnectionOptions(options.tls, ctx, 'splunk_hec'),
+        timeout: options.connect_timeout_ms,
+        ...(guard.active ? { lookup: guard.lookup } : {}),
+      }),
+    );
     const agent = new Agent({ connections: options.max_connections, connect });
     // One channel per running sink: HEC keeps ack ids per channel, and load balancers use it for stickiness.
     const channel = randomUUID();

@@ -13,6 +13,7 @@ export const stdoutSink: SinkDefinition<{ stream?: 'stdout' | 'stderr' }> = {
     stream: z.enum(['stdout', 'stderr'], { error: 'expected "stdout" or "stderr"' }).default('stdout'),
   },
   secretFields: [],
+  hostOnly: true,
   retryDefault: 'streaming',
   batchDefault: { max_events: 500, max_bytes: 1_048_576, max_wait_ms: 0 },
   create(options) {

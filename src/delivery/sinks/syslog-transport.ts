@@ -1,7 +1,8 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { lookup } from 'node:dns/promises';
-import { isIPv6, connect as netConnect, type Socket } from 'node:net';
+import type { LookupAddress } from 'node:dns';
+import { isIP, isIPv6, connect as netConnect, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
+import type { NetworkGuard } from './network-guard.js';
 
 export type SyslogProtocol = 'udp' | 'tcp' | 'tls';
 
@@ -12,6 +13,8 @@ export interface SyslogTransportOptions {
   connectTimeoutMs: number;
   /** TLS settings (CA, client certificate, servername, rejectUnauthorized) for `tls`. */
   tls?: ConnectionOptions;
+  /** Which addresses may be connected to (checked on the address actually used). */
+  guard: NetworkGuard;
 }
 
 /**
@@ -32,8 +35,22 @@ export interface SyslogTransport {
   close(): Promise<void>;
 }
 
-/** An error whose message is the reason an outcome carries. */
+/** An error whose message is the reason an outcome carries (its cause may be a ForbiddenAddressError). */
 export class SyslogTransportError extends Error {}
+
+/** The host's first address, resolved through the guard (an IP literal is checked as it is). */
+function resolve(o: SyslogTransportOptions): Promise<string> {
+  if (isIP(o.host) !== 0) {
+    o.guard.checkLiteral(o.host);
+    return Promise.resolve(o.host);
+  }
+  return new Promise((done, fail) =>
+    o.guard.lookup(o.host, {}, (err, address) => {
+      if (err) fail(err);
+      else done(typeof address === 'string' ? address : ((address as LookupAddress[])[0]?.address ?? ''));
+    }),
+  );
+}
 
 function describe(err: unknown, o: SyslogTransportOptions): string {
   const e = err as Error & { code?: string; errors?: Error[] };
@@ -51,15 +68,22 @@ function describe(err: unknown, o: SyslogTransportOptions): string {
 /** Opens a TCP or TLS connection; rejects after `connectTimeoutMs` (TLS handshake included). */
 function openStream(o: SyslogTransportOptions, signal?: AbortSignal): Promise<Socket> {
   return new Promise((resolve, reject) => {
+    try {
+      o.guard.checkLiteral(o.host);
+    } catch (err) {
+      reject(new SyslogTransportError(describe(err, o), { cause: err }));
+      return;
+    }
+    const lookup = o.guard.active ? { lookup: o.guard.lookup } : {};
     const socket =
       o.protocol === 'tls'
-        ? tlsConnect({ host: o.host, port: o.port, ...o.tls })
-        : netConnect({ host: o.host, port: o.port });
+        ? tlsConnect({ host: o.host, port: o.port, ...lookup, ...o.tls })
+        : netConnect({ host: o.host, port: o.port, ...lookup });
     const fail = (err: unknown) => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       socket.destroy();
-      reject(new SyslogTransportError(describe(err, o)));
+      reject(new SyslogTransportError(describe(err, o), { cause: err }));
     };
     const onAbort = () => fail(new Error('aborted: the sink is stopping'));
     const timer = setTimeout(
@@ -184,7 +208,7 @@ class UdpTransport implements SyslogTransport {
   /** A connected UDP socket: the kernel then reports ICMP "port unreachable" as ECONNREFUSED. */
   private open(): Promise<UdpSocket> {
     this.socket ??= (async () => {
-      const { address } = await lookup(this.o.host);
+      const address = await resolve(this.o);
       const s = createSocket(isIPv6(address) ? 'udp6' : 'udp4');
       s.on('error', () => this.reset(s));
       await new Promise<void>((resolve, reject) => {
@@ -197,7 +221,7 @@ class UdpTransport implements SyslogTransport {
       return s;
     })().catch((err) => {
       this.socket = undefined;
-      throw new SyslogTransportError(describe(err, this.o));
+      throw new SyslogTransportError(describe(err, this.o), { cause: err });
     });
     return this.socket;
   }
@@ -228,9 +252,9 @@ class UdpTransport implements SyslogTransport {
 
   async probe(): Promise<void> {
     try {
-      await lookup(this.o.host);
+      await resolve(this.o);
     } catch (err) {
-      throw new SyslogTransportError(describe(err, this.o));
+      throw new SyslogTransportError(describe(err, this.o), { cause: err });
     }
   }
 

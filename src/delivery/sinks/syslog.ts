@@ -1,10 +1,11 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { TrailwardenError } from '../../errors.js';
-import { ok, retry, type SinkContext, type SinkDefinition } from '../sink.js';
+import { ok, permanent, retry, type SinkContext, type SinkDefinition } from '../sink.js';
+import { forbiddenAddressIn, sinkNetworkGuard } from './network-guard.js';
 import { buildMessage, datagram, frameText, type SyslogMessageOptions } from './syslog-message.js';
 import { createTransport, SyslogTransportError } from './syslog-transport.js';
-import { tlsConnectionOptions } from './tls-options.js';
+import { TLS_HOST_OPTIONS, tlsConnectionOptions, tlsSchema } from './tls-options.js';
 
 /** RFC 5612 reserves 32473 for documentation; operators put their own PEN here. */
 const EXAMPLE_PEN = 32473;
@@ -14,19 +15,6 @@ const SAFE_DATAGRAM_BYTES = 1472;
 const MAX_DATAGRAM_BYTES = 65_507;
 /** RFC 5426 §3.2: every receiver accepts 480 bytes. */
 const MIN_DATAGRAM_BYTES = 480;
-
-const tls = z
-  .strictObject({
-    ca_file: z.string().min(1).optional(),
-    cert_file: z.string().min(1).optional(),
-    key_file: z.string().min(1).optional(),
-    /** Name checked against the collector's certificate (and sent as SNI); default `host`. */
-    servername: z.string().min(1).optional(),
-    reject_unauthorized: z.boolean().default(true),
-  })
-  .refine((t) => (t.cert_file === undefined) === (t.key_file === undefined), {
-    message: 'set cert_file and key_file together (client certificate for mutual TLS)',
-  });
 
 const syslogOptionsShape = {
   host: z.string({ error: 'expected the collector host name or address' }).min(1),
@@ -42,7 +30,13 @@ const syslogOptionsShape = {
   hostname: z.string().min(1).optional(),
   app_name: z.string().min(1).default('trailwarden'),
   enterprise_id: z.number().int().min(1).max(4_294_967_295).default(EXAMPLE_PEN),
-  tls: tls.optional(),
+  tls: tlsSchema().optional(),
+  /**
+   * Collectors usually live on the internal network, so the operator's syslog
+   * sinks may reach private addresses unless this is false; a tenant-bound
+   * admin's never do.
+   */
+  allow_private_networks: z.boolean().default(true),
   connect_timeout_ms: z.number().int().min(1).max(600_000).default(5_000),
   udp_max_bytes: z
     .number()
@@ -64,13 +58,15 @@ function configError(ctx: SinkContext, message: string): TrailwardenError {
  * input) as RFC 5424 messages (or legacy RFC 3164) over UDP, TCP or TLS. On a
  * stream a batch is one write of concatenated frames and is confirmed once it
  * was handed to an open connection; over UDP, once every datagram was sent.
- * Any failure is a `retry`: the streaming schedule backs off and never gives up.
+ * Any failure is a `retry` (the streaming schedule backs off and never gives
+ * up), but a target the network guard refuses, which no retry can change.
  */
 export const syslogSink: SinkDefinition<SyslogOptions> = {
   kind: 'syslog',
   description: 'RFC 5424 (or RFC 3164) syslog messages over UDP, TCP or TLS.',
   options: syslogOptionsShape,
-  secretFields: [],
+  secretFields: ['tls.key'],
+  hostOptions: ['allow_private_networks', ...TLS_HOST_OPTIONS],
   retryDefault: 'streaming',
   batchDefault: { max_events: 1000, max_bytes: 1_048_576, max_wait_ms: 0 },
   create(options, ctx) {
@@ -91,6 +87,7 @@ export const syslogSink: SinkDefinition<SyslogOptions> = {
       host: options.host,
       port,
       connectTimeoutMs: options.connect_timeout_ms,
+      guard: sinkNetworkGuard(options.allow_private_networks, ctx),
       ...(options.protocol === 'tls' ? { tls: tlsConnectionOptions(options.tls, ctx, 'syslog') } : {}),
     });
     const where = `${options.protocol}://${options.host}:${port}`;
@@ -111,6 +108,8 @@ export const syslogSink: SinkDefinition<SyslogOptions> = {
           return ok();
         } catch (err) {
           if (signal.aborted) return retry('delivery aborted: the sink is stopping');
+          const forbidden = forbiddenAddressIn(err);
+          if (forbidden) return permanent(forbidden.message);
           const reason =
             err instanceof SyslogTransportError ? err.message : `cannot send to ${where}: ${err}`;
           return retry(reason);

@@ -14,8 +14,8 @@ import {
   type SinkContext,
   type SinkDefinition,
 } from '../sink.js';
-import { forbiddenAddressIn, guardConnector, guardedLookup } from './network-guard.js';
-import { tlsConnectionOptions } from './tls-options.js';
+import { forbiddenAddressIn, sinkNetworkGuard } from './network-guard.js';
+import { TLS_HOST_OPTIONS, tlsConnectionOptions, tlsSchema } from './tls-options.js';
 import { decodeSecret, signatureHeader, webhookSecretSchema } from './webhook-signature.js';
 
 /** Retry-After values beyond this are clamped: a receiver cannot park a sink for days. */
@@ -92,17 +92,6 @@ const headers = z
     }
   });
 
-const tls = z
-  .strictObject({
-    ca_file: z.string().min(1).optional(),
-    cert_file: z.string().min(1).optional(),
-    key_file: z.string().min(1).optional(),
-    reject_unauthorized: z.boolean().default(true),
-  })
-  .refine((t) => (t.cert_file === undefined) === (t.key_file === undefined), {
-    message: 'set cert_file and key_file together (client certificate for mutual TLS)',
-  });
-
 const ms = (def: number) => z.number().int().min(1).max(600_000).default(def);
 
 const webhookOptionsShape = {
@@ -113,7 +102,7 @@ const webhookOptionsShape = {
   body: z.enum(['array', 'object', 'lines'], { error: 'expected "array", "object" or "lines"' }).optional(),
   connect_timeout_ms: ms(5_000),
   request_timeout_ms: ms(15_000),
-  tls: tls.optional(),
+  tls: tlsSchema().optional(),
   allow_private_networks: z.boolean().default(false),
   max_connections: z.number().int().min(1).max(256).default(4),
 };
@@ -215,13 +204,15 @@ function encodeBody(shape: WebhookBody, batch: DeliveryBatch): string {
  * The response decides the outcome: 2xx ok, 408/429/5xx and network errors
  * retry (honouring Retry-After), 410 disables the sink, 3xx and other 4xx are
  * permanent. Connections are kept alive and shared; addresses in private
- * ranges are refused unless `allow_private_networks` is set.
+ * ranges are refused unless `allow_private_networks` is set (never for a
+ * tenant-bound admin's sink).
  */
 export const webhookSink: SinkDefinition<WebhookOptions> = {
   kind: 'webhook',
   description: 'HTTP(S) POST of event batches, signed with Standard Webhooks headers.',
   options: webhookOptionsShape,
-  secretFields: ['secret', 'headers'],
+  secretFields: ['secret', 'headers', 'tls.key'],
+  hostOptions: ['allow_private_networks', ...TLS_HOST_OPTIONS],
   retryDefault: 'webhook',
   batchDefault: { max_events: 100, max_bytes: 1_048_576, max_wait_ms: 200 },
   batchCap: (options) => (options.body === 'object' ? { max_events: 1 } : {}),
@@ -248,13 +239,14 @@ export const webhookSink: SinkDefinition<WebhookOptions> = {
       return key;
     });
 
-    const allowPrivate = options.allow_private_networks;
-    const baseConnect = buildConnector({
-      ...tlsConnectionOptions(options.tls, ctx, 'webhook'),
-      timeout: options.connect_timeout_ms,
-      ...(allowPrivate ? {} : { lookup: guardedLookup }),
-    });
-    const connect = allowPrivate ? baseConnect : guardConnector(baseConnect);
+    const guard = sinkNetworkGuard(options.allow_private_networks, ctx);
+    const connect = guard.connector(
+      buildConnector({
+        ...tlsConnectionOptions(options.tls, ctx, 'webhook'),
+        timeout: options.connect_timeout_ms,
+        ...(guard.active ? { lookup: guard.lookup } : {}),
+      }),
+    );
     const agent = new Agent({ connections: options.max_connections, connect });
     const fixedHeaders: Record<string, string> = { 'content-type': contentType, 'user-agent': userAgent() };
     for (const [name, value] of Object.entries(options.headers)) fixedHeaders[name.toLowerCase()] = value;

@@ -292,6 +292,18 @@ const MIGRATIONS: Array<string | ((client: PoolClient) => Promise<void>)> = [
   END
   $fn$;
   `,
+  `
+  -- Sink names are scoped per tenant: a tenant-bound admin's sink is kept
+  -- under the key <tenant>/<name> (settings, cursor, dead letters, lease),
+  -- so two tenants may use one name and neither learns of the other's.
+  UPDATE sink_states s SET name = c.tenant_id || '/' || c.name
+    FROM sink_configs c WHERE c.name = s.name AND c.tenant_id IS NOT NULL;
+  UPDATE dead_letters d SET sink = c.tenant_id || '/' || c.name
+    FROM sink_configs c WHERE c.name = d.sink AND c.tenant_id IS NOT NULL;
+  DELETE FROM leases l USING sink_configs c
+    WHERE l.name = 'sink:' || c.name AND c.tenant_id IS NOT NULL;
+  UPDATE sink_configs SET name = tenant_id || '/' || name WHERE tenant_id IS NOT NULL;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

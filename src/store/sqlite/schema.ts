@@ -115,6 +115,21 @@ const MIGRATIONS: string[] = [
   -- node that does finds it here (the same column as in PostgreSQL).
   ALTER TABLE dead_letters ADD COLUMN redrive_requested_at TEXT;
   `,
+  `
+  -- Sink names are scoped per tenant: a tenant-bound admin's sink is kept
+  -- under the key <tenant>/<name> (settings, cursor, dead letters, lease),
+  -- so two tenants may use one name and neither learns of the other's.
+  UPDATE sink_states SET name = (
+    SELECT c.tenant_id || '/' || c.name FROM sink_configs c WHERE c.name = sink_states.name
+  ) WHERE name IN (SELECT name FROM sink_configs WHERE tenant_id IS NOT NULL);
+  UPDATE dead_letters SET sink = (
+    SELECT c.tenant_id || '/' || c.name FROM sink_configs c WHERE c.name = dead_letters.sink
+  ) WHERE sink IN (SELECT name FROM sink_configs WHERE tenant_id IS NOT NULL);
+  DELETE FROM leases WHERE name IN (
+    SELECT 'sink:' || name FROM sink_configs WHERE tenant_id IS NOT NULL
+  );
+  UPDATE sink_configs SET name = tenant_id || '/' || name WHERE tenant_id IS NOT NULL;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -31,8 +31,10 @@ function clock(start = T0) {
 function context(dataDir: string, now: () => number, warnings: string[] = []): SinkContext {
   return {
     name: 'audit-file',
+    owner: { source: 'config', tenantId: null },
     format: 'json',
     dataDir,
+    allowedPrivateNetworks: [],
     now,
     log: { info: () => undefined, warn: (msg) => warnings.push(msg) },
   };

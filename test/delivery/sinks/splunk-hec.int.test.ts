@@ -145,8 +145,10 @@ async function createSink(raw: Record<string, unknown>): Promise<Sink> {
   const options = z.object(splunkHecSink.options).parse(raw) as SplunkHecOptions;
   return splunkHecSink.create(options, {
     name: 'test-hec',
+    owner: { source: 'config', tenantId: null },
     format: 'splunk_hec',
     dataDir: tmpdir(),
+    allowedPrivateNetworks: [],
     now: Date.now,
     log: { info() {}, warn() {} },
   });

@@ -38,8 +38,10 @@ const HOST = 'tw-test-host';
 
 const ctx: SinkContext = {
   name: 'siem',
+  owner: { source: 'config', tenantId: null },
   format: 'json',
   dataDir: '/nonexistent',
+  allowedPrivateNetworks: [],
   now: () => Date.now(),
   log: { info() {}, warn() {} },
 };

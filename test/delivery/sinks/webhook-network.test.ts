@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { isForbiddenAddress } from '../../../src/delivery/sinks/network-guard.js';
+import { cidrProblem, isForbiddenAddress, networkGuard } from '../../../src/delivery/sinks/network-guard.js';
 import { createWebhookSink, newSecret, startReceiver, testBatch } from '../../helpers/webhook-receiver.js';
 
 const FORBIDDEN = [
@@ -131,5 +131,42 @@ test('an IPv6 literal target in a private range is refused', async () => {
     assert.match((outcome as { reason: string }).reason, /private range/);
   } finally {
     await sink.close();
+  }
+});
+
+test('allowed_private_networks lets exactly the listed networks through, IPv4-mapped IPv6 included', () => {
+  const guard = networkGuard({ allowPrivate: false, allowed: ['127.0.0.1/32', 'fd00:1::/32'] });
+  assert.equal(guard.forbidden('127.0.0.1'), false);
+  assert.equal(guard.forbidden('::ffff:127.0.0.1'), false);
+  assert.equal(guard.forbidden('127.0.0.2'), true);
+  assert.equal(guard.forbidden('10.0.0.1'), true);
+  assert.equal(guard.forbidden('169.254.169.254'), true);
+  assert.equal(guard.forbidden('fd00:1::5'), false);
+  assert.equal(guard.forbidden('fd00:2::5'), true);
+  assert.equal(guard.forbidden('203.0.113.7'), false);
+  assert.throws(() => guard.checkLiteral('[::1]'), /private range/);
+  assert.equal(cidrProblem('10.0.0.0/8'), null);
+  assert.match(cidrProblem('10.0.0.0') ?? '', /expected a network/);
+  assert.match(cidrProblem('10.0.0.0/33') ?? '', /too long/);
+  assert.match(cidrProblem('example.com/8') ?? '', /expected a network/);
+});
+
+test("a tenant-bound admin's sink is guarded even when its stored settings say allow_private_networks: true", async () => {
+  const receiver = await startReceiver();
+  const sink = await createWebhookSink(
+    { url: receiver.url, allow_private_networks: true },
+    { owner: { source: 'api', tenantId: 'acme' } },
+  );
+  try {
+    const outcome = await sink.deliver(testBatch(), new AbortController().signal);
+    assert.equal(outcome.kind, 'permanent');
+    assert.match(
+      (outcome as { reason: string }).reason,
+      /tenant-bound admin's sink reaches public addresses only/,
+    );
+    assert.equal(receiver.connections(), 0);
+  } finally {
+    await sink.close();
+    await receiver.close();
   }
 });

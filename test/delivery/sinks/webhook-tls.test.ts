@@ -129,3 +129,31 @@ test('unreadable TLS files and TLS options on an http URL are configuration erro
     /tls options need an https:\/\/ url/,
   );
 });
+
+test("a tenant-bound admin's sink gives its CA, certificate and key inline; a *_file is refused even if stored", async () => {
+  const secret = newSecret();
+  const receiver = await mtlsReceiver(secret);
+  const tenant = {
+    owner: { source: 'api' as const, tenantId: 'acme' },
+    allowedPrivateNetworks: ['127.0.0.1/32'],
+  };
+  const sink = await createWebhookSink(
+    {
+      url: receiver.url,
+      secret,
+      tls: { ca: read('ca.pem'), cert: read('client.pem'), key: read('client.key') },
+    },
+    tenant,
+  );
+  try {
+    assert.deepEqual(await sink.deliver(testBatch(2), new AbortController().signal), { kind: 'ok' });
+    assert.ok(receiver.requests[0]?.verified, receiver.requests[0]?.verifyError);
+  } finally {
+    await sink.close();
+    await receiver.close();
+  }
+  await assert.rejects(
+    createWebhookSink({ url: 'https://127.0.0.1:1/hook', tls: { ca_file: file('ca.pem') } }, tenant),
+    (err: unknown) => err instanceof TrailwardenError && err.code === 'TW_ERR_FORBIDDEN',
+  );
+});

@@ -349,7 +349,9 @@ test('options are validated with messages that say what to fix', () => {
   assert.match(message({ url, secret: 'not-a-secret' }), /whsec_/);
   assert.match(message({ url, secret: 'whsec_c2hvcnQ=' }), /24-64 bytes, got 5/);
   assert.match(message({ url, secret: [] }), /at least one/);
-  assert.match(message({ url, tls: { cert_file: '/x.pem' } }), /cert_file and key_file together/);
+  assert.match(message({ url, tls: { cert_file: '/x.pem' } }), /client certificate and its key together/);
+  assert.match(message({ url, tls: { ca: 'x', ca_file: '/x.pem' } }), /give ca or ca_file, not both/);
+  assert.match(message({ url, tls: { key: 'not a key' } }), /expected a PEM private key/);
   assert.match(message({ url, tls: { ca_fil: '/x.pem' } }), /ca_fil/);
   const parsed = schema.parse({ url });
   assert.deepEqual(parsed, {
@@ -361,5 +363,5 @@ test('options are validated with messages that say what to fix', () => {
     allow_private_networks: false,
     max_connections: 4,
   });
-  assert.deepEqual(webhookSink.secretFields, ['secret', 'headers']);
+  assert.deepEqual(webhookSink.secretFields, ['secret', 'headers', 'tls.key']);
 });
