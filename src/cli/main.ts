@@ -3,6 +3,7 @@ import { isTrailwardenError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { registerExportCommand } from './export.js';
 import { registerKeysCommand } from './keys.js';
+import { registerSecretsCommand } from './secrets.js';
 import { registerSendCommand } from './send.js';
 import { registerServeCommand } from './serve.js';
 import { registerSinksCommand } from './sinks.js';
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerTailCommand(program);
   registerExportCommand(program);
   registerSinksCommand(program);
+  registerSecretsCommand(program);
   return program;
 }
 

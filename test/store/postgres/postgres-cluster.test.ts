@@ -439,6 +439,38 @@ describe('PostgreSQL store: several nodes on one database', { skip }, () => {
     assert.equal(Number(left!.n), 0);
   });
 
+  test("a tenant's stored sink moves under its <tenant>/<name> key with its cursor and dead letters (migration 13)", async () => {
+    const url = await cluster.createDatabase();
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      await migrate(c as unknown as pg.PoolClient, 12);
+      const now = '2026-01-01T00:00:00.000Z';
+      for (const [name, tenant] of [
+        ['siem', 'acme'],
+        ['ops', null],
+      ] as const) {
+        await c.query(
+          'INSERT INTO sink_configs (name, config, tenant_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)',
+          [name, JSON.stringify({ name, type: 'webhook', url: 'https://x.example/h' }), tenant, now],
+        );
+        await c.query('INSERT INTO sink_states (name, cursor, updated_at) VALUES ($1, 7, $2)', [name, now]);
+        await c.query(
+          `INSERT INTO dead_letters (sink, seq, event_id, reason, attempts, parked_at, last_attempt_at)
+           VALUES ($1, 3, 'evt_3', 'HTTP 400', 1, $2, $2)`,
+          [name, now],
+        );
+      }
+      await migrate(c as unknown as pg.PoolClient);
+      const names = async (q: string) => (await c.query<{ n: string }>(q)).rows.map((r) => r.n).sort();
+      assert.deepEqual(await names('SELECT name AS n FROM sink_configs'), ['acme/siem', 'ops']);
+      assert.deepEqual(await names('SELECT name AS n FROM sink_states'), ['acme/siem', 'ops']);
+      assert.deepEqual(await names('SELECT sink AS n FROM dead_letters'), ['acme/siem', 'ops']);
+    } finally {
+      await c.end();
+    }
+  });
+
   test('pending batches are compressed with lz4 where the server has it (migration 8)', async () => {
     const url = await cluster.createDatabase();
     const c = new pg.Client({ connectionString: url });

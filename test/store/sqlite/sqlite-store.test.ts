@@ -65,3 +65,44 @@ test('the tree keeps inner nodes from level 3 up; a file that also holds lower o
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a tenant's stored sink moves under its <tenant>/<name> key with its cursor and dead letters (migration 5)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tw-sqlite-'));
+  try {
+    const file = join(dir, 'trailwarden.db');
+    await (await SqliteStore.open(file)).close();
+    const db = new BetterSqlite3(file);
+    try {
+      // The file as schema 4 left it: tenant sinks kept under their bare name.
+      db.pragma('user_version = 4');
+      const now = '2026-01-01T00:00:00.000Z';
+      for (const [name, tenant] of [
+        ['siem', 'acme'],
+        ['ops', null],
+      ] as const) {
+        db.prepare('INSERT INTO sink_configs VALUES (?, ?, ?, ?, ?)').run(name, '{}', tenant, now, now);
+        db.prepare('INSERT INTO sink_states (name, cursor, updated_at) VALUES (?, 7, ?)').run(name, now);
+        db.prepare(
+          `INSERT INTO dead_letters (sink, seq, event_id, reason, attempts, parked_at, last_attempt_at)
+           VALUES (?, 3, 'evt_3', 'HTTP 400', 1, ?, ?)`,
+        ).run(name, now, now);
+      }
+    } finally {
+      db.close();
+    }
+    const store = await SqliteStore.open(file);
+    try {
+      assert.deepEqual((await store.delivery.listSinkConfigs()).map((r) => r.name).sort(), [
+        'acme/siem',
+        'ops',
+      ]);
+      assert.equal((await store.delivery.getSinkState('acme/siem'))?.cursor, 7);
+      assert.equal(await store.delivery.countDeadLetters('acme/siem'), 1);
+      assert.equal(await store.delivery.countDeadLetters('ops'), 1);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
