@@ -59,6 +59,8 @@ export interface EngineOptions {
   nodeId: string;
   /** `cluster.lease_ms`: a sink's lease lasts this long unless renewed (every third of it). */
   leaseMs: number;
+  /** `file_sink_root`: the only folder API-created file sinks may write under (absent or `null`: none may). */
+  fileRoot?: string | null;
 }
 
 /** The system actor of events the engine records (alerts). */
@@ -153,6 +155,8 @@ export class DeliveryEngine {
   }
 
   async start(): Promise<void> {
+    // Every config-file sink is checked before any starts: a misplaced one fails the start as a whole.
+    for (const { config } of this.opts.configSinks) this.checkPlacement(config, 'config', null);
     for (const { config, raw } of this.opts.configSinks) {
       await this.add(config, raw, 'config', null, null);
     }
@@ -218,7 +222,10 @@ export class DeliveryEngine {
     if (this.unusable.get(rec.name) === rec.updatedAt) return;
     const raw = JSON.parse(rec.config) as Record<string, unknown>;
     try {
-      await this.add(parseSinkConfig(raw, this.opts.env), raw, 'api', rec.tenantId, rec.updatedAt);
+      const config = parseSinkConfig(raw, this.opts.env);
+      // Also for sinks an earlier version stored: one that breaks today's rules does not start.
+      this.checkPlacement(config, 'api', rec.tenantId);
+      await this.add(config, raw, 'api', rec.tenantId, rec.updatedAt);
       this.unusable.delete(rec.name);
     } catch (err) {
       this.unusable.set(rec.name, rec.updatedAt);
@@ -243,6 +250,27 @@ export class DeliveryEngine {
     for (const rec of records) if (!this.sinks.has(rec.name)) await this.addStored(rec);
   }
 
+  /**
+   * Refuses a sink whose kind finds fault with where it would act (a file
+   * sink outside `file_sink_root` or inside the data folder): a 422 through
+   * the API, a failed start for the config file.
+   */
+  private checkPlacement(config: SinkConfig, source: SinkSource, tenantId: string | null): void {
+    const problems =
+      SINKS[config.type]?.placementProblems?.(config, {
+        owner: { source, tenantId },
+        fileRoot: this.opts.fileRoot ?? null,
+        dataDir: this.opts.dataDir,
+      }) ?? [];
+    if (problems.length === 0) return;
+    const text = problems.map((p) => `${p.path}: ${p.message}`).join('; ');
+    throw source === 'config'
+      ? new TrailwardenError('TW_ERR_CONFIG', `sink ${config.name} in the config file: ${text}`, { problems })
+      : new TrailwardenError('TW_ERR_INVALID_SINK', `the sink configuration is invalid: ${text}`, {
+          problems,
+        });
+  }
+
   private async add(
     config: SinkConfig,
     raw: Record<string, unknown>,
@@ -263,6 +291,8 @@ export class DeliveryEngine {
       nodeId: this.opts.nodeId,
       leaseMs: this.opts.leaseMs,
       dataDir: this.opts.dataDir,
+      owner: { source, tenantId },
+      fileRoot: this.opts.fileRoot ?? null,
       now: this.now,
       log: this.opts.log,
       onProgress: (upTo, parked) => this.emit.progress(config.name, upTo, parked),
@@ -342,6 +372,7 @@ export class DeliveryEngine {
           `a sink named ${config.name} exists; choose another name or PATCH it`,
         );
       }
+      this.checkPlacement(config, 'api', tenantId);
       const now = new Date(this.now()).toISOString();
       const rec: SinkConfigRecord = {
         name: config.name,
@@ -367,6 +398,7 @@ export class DeliveryEngine {
         );
       }
       const config = parseSinkConfig({ ...raw, name }, this.opts.env);
+      this.checkPlacement(config, 'api', e.tenantId);
       const changed = [...new Set([...Object.keys(raw), ...Object.keys(e.raw)])].filter(
         (k) => JSON.stringify(raw[k]) !== JSON.stringify(e.raw[k]),
       );

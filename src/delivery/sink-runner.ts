@@ -13,6 +13,10 @@ export interface RunnerDeps {
   nodeId: string;
   leaseMs: number;
   dataDir: string;
+  /** Who set the sink up (the config file, or an admin through the API). */
+  owner: SinkContext['owner'];
+  /** `file_sink_root`, or `null`. */
+  fileRoot: string | null;
   now: () => number;
   log: SinkContext['log'];
   onProgress: WorkerDeps['onProgress'];
@@ -75,6 +79,8 @@ export class SinkRunner {
       name: config.name,
       format: config.format,
       dataDir: deps.dataDir,
+      owner: deps.owner,
+      fileRoot: deps.fileRoot,
       now: deps.now,
       log: deps.log,
     });

@@ -201,6 +201,8 @@ export async function createWebhookSink(
     name: 'test-webhook',
     format: 'json',
     dataDir: tmpdir(),
+    owner: { source: 'config', tenantId: null },
+    fileRoot: null,
     now: Date.now,
     log: { info() {}, warn() {} },
     ...ctx,

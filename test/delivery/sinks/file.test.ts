@@ -33,6 +33,8 @@ function context(dataDir: string, now: () => number, warnings: string[] = []): S
     name: 'audit-file',
     format: 'json',
     dataDir,
+    owner: { source: 'config', tenantId: null },
+    fileRoot: null,
     now,
     log: { info: () => undefined, warn: (msg) => warnings.push(msg) },
   };

@@ -147,6 +147,8 @@ async function createSink(raw: Record<string, unknown>): Promise<Sink> {
     name: 'test-hec',
     format: 'splunk_hec',
     dataDir: tmpdir(),
+    owner: { source: 'config', tenantId: null },
+    fileRoot: null,
     now: Date.now,
     log: { info() {}, warn() {} },
   });

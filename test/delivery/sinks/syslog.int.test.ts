@@ -40,6 +40,8 @@ const ctx: SinkContext = {
   name: 'siem',
   format: 'json',
   dataDir: '/nonexistent',
+  owner: { source: 'config', tenantId: null },
+  fileRoot: null,
   now: () => Date.now(),
   log: { info() {}, warn() {} },
 };
