@@ -2,7 +2,8 @@ import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { type DeliveryOutcome, ok, permanent, retry, type SinkDefinition } from '../sink.js';
+import { type DeliveryOutcome, disable, ok, permanent, retry, type SinkDefinition } from '../sink.js';
+import { RefusedFileError } from './rolled-file-manifest.js';
 import { DEFAULT_FILE_PATTERN, filePatternProblem } from './rolled-file-names.js';
 import { RollingFileWriter } from './rolling-file.js';
 
@@ -81,6 +82,8 @@ const hasLineBreak = (text: string): boolean => text.includes('\n') || text.incl
 const PERMANENT_CODES = new Set(['EISDIR']);
 
 function outcomeOf(err: unknown, path: string): DeliveryOutcome {
+  // Not ours to touch: stop, keeping the events in the log, until an operator fixes it and resumes.
+  if (err instanceof RefusedFileError) return disable(err.message);
   const e = err as NodeJS.ErrnoException;
   const reason = `cannot write ${path}: ${e.code ?? 'error'}: ${e.message}`;
   return e.code && PERMANENT_CODES.has(e.code) ? permanent(reason) : retry(reason);
@@ -116,6 +119,9 @@ export const fileSink: SinkDefinition<FileOptions> = {
       mode: options.mode,
       now: ctx.now,
       log: ctx.log,
+      owner: { sink: ctx.name, tenantId: ctx.owner.tenantId },
+      foreignFiles: ctx.owner.source === 'config' ? 'adopt' : 'refuse',
+      confine: () => null,
     });
     try {
       await writer.start();
