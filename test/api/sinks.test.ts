@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { rawEvent, type TestApp, testApp } from '../helpers/app.js';
@@ -9,14 +10,20 @@ const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 describe('/v1/sinks', () => {
   let t: TestApp;
   let acmeAdmin: string;
+  /** file_sink_root: where API-created file sinks write. */
+  const fileRoot = mkdtempSync(join(tmpdir(), 'tw-sinks-root-'));
   before(async () => {
     t = await testApp({
       audit_reads: false,
+      file_sink_root: fileRoot,
       sinks: [{ name: 'from-file', type: 'stdout', enabled: false }],
     });
     acmeAdmin = await t.key('admin', 'acme');
   });
-  after(() => t.close());
+  after(async () => {
+    await t.close();
+    rmSync(fileRoot, { recursive: true, force: true });
+  });
 
   const call = (
     method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
@@ -134,7 +141,7 @@ describe('/v1/sinks', () => {
       if (status.lag_events === 0) break;
       await new Promise((r) => setTimeout(r, 20));
     }
-    lines = readFileSync(join(t.dataDir, 'acme/audit.log'), 'utf8').trim().split('\n');
+    lines = readFileSync(join(fileRoot, 'acme/audit.log'), 'utf8').trim().split('\n');
     const ids = lines.map((l) => JSON.parse(l).event_id);
     assert.ok(ids.includes('evt_acme'));
     assert.ok(!ids.includes('evt_globex'));

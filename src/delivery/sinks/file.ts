@@ -1,8 +1,10 @@
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname } from 'node:path';
 import { z } from 'zod';
+import { TrailwardenError } from '../../errors.js';
 import { type DeliveryOutcome, disable, ok, permanent, retry, type SinkDefinition } from '../sink.js';
+import { confinementProblem, placeFile, placementProblemsOf } from './file-placement.js';
 import { RefusedFileError } from './rolled-file-manifest.js';
 import { DEFAULT_FILE_PATTERN, filePatternProblem } from './rolled-file-names.js';
 import { RollingFileWriter } from './rolling-file.js';
@@ -104,8 +106,22 @@ export const fileSink: SinkDefinition<FileOptions> = {
   secretFields: [],
   retryDefault: 'streaming',
   batchDefault: { max_events: 1000, max_bytes: 4 * MIB, max_wait_ms: 0 },
+  placementProblems: placementProblemsOf,
   async create(options, ctx) {
-    const path = resolve(ctx.dataDir, options.path);
+    const { placed, problems } = placeFile(options, {
+      owner: ctx.owner,
+      fileRoot: ctx.fileRoot,
+      dataDir: ctx.dataDir,
+    });
+    if (placed === null) {
+      // The engine checked before storing the sink; this holds for sinks stored by an earlier version.
+      throw new TrailwardenError(
+        'TW_ERR_INVALID_SINK',
+        `sink ${ctx.name} cannot write there: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`,
+        { problems },
+      );
+    }
+    const { path, confinement } = placed;
     const writer = new RollingFileWriter({
       path,
       daily: options.rotate.daily,
@@ -121,7 +137,7 @@ export const fileSink: SinkDefinition<FileOptions> = {
       log: ctx.log,
       owner: { sink: ctx.name, tenantId: ctx.owner.tenantId },
       foreignFiles: ctx.owner.source === 'config' ? 'adopt' : 'refuse',
-      confine: () => null,
+      confine: (dir) => confinementProblem(dir, confinement),
     });
     try {
       await writer.start();

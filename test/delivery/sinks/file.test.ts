@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import type { DeliveryBatch, Sink, SinkContext } from '../../../src/delivery/sink.js';
 import { type FileOptions, fileOptionsSchema, fileSink } from '../../../src/delivery/sinks/file.js';
@@ -28,7 +28,13 @@ function clock(start = T0) {
   return c;
 }
 
-function context(dataDir: string, now: () => number, warnings: string[] = []): SinkContext {
+/** A data folder apart from every folder the sinks write in. */
+let dataDir: string;
+before(async () => {
+  dataDir = await tempDir();
+});
+
+function context(now: () => number, warnings: string[] = []): SinkContext {
   return {
     name: 'audit-file',
     format: 'json',
@@ -40,9 +46,10 @@ function context(dataDir: string, now: () => number, warnings: string[] = []): S
   };
 }
 
-async function makeSink(dataDir: string, options: Record<string, unknown>, now: () => number): Promise<Sink> {
-  const parsed: FileOptions = schema.parse(options);
-  return fileSink.create(parsed, context(dataDir, now));
+/** A sink from the config file writing `options.path` inside `dir`. */
+async function makeSink(dir: string, options: { path: string } & Record<string, unknown>, now: () => number) {
+  const parsed: FileOptions = schema.parse({ ...options, path: join(dir, options.path) });
+  return fileSink.create(parsed, context(now));
 }
 
 /** The files a shipper would see: the sink's manifest (a dotfile) left out. */
