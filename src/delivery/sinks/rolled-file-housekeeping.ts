@@ -7,12 +7,12 @@ import {
   CREATE_NEW,
   type FileId,
   fsyncDir,
-  idOf,
   linkNoReplace,
   lstatOrNull,
   type RolledFileManifest,
   type RotatedEntry,
   sameFile,
+  sealedIdOf,
 } from './rolled-file-manifest.js';
 import { codeOf } from './rolled-file-names.js';
 
@@ -31,7 +31,7 @@ export interface HousekeepingOptions {
  * time; a request during a pass runs one more pass after it.
  *
  * Acts only on the rotated files the manifest lists (the ones the writer
- * made), each checked to be still the same file (device and inode) before
+ * made), each checked to be still the same file (see `FileId`) before
  * it is read or deleted; a file that merely matches the naming pattern is
  * never touched, and a name already taken is never replaced.
  */
@@ -109,7 +109,9 @@ export class RotatedFileHousekeeper {
     const tmp = await lstatOrNull(paths.tmp);
     if (e.compressing && tmp !== null) {
       // Set just before the .gz.tmp was created, so it is ours; a link of it under .gz is its published copy.
-      if (gz === null && tmp.isFile() && sameFile(await lstatOrNull(paths.gz), idOf(tmp))) gz = idOf(tmp);
+      if (gz === null && tmp.isFile() && sameFile(await lstatOrNull(paths.gz), sealedIdOf(tmp))) {
+        gz = sealedIdOf(tmp);
+      }
       await unlink(paths.tmp);
     } else if (gz !== null && tmp !== null && sameFile(tmp, gz)) {
       await unlink(paths.tmp);
@@ -167,7 +169,6 @@ export class RotatedFileHousekeeper {
       let gz: FileId;
       try {
         try {
-          gz = idOf(await out.stat());
           // Streams on the descriptors (not FileHandle streams, whose handles would not close while they exist).
           await pipeline(
             createReadStream(paths.plain, { fd: src.fd, autoClose: false, start: 0 }),
@@ -175,6 +176,7 @@ export class RotatedFileHousekeeper {
             createWriteStream(paths.tmp, { fd: out.fd, autoClose: false }),
           );
           await out.sync();
+          gz = sealedIdOf(await out.stat());
         } finally {
           await out.close();
         }

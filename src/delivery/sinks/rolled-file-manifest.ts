@@ -20,16 +20,36 @@ export const manifestPathOf = (activePath: string): string =>
 export const OPEN_EXISTING = constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW;
 export const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
-/** A file's identity: the same device and inode is the same file, whatever its name now. */
+/**
+ * A file's identity as a manifest keeps it: its inode number and, for a
+ * rotated file (which never changes again), its size and modification time,
+ * so that an inode number the file system hands to a new file is not taken
+ * for it. Device numbers are left out: they may change across reboots
+ * (device-mapper, overlay file systems) while the files stay, and the files
+ * a sink looks up under one folder are on one file system.
+ */
 export interface FileId {
-  dev: number;
   ino: number;
+  size?: number | undefined;
+  mtime_ms?: number | undefined;
 }
 
-export const idOf = (st: Pick<Stats, 'dev' | 'ino'>): FileId => ({ dev: st.dev, ino: st.ino });
+/** The identity of a file that still changes (the active file). */
+export const idOf = (st: Pick<Stats, 'ino'>): FileId => ({ ino: st.ino });
 
-export const sameFile = (st: Pick<Stats, 'dev' | 'ino'> | null, id: FileId | null): boolean =>
-  st !== null && id !== null && st.dev === id.dev && st.ino === id.ino;
+/** The identity of a file that no longer changes (a rotated file, a finished `.gz`). */
+export const sealedIdOf = (st: Pick<Stats, 'ino' | 'size' | 'mtimeMs'>): FileId => ({
+  ino: st.ino,
+  size: st.size,
+  mtime_ms: st.mtimeMs,
+});
+
+/** Whether `st` is the file `id` names. */
+export const sameFile = (st: Pick<Stats, 'ino' | 'size' | 'mtimeMs'> | null, id: FileId | null): boolean =>
+  st !== null &&
+  id !== null &&
+  st.ino === id.ino &&
+  (id.size === undefined || (st.size === id.size && st.mtimeMs === id.mtime_ms));
 
 /** `lstat`, or `null` when nothing has that name. */
 export async function lstatOrNull(path: string): Promise<Stats | null> {
@@ -87,7 +107,11 @@ export class RefusedFileError extends Error {
   }
 }
 
-const fileId = z.strictObject({ dev: z.number().int().min(0), ino: z.number().int().min(0) });
+const fileId = z.strictObject({
+  ino: z.number().int().min(0),
+  size: z.number().int().min(0).optional(),
+  mtime_ms: z.number().min(0).optional(),
+});
 
 const rotatedEntry = z.strictObject({
   /** Path relative to the active file's folder, without `.gz`. */

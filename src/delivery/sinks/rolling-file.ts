@@ -13,6 +13,7 @@ import {
   RefusedFileError,
   RolledFileManifest,
   sameFile,
+  sealedIdOf,
 } from './rolled-file-manifest.js';
 import { codeOf, listRotated, parseFilePattern, type RotatedNaming, utcDay } from './rolled-file-names.js';
 
@@ -208,7 +209,7 @@ export class RollingFileWriter {
     const path = this.opts.path;
     if (this.fd) {
       const st = await lstatOrNull(path);
-      if (st !== null && sameFile(st, { dev: this.dev, ino: this.ino })) {
+      if (st !== null && st.ino === this.ino && st.dev === this.dev) {
         this.size = st.size;
         return this.fd;
       }
@@ -271,7 +272,7 @@ export class RollingFileWriter {
     const fd = await open(path, OPEN_EXISTING);
     try {
       const opened = await fd.stat();
-      if (!sameFile(opened, idOf(st))) {
+      if (opened.ino !== st.ino || opened.dev !== st.dev) {
         throw Object.assign(new Error(`${path} was replaced while it was being opened`), { code: 'EAGAIN' });
       }
       if (!sameFile(opened, manifest.active) || manifest.creatingActive) {
@@ -350,8 +351,8 @@ export class RollingFileWriter {
         file,
         date: e.date,
         index: e.index,
-        plain: e.plain === undefined ? null : idOf(e.plain),
-        gz: e.gz === undefined ? null : idOf(e.gz),
+        plain: e.plain === undefined ? null : sealedIdOf(e.plain),
+        gz: e.gz === undefined ? null : sealedIdOf(e.gz),
         // An unfinished .gz.tmp beside its plain file: a compression the earlier version did not finish.
         compressing: e.tmp && e.plain !== undefined,
       }));
@@ -372,7 +373,7 @@ export class RollingFileWriter {
    */
   private async finishRotation(manifest: RolledFileManifest): Promise<void> {
     const active = manifest.active;
-    const entry = manifest.rotated.find((e) => e.plain !== null && sameFile(e.plain, active));
+    const entry = manifest.rotated.find((e) => e.plain !== null && e.plain.ino === active?.ino);
     if (active === null || entry === undefined) return;
     const rotated = await lstatOrNull(join(dirname(this.opts.path), entry.file));
     if (rotated !== null && sameFile(rotated, active)) {
@@ -400,8 +401,10 @@ export class RollingFileWriter {
     if (this.opts.fsync !== 'never') await fd.sync();
     this.confine(this.naming.dir);
     await mkdir(this.naming.dir, { recursive: true });
-    const active = { dev: this.dev, ino: this.ino };
-    const { target, how } = await this.linkRotated(manifest, active, utcDay(this.lastWriteMs));
+    // Written and fsynced: the file no longer changes, so size and mtime join its identity.
+    const sealed = sealedIdOf(await fd.stat());
+    const active = idOf(sealed);
+    const { target, how } = await this.linkRotated(manifest, sealed, utcDay(this.lastWriteMs));
     // The manifest lists the rotated name, so a crash between the two steps is finished at the next start.
     if (how === 'linked') {
       const current = await lstatOrNull(this.opts.path);
@@ -424,7 +427,7 @@ export class RollingFileWriter {
    */
   private async linkRotated(
     manifest: RolledFileManifest,
-    active: FileId,
+    rotated: FileId,
     date: string,
   ): Promise<{ target: string; how: 'linked' | 'renamed' }> {
     for (let attempt = 1; ; attempt++) {
@@ -433,7 +436,7 @@ export class RollingFileWriter {
       const target = join(this.naming.dir, this.naming.name(date, index));
       const file = relative(dirname(this.opts.path), target);
       await manifest.update((m) => {
-        m.rotated.push({ file, date, index, plain: active, gz: null, compressing: false });
+        m.rotated.push({ file, date, index, plain: rotated, gz: null, compressing: false });
       });
       try {
         return { target, how: await linkNoReplace(this.opts.path, target) };

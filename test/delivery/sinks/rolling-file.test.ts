@@ -324,6 +324,34 @@ describe('rolling file writer: only its own files', () => {
     assert.deepEqual(await readdir(dir), []);
   });
 
+  test('a rotated file changed by someone else since the rotation is no longer the sink’s: never compressed or deleted', async () => {
+    const dir = await tempDir();
+    const warnings: string[] = [];
+    const first = writer(join(dir, 'audit.log'), { compress: false });
+    await first.w.start();
+    await first.w.append(Buffer.from('day 0\n'));
+    first.clock.t += DAY_MS;
+    await first.w.append(Buffer.from('day 1\n'));
+    await first.w.close();
+    // Same inode, other content: what an inode number reused for a new file looks like.
+    await writeFile(join(dir, 'audit.2026-03-15.1.log'), 'someone else’s now\n', { flag: 'a' });
+    const { w, clock } = writer(
+      join(dir, 'audit.log'),
+      { compress: true, maxHistory: 1, totalSizeCapBytes: 1 },
+      warnings,
+    );
+    clock.t = first.clock.t + DAY_MS;
+    await w.start();
+    await w.append(Buffer.from('day 2\n'));
+    await w.close();
+    assert.deepEqual(await listed(dir), ['audit.2026-03-15.1.log', 'audit.log'], 'its own 03-16 file pruned');
+    assert.equal(await readFile(join(dir, 'audit.2026-03-15.1.log'), 'utf8'), 'day 0\nsomeone else’s now\n');
+    assert.ok(
+      warnings.some((m) => /replaced by one this sink did not create/.test(m)),
+      warnings.join('; '),
+    );
+  });
+
   test('a crash between a rotation’s link and the removal of the active name is finished at the next start', async () => {
     const dir = await tempDir();
     const path = join(dir, 'audit.log');
