@@ -120,17 +120,13 @@ export class RollingFileWriter {
   /**
    * Opens the active file, rotating it first when it was last written on an
    * earlier day (the server was down over midnight), and tidies what a crash
-   * may have left among rotated files.
+   * may have left among rotated files (in the background).
    */
   async start(): Promise<void> {
-    try {
-      await this.serial(async () => {
-        await this.ensureOpen();
-        await this.rotateIfDue(this.opts.now(), 0);
-      });
-    } finally {
-      this.housekeeper?.schedule();
-    }
+    await this.serial(async () => {
+      await this.ensureOpen();
+      await this.rotateIfDue(this.opts.now(), 0);
+    });
   }
 
   /** Appends `data` in one write (rotating first when due); resolves once written (and fsynced per policy). */
@@ -326,6 +322,8 @@ export class RollingFileWriter {
     await this.finishRotation(manifest);
     this.manifest = manifest;
     this.housekeeper = new RotatedFileHousekeeper(dirname(this.opts.path), manifest, this.opts);
+    // What a crash left is tidied as soon as the files are known to be ours, whether or not the open succeeds.
+    this.housekeeper.schedule();
     return manifest;
   }
 

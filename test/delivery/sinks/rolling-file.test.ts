@@ -1,6 +1,17 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { link, mkdtemp, readdir, readFile, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  link,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -120,6 +131,18 @@ describe('rolling file writer', () => {
     ]);
     assert.equal(gunzipSync(await readFile(join(dir, 'audit.2026-03-10.1.log.gz'))).toString(), 'a\nb\n');
     assert.equal(gunzipSync(await readFile(join(dir, 'audit.2026-03-11.1.log.gz'))).toString(), 'c\n');
+  });
+
+  test('crash leftovers are tidied even while the active file cannot be opened', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'audit.2026-03-10.1.log'), 'a\n');
+    await writeFile(join(dir, 'audit.2026-03-10.1.log.gz.tmp'), gzipSync('a\n').subarray(0, 8));
+    await mkdir(join(dir, 'audit.log'));
+    const { w } = writer(join(dir, 'audit.log'));
+    await assert.rejects(w.start(), /EISDIR/);
+    await w.close();
+    assert.deepEqual(await listed(dir), ['audit.2026-03-10.1.log.gz', 'audit.log']);
+    assert.equal(gunzipSync(await readFile(join(dir, 'audit.2026-03-10.1.log.gz'))).toString(), 'a\n');
   });
 
   test('a new index is taken after the highest one of that date, compressed or not', async () => {
