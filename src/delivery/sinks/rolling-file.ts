@@ -16,6 +16,7 @@ import {
   sealedIdOf,
 } from './rolled-file-manifest.js';
 import { codeOf, listRotated, parseFilePattern, type RotatedNaming, utcDay } from './rolled-file-names.js';
+import { adoptEarlierRotated, finishInterruptedRotation } from './rolled-file-recovery.js';
 
 /** When the active file is flushed to disk. */
 export type FsyncPolicy = 'every_batch' | 'interval' | 'never';
@@ -309,80 +310,30 @@ export class RollingFileWriter {
     }
     throw new RefusedFileError(
       `${path} was not created by this sink (its manifest ${manifest.path} records another file); ` +
-        'move it away, or delete the manifest to let this config-file sink take the files over, then resume the sink',
+        'move it away and resume the sink (or delete the manifest and restart, to let this config-file sink take the files over)',
     );
   }
 
-  /** Loads the manifest once; finishes a rotation a crash interrupted; adopts an earlier version's files. */
+  /** Loads the manifest once; adopts an earlier version's files; finishes a rotation a crash interrupted. */
   private async loadManifest(): Promise<RolledFileManifest> {
     if (this.manifest !== null) return this.manifest;
     this.confine(dirname(this.opts.path));
     const manifest = await RolledFileManifest.load(this.opts.path, this.opts.owner, this.opts.mode);
-    if (manifest.fresh && this.opts.foreignFiles === 'adopt') await this.adoptRotated(manifest);
-    await this.finishRotation(manifest);
+    if (manifest.fresh && this.opts.foreignFiles === 'adopt') {
+      const files = await adoptEarlierRotated(manifest, this.naming, this.opts.path);
+      if (files > 0) {
+        this.opts.log.info('took over the rotated files of an earlier version', {
+          path: this.opts.path,
+          files,
+        });
+      }
+    }
+    await finishInterruptedRotation(manifest, this.opts.path);
     this.manifest = manifest;
     this.housekeeper = new RotatedFileHousekeeper(dirname(this.opts.path), manifest, this.opts);
     // What a crash left is tidied as soon as the files are known to be ours, whether or not the open succeeds.
     this.housekeeper.schedule();
     return manifest;
-  }
-
-  /** Records the rotated files an earlier version (without manifests) left, as if this writer had made them. */
-  private async adoptRotated(manifest: RolledFileManifest): Promise<void> {
-    const found = new Map<string, { date: string; index: number; plain?: Stats; gz?: Stats; tmp: boolean }>();
-    for (const f of await listRotated(this.naming)) {
-      const st = await lstatOrNull(join(this.naming.dir, f.name));
-      if (st === null || !st.isFile()) continue;
-      const file = relative(
-        dirname(this.opts.path),
-        join(this.naming.dir, f.name.replace(/\.gz(\.tmp)?$/, '')),
-      );
-      const entry = found.get(file) ?? { date: f.date, index: f.index, tmp: false };
-      if (f.state === 'plain') entry.plain = st;
-      else if (f.state === 'gz') entry.gz = st;
-      else entry.tmp = true;
-      found.set(file, entry);
-    }
-    const entries = [...found]
-      .filter(([, e]) => e.plain !== undefined || e.gz !== undefined)
-      .map(([file, e]) => ({
-        file,
-        date: e.date,
-        index: e.index,
-        plain: e.plain === undefined ? null : sealedIdOf(e.plain),
-        gz: e.gz === undefined ? null : sealedIdOf(e.gz),
-        // An unfinished .gz.tmp beside its plain file: a compression the earlier version did not finish.
-        compressing: e.tmp && e.plain !== undefined,
-      }));
-    if (entries.length === 0) return;
-    await manifest.update((m) => {
-      m.rotated.push(...entries);
-    });
-    this.opts.log.info('took over the rotated files of an earlier version', {
-      path: this.opts.path,
-      files: entries.length,
-    });
-  }
-
-  /**
-   * A crash between a rotation's hard link and the removal of the active
-   * name leaves the active file under both names; the manifest tells which
-   * half was done.
-   */
-  private async finishRotation(manifest: RolledFileManifest): Promise<void> {
-    const active = manifest.active;
-    const entry = manifest.rotated.find((e) => e.plain !== null && e.plain.ino === active?.ino);
-    if (active === null || entry === undefined) return;
-    const rotated = await lstatOrNull(join(dirname(this.opts.path), entry.file));
-    if (rotated !== null && sameFile(rotated, active)) {
-      const current = await lstatOrNull(this.opts.path);
-      if (current !== null && sameFile(current, active)) await unlink(this.opts.path);
-      await manifest.update((m) => {
-        m.active = null;
-      });
-    } else {
-      await manifest.updateEntry(entry.file, () => null);
-    }
   }
 
   private async rotateIfDue(now: number, incoming: number): Promise<void> {
