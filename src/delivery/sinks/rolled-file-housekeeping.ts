@@ -23,6 +23,7 @@ export interface HousekeepingOptions {
   totalSizeCapBytes: number | null;
   mode: number;
   log: { info(msg: string, extra?: object): void; warn(msg: string, extra?: object): void };
+  confine(dir: string): string | null;
 }
 
 /**
@@ -72,9 +73,9 @@ export class RotatedFileHousekeeper {
 
   /** Finishes what a crash interrupted, compresses, then applies max history and the size cap. */
   private async housekeep(): Promise<void> {
-    for (const e of this.manifest.rotated) await this.attempt('tidy', e.file, () => this.tidy(e));
+    for (const e of this.entries()) await this.attempt('tidy', e.file, () => this.tidy(e));
     if (this.opts.compress) {
-      for (const e of this.manifest.rotated) {
+      for (const e of this.entries()) {
         if (e.plain !== null && e.gz === null) await this.attempt('compress', e.file, () => this.compress(e));
       }
     }
@@ -90,6 +91,24 @@ export class RotatedFileHousekeeper {
       this.opts.log.warn(`housekeeping could not ${what}`, { dir: this.dir, file, error: String(err) });
       return false;
     }
+  }
+
+  /**
+   * The manifest's rotated files whose folder is within the sink's bounds:
+   * even a manifest edited by hand cannot lead housekeeping into the data
+   * folder (or out of file_sink_root).
+   */
+  private entries(): RotatedEntry[] {
+    return this.manifest.rotated.filter((e) => {
+      const problem = this.opts.confine(dirname(join(this.dir, e.file)));
+      if (problem !== null) {
+        this.opts.log.warn('a rotated file in the manifest is out of bounds; leaving it alone', {
+          file: e.file,
+          problem,
+        });
+      }
+      return problem === null;
+    });
   }
 
   private pathsOf(e: RotatedEntry) {
@@ -209,7 +228,7 @@ export class RotatedFileHousekeeper {
   private async prune(): Promise<void> {
     const { maxHistory, totalSizeCapBytes } = this.opts;
     if (maxHistory === null && totalSizeCapBytes === null) return;
-    let entries = this.manifest.rotated.filter((e) => !e.compressing);
+    let entries = this.entries().filter((e) => !e.compressing);
     const remove = (e: RotatedEntry) =>
       this.attempt('delete an old rotated file', e.file, async () => {
         const paths = this.pathsOf(e);

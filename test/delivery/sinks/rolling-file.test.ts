@@ -8,12 +8,13 @@ import {
   readFile,
   rename,
   rm,
+  stat,
   symlink,
   utimes,
   writeFile,
 } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { RefusedFileError } from '../../../src/delivery/sinks/rolled-file-manifest.js';
@@ -371,6 +372,45 @@ describe('rolling file writer: only its own files', () => {
     assert.equal(await readFile(join(dir, 'audit.2026-03-15.1.log'), 'utf8'), 'day 0\nsomeone else’s now\n');
     assert.ok(
       warnings.some((m) => /replaced by one this sink did not create/.test(m)),
+      warnings.join('; '),
+    );
+  });
+
+  test('a manifest edited to list a file in the data folder does not lead housekeeping there', async () => {
+    const dir = await tempDir();
+    const dataDir = await tempDir();
+    const wal = join(dataDir, 'trailwarden.db-wal');
+    await writeFile(wal, 'wal\n');
+    const confine = (d: string) => (d === dataDir ? `${d} is inside data_dir` : null);
+    const first = writer(join(dir, 'audit.log'), { confine });
+    await first.w.start();
+    await first.w.append(Buffer.from('day 0\n'));
+    await first.w.close();
+    const manifestPath = join(dir, '.audit.log.trailwarden-sink.json');
+    const manifest = JSON.parse(await readFile(manifestPath, 'utf8'));
+    const st = await stat(wal);
+    manifest.rotated.push({
+      file: relative(dir, wal),
+      date: '2026-03-01',
+      index: 1,
+      plain: { ino: st.ino, size: st.size, mtime_ms: st.mtimeMs },
+      gz: null,
+      compressing: false,
+    });
+    await writeFile(manifestPath, JSON.stringify(manifest));
+    const warnings: string[] = [];
+    const { w, clock } = writer(
+      join(dir, 'audit.log'),
+      { confine, maxHistory: 1, totalSizeCapBytes: 1 },
+      warnings,
+    );
+    clock.t += DAY_MS;
+    await w.start();
+    await w.append(Buffer.from('day 1\n'));
+    await w.close();
+    assert.equal(await readFile(wal, 'utf8'), 'wal\n');
+    assert.ok(
+      warnings.some((m) => /out of bounds/.test(m)),
       warnings.join('; '),
     );
   });
