@@ -122,6 +122,7 @@ export async function assemble(
       log: engineLog(logger),
       nodeId: nodeIdOf(config.cluster.node_id),
       leaseMs: config.cluster.lease_ms,
+      fileRoot: config.file_sink_root === null ? null : resolve(config.file_sink_root),
     });
     let ready = false;
     const ctx: AppContext = {

@@ -1,3 +1,4 @@
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { emitSchema, sinkConfigSchema } from '../delivery/sink-config.js';
 import { cidrProblem } from '../delivery/sinks/network-guard.js';
@@ -166,11 +167,30 @@ const streamSchema = z.strictObject({
   max_buffered_bytes: intBetween(64 * KIB, 100 * MIB).default(1 * MIB),
 });
 
+/** Whether `a` is `b` or lies below it (both absolute). */
+function within(a: string, b: string): boolean {
+  const rel = relative(b, a);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+}
+
+/**
+ * `file_sink_root`: the only folder file sinks created through the API may
+ * write under (`null`: none may), and where a config-file sink's relative
+ * `path` is taken from. Absolute; apart from `data_dir` (checked below).
+ */
+const fileSinkRootSchema = nonEmpty('an absolute folder path')
+  .refine((v) => isAbsolute(v), {
+    error: 'must be an absolute path, e.g. "/var/log/trailwarden/sinks"',
+  })
+  .nullable()
+  .default(null);
+
 /** The file as written, with defaults filled in. `prefault` runs the defaults of nested objects too. */
 export const fileConfigSchema = z
   .strictObject({
     listen: listenSchema.default('127.0.0.1:8080'),
     data_dir: nonEmpty('a directory path').default('./data'),
+    file_sink_root: fileSinkRootSchema,
     store: storeSchema.default('sqlite'),
     default_tenant: nonEmpty('a tenant id').default('default'),
     strict_actions: z.boolean({ error: 'expected true or false' }).default(false),
@@ -200,6 +220,20 @@ export const fileConfigSchema = z
       .default([]),
   })
   .superRefine((c, ctx) => {
+    if (c.file_sink_root !== null) {
+      // Lexical, at load; the engine checks the real paths (symbolic links) again before a sink writes.
+      const root = resolve(c.file_sink_root);
+      const dataDir = resolve(c.data_dir);
+      if (within(root, dataDir) || within(dataDir, root)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['file_sink_root'],
+          message:
+            `${root} ${within(root, dataDir) ? 'is inside' : 'contains'} data_dir (${dataDir}), ` +
+            'where the log, its WAL and the signing key live; choose a folder apart from it',
+        });
+      }
+    }
     const names = new Set<string>();
     c.sinks.forEach((sink, i) => {
       const name = (sink as { name: string }).name;

@@ -75,6 +75,8 @@ export interface EngineOptions {
   nodeId: string;
   /** `cluster.lease_ms`: a sink's lease lasts this long unless renewed (every third of it). */
   leaseMs: number;
+  /** `file_sink_root`: the only folder API-created file sinks may write under (absent or `null`: none may). */
+  fileRoot?: string | null;
 }
 
 /** The system actor of events the engine records (alerts). */
@@ -172,6 +174,8 @@ export class DeliveryEngine {
   }
 
   async start(): Promise<void> {
+    // Every config-file sink is checked before any starts: a misplaced one fails the start as a whole.
+    for (const { config } of this.opts.configSinks) this.checkPlacement(config, 'config', null);
     for (const { config, raw } of this.opts.configSinks) {
       await this.add(config, raw, 'config', null, null);
     }
@@ -274,6 +278,8 @@ export class DeliveryEngine {
       if (sinkKey({ name: config.name, tenantId: rec.tenantId }) !== rec.name) {
         throw new Error(`its stored key ${rec.name} does not match its name ${config.name}`);
       }
+      // Also for sinks an earlier version stored: one that breaks today's rules does not start.
+      this.checkPlacement(config, 'api', rec.tenantId);
       await this.add(config, raw, 'api', rec.tenantId, rec.updatedAt);
       this.unusable.delete(rec.name);
     } catch (err) {
@@ -297,6 +303,27 @@ export class DeliveryEngine {
       if (rec !== undefined) await this.addStored(rec);
     }
     for (const rec of records) if (!this.sinks.has(rec.name)) await this.addStored(rec);
+  }
+
+  /**
+   * Refuses a sink whose kind finds fault with where it would act (a file
+   * sink outside `file_sink_root` or inside the data folder): a 422 through
+   * the API, a failed start for the config file.
+   */
+  private checkPlacement(config: SinkConfig, source: SinkSource, tenantId: string | null): void {
+    const problems =
+      SINKS[config.type]?.placementProblems?.(config, {
+        owner: { source, tenantId },
+        fileRoot: this.opts.fileRoot ?? null,
+        dataDir: this.opts.dataDir,
+      }) ?? [];
+    if (problems.length === 0) return;
+    const text = problems.map((p) => `${p.path}: ${p.message}`).join('; ');
+    throw source === 'config'
+      ? new TrailwardenError('TW_ERR_CONFIG', `sink ${config.name} in the config file: ${text}`, { problems })
+      : new TrailwardenError('TW_ERR_INVALID_SINK', `the sink configuration is invalid: ${text}`, {
+          problems,
+        });
   }
 
   private async add(
@@ -323,6 +350,7 @@ export class DeliveryEngine {
       leaseMs: this.opts.leaseMs,
       dataDir: this.opts.dataDir,
       allowedPrivateNetworks: this.opts.allowedPrivateNetworks,
+      fileRoot: this.opts.fileRoot ?? null,
       now: this.now,
       log: this.opts.log,
       onProgress: (upTo, parked) => this.emit.progress(key, upTo, parked),
@@ -454,6 +482,7 @@ export class DeliveryEngine {
           `a sink named ${config.name} exists; choose another name or PATCH it`,
         );
       }
+      this.checkPlacement(config, 'api', tenantId);
       const now = new Date(this.now()).toISOString();
       const rec: SinkConfigRecord = {
         name: key,
@@ -482,6 +511,7 @@ export class DeliveryEngine {
       const next = { ...raw, name };
       const config = parseApiSink(next, e.tenantId);
       const stored = this.storedForm(next, e.key);
+      this.checkPlacement(config, 'api', e.tenantId);
       const changed = [...new Set([...Object.keys(raw), ...Object.keys(e.raw)])].filter(
         (k) => JSON.stringify(raw[k]) !== JSON.stringify(e.raw[k]),
       );

@@ -18,6 +18,8 @@ export interface RunnerDeps {
   leaseMs: number;
   dataDir: string;
   allowedPrivateNetworks: readonly string[];
+  /** `file_sink_root`, or `null`. */
+  fileRoot: string | null;
   now: () => number;
   log: SinkContext['log'];
   onProgress: WorkerDeps['onProgress'];
@@ -87,6 +89,7 @@ export class SinkRunner {
       format: config.format,
       dataDir: deps.dataDir,
       allowedPrivateNetworks: deps.allowedPrivateNetworks,
+      fileRoot: deps.fileRoot,
       now: deps.now,
       log: deps.log,
     });

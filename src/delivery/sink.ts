@@ -95,10 +95,15 @@ export interface SinkContext {
    * sinks held to public addresses may still reach.
    */
   allowedPrivateNetworks: readonly string[];
+  /** `file_sink_root`: the only folder API-created file sinks may write under (`null`: none may). */
+  fileRoot: string | null;
   /** Milliseconds since the epoch; tests replace it to control rotation. */
   now: () => number;
   log: { info(msg: string, extra?: object): void; warn(msg: string, extra?: object): void };
 }
+
+/** Where a sink would act, for {@link SinkDefinition.placementProblems}: the same facts its context gets. */
+export type SinkPlacement = { owner: SinkContext['owner']; fileRoot: string | null; dataDir: string };
 
 /** Which retry schedule a kind uses unless its config says otherwise. */
 export type RetryDefault = 'webhook' | 'streaming';
@@ -131,5 +136,13 @@ export interface SinkDefinition<Options extends Record<string, unknown> = Record
   batchDefault: BatchLimits;
   /** Limits the kind's options impose on batching (e.g. one event per request). */
   batchCap?(options: Options): Partial<BatchLimits>;
+  /**
+   * What is wrong with where the sink would act (a file sink's path outside
+   * `file_sink_root`, inside the data folder, through a symbolic link …), for
+   * options already validated. The engine asks before a sink is stored or
+   * started: problems refuse an API change (422 `TW_ERR_INVALID_SINK`) or the
+   * start with the config file (`TW_ERR_CONFIG`). `path` names the option.
+   */
+  placementProblems?(options: Options, placement: SinkPlacement): Array<{ path: string; message: string }>;
   create(options: Options, ctx: SinkContext): Sink | Promise<Sink>;
 }

@@ -30,6 +30,7 @@ describe('loadConfig', () => {
     assert.deepEqual(config, {
       listen: '127.0.0.1:8080',
       data_dir: './data',
+      file_sink_root: null,
       store: 'sqlite',
       default_tenant: 'default',
       strict_actions: false,

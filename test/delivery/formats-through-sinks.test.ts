@@ -4,7 +4,8 @@
  * the values hold.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { FORMAT_NAMES } from '../../src/delivery/formats/registry.js';
@@ -16,13 +17,15 @@ const HOSTILE = HOSTILE_STRINGS.filter((v) => !v.includes('\u0000') && v.length 
 
 describe('every format through the file sink', () => {
   let t: TestApp;
+  /** Where the sinks write: a folder of its own, outside the data folder. */
+  const out = mkdtempSync(join(tmpdir(), 'tw-formats-out-'));
   before(async () => {
     t = await testApp({
       audit_reads: false,
       sinks: FORMAT_NAMES.map((format) => ({
         name: `file-${format.replace('_', '-')}`,
         type: 'file',
-        path: `out/${format}.log`,
+        path: join(out, `${format}.log`),
         format,
         start_from: 'beginning',
         filter: { include_actions: ['user.*'] },
@@ -50,7 +53,10 @@ describe('every format through the file sink', () => {
     });
     assert.equal(res.statusCode, 201, res.body);
   });
-  after(() => t.close());
+  after(async () => {
+    await t.close();
+    rmSync(out, { recursive: true, force: true });
+  });
 
   for (const format of FORMAT_NAMES) {
     test(`${format}: one line per event, and the line names the event`, async () => {
@@ -59,7 +65,7 @@ describe('every format through the file sink', () => {
         if ((await t.parts.ctx.delivery.status(name, null)).lag_events === 0) break;
         await new Promise((r) => setTimeout(r, 20));
       }
-      const text = readFileSync(join(t.dataDir, 'out', `${format}.log`), 'utf8');
+      const text = readFileSync(join(out, `${format}.log`), 'utf8');
       const lines = text.split('\n');
       assert.equal(lines.pop(), '', 'the file ends with a newline');
       assert.equal(lines.length, HOSTILE.length);

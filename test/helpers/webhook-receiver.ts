@@ -203,6 +203,7 @@ export async function createWebhookSink(
     format: 'json',
     dataDir: tmpdir(),
     allowedPrivateNetworks: [],
+    fileRoot: null,
     now: Date.now,
     log: { info() {}, warn() {} },
     ...ctx,

@@ -1,8 +1,11 @@
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname } from 'node:path';
 import { z } from 'zod';
-import { type DeliveryOutcome, ok, permanent, retry, type SinkDefinition } from '../sink.js';
+import { TrailwardenError } from '../../errors.js';
+import { type DeliveryOutcome, disable, ok, permanent, retry, type SinkDefinition } from '../sink.js';
+import { confinementProblem, placeFile, placementProblemsOf } from './file-placement.js';
+import { RefusedFileError } from './rolled-file-manifest.js';
 import { DEFAULT_FILE_PATTERN, filePatternProblem } from './rolled-file-names.js';
 import { RollingFileWriter } from './rolling-file.js';
 
@@ -81,6 +84,8 @@ const hasLineBreak = (text: string): boolean => text.includes('\n') || text.incl
 const PERMANENT_CODES = new Set(['EISDIR']);
 
 function outcomeOf(err: unknown, path: string): DeliveryOutcome {
+  // Not ours to touch: stop, keeping the events in the log, until an operator fixes it and resumes.
+  if (err instanceof RefusedFileError) return disable(err.message);
   const e = err as NodeJS.ErrnoException;
   const reason = `cannot write ${path}: ${e.code ?? 'error'}: ${e.message}`;
   return e.code && PERMANENT_CODES.has(e.code) ? permanent(reason) : retry(reason);
@@ -102,8 +107,22 @@ export const fileSink: SinkDefinition<FileOptions> = {
   hostOnly: true,
   retryDefault: 'streaming',
   batchDefault: { max_events: 1000, max_bytes: 4 * MIB, max_wait_ms: 0 },
+  placementProblems: placementProblemsOf,
   async create(options, ctx) {
-    const path = resolve(ctx.dataDir, options.path);
+    const { placed, problems } = placeFile(options, {
+      owner: ctx.owner,
+      fileRoot: ctx.fileRoot,
+      dataDir: ctx.dataDir,
+    });
+    if (placed === null) {
+      // The engine checked before storing the sink; this holds for sinks stored by an earlier version.
+      throw new TrailwardenError(
+        'TW_ERR_INVALID_SINK',
+        `sink ${ctx.name} cannot write there: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`,
+        { problems },
+      );
+    }
+    const { path, confinement } = placed;
     const writer = new RollingFileWriter({
       path,
       daily: options.rotate.daily,
@@ -117,6 +136,9 @@ export const fileSink: SinkDefinition<FileOptions> = {
       mode: options.mode,
       now: ctx.now,
       log: ctx.log,
+      owner: { sink: ctx.name, tenantId: ctx.owner.tenantId },
+      foreignFiles: ctx.owner.source === 'config' ? 'adopt' : 'refuse',
+      confine: (dir) => confinementProblem(dir, confinement),
     });
     try {
       await writer.start();

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import type { DeliveryBatch, Sink, SinkContext } from '../../../src/delivery/sink.js';
 import { type FileOptions, fileOptionsSchema, fileSink } from '../../../src/delivery/sinks/file.js';
@@ -28,22 +28,33 @@ function clock(start = T0) {
   return c;
 }
 
-function context(dataDir: string, now: () => number, warnings: string[] = []): SinkContext {
+/** A data folder apart from every folder the sinks write in. */
+let dataDir: string;
+before(async () => {
+  dataDir = await tempDir();
+});
+
+function context(now: () => number, warnings: string[] = []): SinkContext {
   return {
     name: 'audit-file',
     owner: { source: 'config', tenantId: null },
     format: 'json',
     dataDir,
     allowedPrivateNetworks: [],
+    fileRoot: null,
     now,
     log: { info: () => undefined, warn: (msg) => warnings.push(msg) },
   };
 }
 
-async function makeSink(dataDir: string, options: Record<string, unknown>, now: () => number): Promise<Sink> {
-  const parsed: FileOptions = schema.parse(options);
-  return fileSink.create(parsed, context(dataDir, now));
+/** A sink from the config file writing `options.path` inside `dir`. */
+async function makeSink(dir: string, options: { path: string } & Record<string, unknown>, now: () => number) {
+  const parsed: FileOptions = schema.parse({ ...options, path: join(dir, options.path) });
+  return fileSink.create(parsed, context(now));
 }
+
+/** The files a shipper would see: the sink's manifest (a dotfile) left out. */
+const listed = async (dir: string) => (await readdir(dir)).filter((n) => !n.startsWith('.')).sort();
 
 let nextSeq = 1;
 /** A batch of events encoded with the json format, as the worker would hand them over. */
@@ -131,7 +142,7 @@ describe('file sink', () => {
     }
     await sink.close();
     const logs = join(dir, 'logs');
-    assert.deepEqual((await readdir(logs)).sort(), [
+    assert.deepEqual(await listed(logs), [
       'audit.2026-03-15.1.log.gz',
       'audit.2026-03-16.1.log.gz',
       'audit.2026-03-17.1.log.gz',
@@ -165,7 +176,7 @@ describe('file sink', () => {
     const big = batchOf(Array.from({ length: 6 }, (_, i) => ({ i, pad })));
     await deliverOk(sink, big);
     await sink.close();
-    assert.deepEqual((await readdir(dir)).sort(), [
+    assert.deepEqual(await listed(dir), [
       'audit.2026-03-15.1.log.gz',
       'audit.2026-03-15.2.log.gz',
       'audit.2026-03-15.3.log.gz',
@@ -195,11 +206,7 @@ describe('file sink', () => {
       c.t += DAY_MS;
     }
     await sink.close();
-    assert.deepEqual((await readdir(dir)).sort(), [
-      'audit.2026-03-18.1.log',
-      'audit.2026-03-19.1.log',
-      'audit.log',
-    ]);
+    assert.deepEqual(await listed(dir), ['audit.2026-03-18.1.log', 'audit.2026-03-19.1.log', 'audit.log']);
   });
 
   test('total_size_cap_bytes deletes the oldest rotated files until the rest fits', async () => {
@@ -216,7 +223,7 @@ describe('file sink', () => {
       c.t += DAY_MS;
     }
     await sink.close();
-    const names = (await readdir(dir)).sort();
+    const names = await listed(dir);
     assert.deepEqual(names, ['audit.2026-03-17.1.log', 'audit.2026-03-18.1.log', 'audit.log']);
     const sizes = await Promise.all(names.slice(0, 2).map(async (n) => (await stat(join(dir, n))).size));
     assert.ok(sizes.reduce((a, b) => a + b) <= 2500);
@@ -316,7 +323,7 @@ describe('file sink', () => {
     const b = batchOf(lines(2, 'b'));
     await deliverOk(second, b);
     await second.close();
-    assert.deepEqual(await readdir(dir), ['audit.log']);
+    assert.deepEqual(await listed(dir), ['audit.log']);
     assert.deepEqual(await fileLines(join(dir, 'audit.log')), [...textsOf(a), ...textsOf(b)]);
   });
 
@@ -331,7 +338,7 @@ describe('file sink', () => {
     const second = await makeSink(dir, { path: 'audit.log' }, c.now);
     // Compression may be under way: count rotated files by their plain name.
     const rotatedAtStart = new Set(
-      (await readdir(dir)).filter((n) => n !== 'audit.log').map((n) => n.replace(/\.gz(\.tmp)?$/, '')),
+      (await listed(dir)).filter((n) => n !== 'audit.log').map((n) => n.replace(/\.gz(\.tmp)?$/, '')),
     );
     assert.deepEqual(
       [...rotatedAtStart],
@@ -352,7 +359,7 @@ describe('file sink', () => {
     await utimes(join(dir, 'audit.log'), earlier, earlier);
     const sink = await makeSink(dir, { path: 'audit.log', compress: false }, clock().now);
     await sink.close();
-    assert.deepEqual((await readdir(dir)).sort(), ['audit.2026-03-10.1.log', 'audit.log']);
+    assert.deepEqual(await listed(dir), ['audit.2026-03-10.1.log', 'audit.log']);
   });
 
   test('rotated files go where file_pattern says, such as an archive folder', async () => {
@@ -367,7 +374,7 @@ describe('file sink', () => {
     c.t += DAY_MS;
     await deliverOk(sink, batchOf(lines(1, 'b')));
     await sink.close();
-    assert.deepEqual(await readdir(join(dir, 'archive')), ['audit-idp.2026-03-15.1.log.gz']);
+    assert.deepEqual(await listed(join(dir, 'archive')), ['audit-idp.2026-03-15.1.log.gz']);
   });
 
   test('options default to daily gzip rotation, 90 days of history and fsync after every batch', () => {

@@ -149,6 +149,7 @@ async function createSink(raw: Record<string, unknown>): Promise<Sink> {
     format: 'splunk_hec',
     dataDir: tmpdir(),
     allowedPrivateNetworks: [],
+    fileRoot: null,
     now: Date.now,
     log: { info() {}, warn() {} },
   });

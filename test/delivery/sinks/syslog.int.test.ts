@@ -42,6 +42,7 @@ const ctx: SinkContext = {
   format: 'json',
   dataDir: '/nonexistent',
   allowedPrivateNetworks: [],
+  fileRoot: null,
   now: () => Date.now(),
   log: { info() {}, warn() {} },
 };
