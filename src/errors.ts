@@ -7,6 +7,7 @@
 export const ERROR_CODES = {
   TW_ERR_BAD_REQUEST: { status: 400, title: 'Bad request' },
   TW_ERR_MALFORMED_JSON: { status: 400, title: 'Malformed JSON' },
+  TW_ERR_DUPLICATE_KEY: { status: 400, title: 'Duplicate JSON key' },
   TW_ERR_INVALID_UTF8: { status: 400, title: 'Invalid UTF-8' },
   TW_ERR_UNKNOWN_PARAMETER: { status: 400, title: 'Unknown query parameter' },
   TW_ERR_INVALID_PARAMETER: { status: 400, title: 'Invalid query parameter' },

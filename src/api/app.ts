@@ -1,5 +1,6 @@
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { parseJsonDocument } from '../ingest/parse-body.js';
 import type { AppContext } from './context.js';
 import { makeErrorHandler, notFoundHandler } from './problem.js';
 import { checkpointRoutes } from './routes/checkpoints.js';
@@ -33,13 +34,15 @@ export async function buildApp(ctx: AppContext, logger?: FastifyBaseLogger): Pro
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
     if (req.url.startsWith('/v1/events')) return done(null, body);
+    // The same refusals as for events: duplicate keys (a sink's `url` named
+    // twice) would otherwise keep the last one silently.
+    let value: unknown;
     try {
-      done(null, JSON.parse((body as Buffer).toString('utf8')));
-    } catch {
-      const err = new Error('the request body is not valid JSON') as Error & { statusCode: number };
-      err.statusCode = 400;
-      done(err, undefined);
+      value = parseJsonDocument((body as Buffer).toString('utf8'), 'the request body');
+    } catch (err) {
+      return done(err as Error, undefined);
     }
+    done(null, value);
   });
 
   await app.register(swagger, {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { StoredEvent } from '../event/event.js';
+import { escapeLineSeparators } from '../event/line-safe-json.js';
 import type { CheckpointRecord, DeadLetterInput, RawStoredEvent, SinkState, Store } from '../store/store.js';
 import type { FilterFields } from './event-filter.js';
 import type { Encoder } from './formats/format.js';
@@ -43,8 +44,9 @@ type Attempted =
 
 /**
  * An event whose text is the stored JSON, byte-identical to what the `json`
- * format makes of it; the object is parsed on first read (syslog's structured
- * data reads it, a webhook or file sink never does).
+ * format makes of it (the Unicode line separators escaped likewise: the
+ * stored text keeps them raw, as JCS does); the object is parsed on first
+ * read (syslog's structured data reads it, a webhook or file sink never does).
  */
 class StoredJsonEvent implements OutgoingEvent {
   readonly seq: number;
@@ -60,7 +62,7 @@ class StoredJsonEvent implements OutgoingEvent {
     this.eventId = row.event_id;
     this.tenantId = row.tenant_id;
     this.action = row.action;
-    this.text = row.body;
+    this.text = escapeLineSeparators(row.body);
     this.header = {
       timestamp: row.timestamp,
       outcome: row.outcome,

@@ -1,4 +1,6 @@
-import { TrailwardenError } from '../errors.js';
+import { type FieldProblem, TrailwardenError } from '../errors.js';
+import { type DuplicateKey, findDuplicateKey, formatJsonPath } from '../event/duplicate-keys.js';
+import { show } from '../event/problems.js';
 
 /** The request-level bounds `parseEventsBody` enforces (from the config's `limits`). */
 export interface BodyLimits {
@@ -20,8 +22,10 @@ const ACCEPTED = `${EVENT_MEDIA_TYPES.join(' or ')} (optionally with charset=utf
  * line ends are fine. A UTF-8 byte order mark is tolerated (and dropped) in
  * both. Throws `TrailwardenError`: TW_ERR_PAYLOAD_TOO_LARGE (body or batch
  * over the limits), TW_ERR_UNSUPPORTED_MEDIA_TYPE, TW_ERR_INVALID_UTF8,
- * TW_ERR_MALFORMED_JSON (with line and column, or the NDJSON line), and
- * TW_ERR_BAD_REQUEST (empty body or batch, or an item that is not an object).
+ * TW_ERR_MALFORMED_JSON (with line and column, or the NDJSON line),
+ * TW_ERR_DUPLICATE_KEY (an object that names a key twice, at any depth: the
+ * event's index and the key's path in `problems`), and TW_ERR_BAD_REQUEST
+ * (empty body or batch, or an item that is not an object).
  */
 export function parseEventsBody(
   body: Buffer,
@@ -126,7 +130,10 @@ function invalidUtf8Offset(body: Buffer): number {
 }
 
 function parseJsonBody(text: string, limits: BodyLimits): unknown[] {
-  const value = parseJson(text, 'the body');
+  const value = parseJson(text, 'the body', (path) =>
+    // The root is one event (index 0) or an array of them (the path starts with the index).
+    typeof path[0] === 'number' ? { index: path[0], path: path.slice(1) } : { index: 0, path },
+  );
   if (isEventObject(value)) return [value];
   if (!Array.isArray(value)) {
     throw new TrailwardenError(
@@ -152,7 +159,8 @@ function parseNdjsonBody(text: string, limits: BodyLimits): unknown[] {
   for (const [i, rawLine] of lines.entries()) {
     const line = rawLine.endsWith('\r') ? rawLine.slice(0, -1) : rawLine;
     if (line.trim() === '') continue;
-    const value = parseJson(line, `line ${i + 1}`);
+    const index = events.length;
+    const value = parseJson(line, `line ${i + 1}`, (path) => ({ index, path }));
     if (!isEventObject(value)) {
       throw new TrailwardenError(
         'TW_ERR_BAD_REQUEST',
@@ -185,9 +193,25 @@ function describe(v: unknown): string {
   return `a ${typeof v}`;
 }
 
-function parseJson(text: string, where: string): unknown {
+/**
+ * One JSON document, as JSON.parse reads it, refusing what JSON.parse lets
+ * through silently: a key named twice in one object (it keeps the last,
+ * while other readers — a WAF, a SIEM — may take the first and see another
+ * request). `where` names the document in messages (`the body`, `line 7`).
+ * Throws TW_ERR_MALFORMED_JSON (with line and column) or TW_ERR_DUPLICATE_KEY
+ * (with the key's path in `problems`).
+ */
+export function parseJsonDocument(text: string, where: string): unknown {
+  return parseJson(text, where, (path) => ({ path }));
+}
+
+/** Where a duplicate key is in the batch: the event's index, when there is one, and the path inside it. */
+type Locate = (path: Array<string | number>) => { index?: number; path: Array<string | number> };
+
+function parseJson(text: string, where: string, locate: Locate): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (cause) {
     const found = jsonErrorAt(text);
     const detail = found
@@ -195,6 +219,21 @@ function parseJson(text: string, where: string): unknown {
       : `: ${(cause as Error).message}`;
     throw new TrailwardenError('TW_ERR_MALFORMED_JSON', `${where} is not valid JSON${detail}`, { cause });
   }
+  const duplicate = findDuplicateKey(text);
+  if (duplicate !== undefined) throw duplicateKeyError(duplicate, where, locate(duplicate.path));
+  return value;
+}
+
+function duplicateKeyError(duplicate: DuplicateKey, where: string, at: ReturnType<Locate>): TrailwardenError {
+  const key = show(duplicate.key);
+  const problem: FieldProblem = { path: formatJsonPath(at.path), message: `duplicate key ${key}` };
+  if (at.index !== undefined) problem.index = at.index;
+  return new TrailwardenError(
+    'TW_ERR_DUPLICATE_KEY',
+    `${where} has the key ${key} twice in one object, at ${formatJsonPath(duplicate.path)}; ` +
+      'readers disagree on which value counts, so each key may appear only once per object: remove one of them',
+    { problems: [problem] },
+  );
 }
 
 /**

@@ -24,6 +24,8 @@ export const HOSTILE_STRINGS: readonly string[] = [
   'del\u007fchar',
   'unicode line\u2028separator',
   'paragraph\u2029separator',
+  'next line\u0085char',
+  'every splitter \n\r\u2028\u2029\u0085\v\f\x1c\x1d\x1e end',
   'naïve café Ωμέγα 中文 😀',
   'CEF:0|forged|header|1|2|3|4|',
   'LEEF:2.0|x|y|1|z|',
@@ -54,4 +56,19 @@ export function hostileEvent(value: string, seq = 1): Record<string, unknown> {
     metadata: { note: value, [`key ${value.slice(0, 20)}`]: 1 },
     leaf_hash: 'uYVd8Y3s2bF1o1D8l8Zq3pQ1m3mJ0Yq8m8jv9r3rM8A=',
   };
+}
+
+/**
+ * Every character some line splitter ends a line at: LF, CR, VT, FF, the
+ * information separators FS, GS and RS, NEL (U+0085) and the Unicode line
+ * and paragraph separators — Python's str.splitlines takes all of them.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are the point
+export const ANY_LINE_BREAK = /\r\n|[\n\r\u2028\u2029\u0085\v\f\x1c\x1d\x1e]/;
+
+/** Text split into records as the most eager line splitter would; a final line end adds no record. */
+export function splitRecords(text: string): string[] {
+  const records = text.split(ANY_LINE_BREAK);
+  if (records.at(-1) === '') records.pop();
+  return records;
 }

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { TrailwardenError } from '../../errors.js';
+import { oneLineJson } from '../../event/line-safe-json.js';
 import { csvHeader, csvRow } from '../../query/csv.js';
 import {
   FILTER_PARAMS,
@@ -79,7 +80,7 @@ async function* exportLines(
         if (out !== '') yield out;
         return;
       }
-      out += format === 'csv' ? csvRow(e) : `${JSON.stringify(e)}\n`;
+      out += format === 'csv' ? csvRow(e) : `${oneLineJson(e)}\n`;
     }
     if (out !== '') yield out;
     if (page.length < EXPORT_PAGE) return;

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { TrailwardenError } from '../../errors.js';
+import { oneLineJson } from '../../event/line-safe-json.js';
 import {
   FILTER_PARAMS,
   foreignTenantRequested,
@@ -80,7 +81,7 @@ export function streamRoutes(app: FastifyInstance, ctx: AppContext): void {
             let chunk = '';
             for (const e of batch) {
               if (matchesFilter(e, filter))
-                chunk += `id: ${e.seq}\nevent: audit\ndata: ${JSON.stringify(e)}\n\n`;
+                chunk += `id: ${e.seq}\nevent: audit\ndata: ${oneLineJson(e)}\n\n`;
             }
             if (chunk !== '') await write(res, chunk);
             continue;

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { actionSeverity, SEVERITY_LEVELS } from '../../event/catalog.js';
-import { compact, type Obj, obj, oneLineJson, str } from './fields.js';
+import { oneLineJson } from '../../event/line-safe-json.js';
+import { compact, type Obj, obj, str } from './fields.js';
 import type { FormatContext, OutputFormat } from './format.js';
 
 /** The Elastic Common Schema version the documents follow (`ecs.version`). */

@@ -17,14 +17,6 @@ export function field(event: Obj, ...path: string[]): string | undefined {
   return undefined;
 }
 
-/**
- * JSON.stringify, with U+2028 and U+2029 escaped too: valid raw in JSON, but
- * line breaks to JavaScript and to some log viewers.
- */
-export function oneLineJson(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
-}
-
 /** The value as an object, or undefined. */
 export const obj = (v: unknown): Obj | undefined =>
   v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined;

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { actionSeverity, type Severity } from '../../event/catalog.js';
-import { compact, type Obj, obj, oneLineJson, str } from './fields.js';
+import { oneLineJson } from '../../event/line-safe-json.js';
+import { compact, type Obj, obj, str } from './fields.js';
 import type { FormatContext, OutputFormat } from './format.js';
 
 /** The OCSF schema version every event is written against (`metadata.version`). */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { oneLineJson } from './fields.js';
+import { oneLineJson } from '../../event/line-safe-json.js';
 import type { OutputFormat } from './format.js';
 
 /** Splunk's own limit on sourcetype, source, index and host values is generous; ours keeps them sane. */
