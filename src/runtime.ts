@@ -13,10 +13,11 @@ import { DeliveryEngine } from './delivery/delivery-engine.js';
 import type { SinkConfig } from './delivery/sink-config.js';
 import type { EventLimits } from './event/limits.js';
 import { IngestService } from './ingest/ingest-service.js';
+import { checkWitness, writeWitness } from './log/checkpoint-witness.js';
 import { loadOrCreateSigningKey } from './log/signing-key.js';
 import { createLogger, flushLogSync } from './process-logger.js';
 import { Checkpointer } from './store/checkpointer.js';
-import { openStore } from './store/open-store.js';
+import { openStore, sqliteFile } from './store/open-store.js';
 import type { Store } from './store/store.js';
 
 /** A running Trailwarden: the HTTP server and what it owns. */
@@ -82,6 +83,13 @@ export async function assemble(
       ...(config.checkpoints.key_file === null ? {} : { keyFile: config.checkpoints.key_file }),
       ...(config.checkpoints.key_pem === null ? {} : { keyPem: config.checkpoints.key_pem }),
     });
+    // Before anything is written or signed: a store behind a checkpoint this node published must not come back up.
+    await checkWitness({
+      dataDir,
+      tree: store.tree,
+      publicKeyRaw: key.publicKeyRaw,
+      storeName: config.store === 'sqlite' ? sqliteFile(dataDir) : 'the PostgreSQL database',
+    });
     const origin = await resolveOrigin(store, config);
     const keyName = config.checkpoints.key_name ?? origin;
 
@@ -102,6 +110,7 @@ export async function assemble(
       store,
       { name: keyName, privateKey: key.privateKey, publicKeyRaw: key.publicKeyRaw },
       { everyEvents: config.checkpoints.every_events, everyMs: config.checkpoints.every_ms, origin },
+      { witness: (cp) => writeWitness(dataDir, cp), onError: checkpointErrorLog(logger) },
     );
     const audit = new SelfAudit(store, config.default_tenant);
     const delivery = new DeliveryEngine({
@@ -156,6 +165,18 @@ export async function assemble(
     await store.close();
     throw err;
   }
+}
+
+/** Logs a failing checkpoint once per distinct error, not at every retry. */
+function checkpointErrorLog(logger: Logger): (err: unknown) => void {
+  const log = logger.child({ component: 'checkpointer' });
+  let last: string | undefined;
+  return (err) => {
+    const message = err instanceof Error ? err.message : String(err);
+    if (message === last) return;
+    last = message;
+    log.error({ err }, 'could not issue a checkpoint; trying again at the next one due');
+  };
 }
 
 function engineLog(logger: Logger) {

@@ -16,6 +16,19 @@ export interface CheckpointPolicy {
   origin: string;
 }
 
+export interface CheckpointerHooks {
+  /** Issuing in the background failed (it is tried again at the next trigger). */
+  onError?: (err: unknown) => void;
+  /**
+   * Keeps a checkpoint outside the store (the data folder's witness). Called
+   * with each new checkpoint before it is stored and served: its events are
+   * committed already, so the witness never runs ahead of the log, and no
+   * checkpoint is published that the witness has not seen. When it fails the
+   * checkpoint is not issued.
+   */
+  witness?: (cp: CheckpointRecord) => Promise<void>;
+}
+
 /**
  * Issues signed checkpoints (C2SP tlog-checkpoint) over the log every N events
  * or T milliseconds, whichever comes first, and keeps them all. Runs beside the
@@ -27,13 +40,16 @@ export class Checkpointer {
   private unsubscribe: (() => void) | undefined;
   private running: Promise<CheckpointRecord | undefined> | undefined;
   private again = false;
+  private readonly onError: (err: unknown) => void;
 
   constructor(
     private readonly store: Store,
     private readonly signer: CheckpointSigner,
     private readonly policy: CheckpointPolicy,
-    private readonly onError: (err: unknown) => void = () => {},
-  ) {}
+    private readonly hooks: CheckpointerHooks = {},
+  ) {
+    this.onError = hooks.onError ?? (() => {});
+  }
 
   async start(): Promise<void> {
     this.lastSize = (await this.store.latestCheckpoint())?.treeSize ?? 0;
@@ -74,6 +90,7 @@ export class Checkpointer {
       issuedAt: new Date().toISOString(),
       note,
     };
+    await this.hooks.witness?.(cp);
     await this.store.addCheckpoint(cp);
     this.lastSize = size;
     return cp;
