@@ -11,6 +11,7 @@ import type { Config } from './config/schema.js';
 import { parseListen } from './config/schema.js';
 import { DeliveryEngine } from './delivery/delivery-engine.js';
 import type { SinkConfig } from './delivery/sink-config.js';
+import { TrailwardenError } from './errors.js';
 import type { EventLimits } from './event/limits.js';
 import { IngestService } from './ingest/ingest-service.js';
 import { checkWitness, writeWitness } from './log/checkpoint-witness.js';
@@ -18,6 +19,7 @@ import { loadOrCreateSigningKey } from './log/signing-key.js';
 import { createLogger, flushLogSync } from './process-logger.js';
 import { Checkpointer } from './store/checkpointer.js';
 import { openStore, sqliteFile } from './store/open-store.js';
+import { DataDirLock, describeHolder } from './store/sqlite/data-dir-lock.js';
 import type { Store } from './store/store.js';
 
 /** A running Trailwarden: the HTTP server and what it owns. */
@@ -67,9 +69,25 @@ export interface Assembled {
 }
 
 /**
- * Opens the store, loads (or creates) the signing key, bootstraps the first
- * admin key and starts the checkpointer. Tests use this with `buildApp` and
- * `inject()`; `start` adds the listening server.
+ * Takes the data folder's one-writer lock (SQLite only: PostgreSQL nodes
+ * share a database by design), or refuses naming who holds it.
+ */
+function lockDataDir(config: Config, dataDir: string): DataDirLock | undefined {
+  if (config.store !== 'sqlite') return undefined;
+  const attempt = DataDirLock.acquire(dataDir, 'trailwarden serve');
+  if (attempt.ok) return attempt.lock;
+  throw new TrailwardenError(
+    'TW_ERR_DATA_DIR_LOCKED',
+    `The data folder ${dataDir} is in use by ${describeHolder(attempt.holder)}: only one server may run on it. ` +
+      'Stop that one first, or give this one another --data-dir.',
+  );
+}
+
+/**
+ * Takes the data folder's lock, opens the store, loads (or creates) the
+ * signing key, checks the store against the checkpoint witness, bootstraps
+ * the first admin key and starts the checkpointer. Tests use this with
+ * `buildApp` and `inject()`; `start` adds the listening server.
  */
 export async function assemble(
   config: Config,
@@ -77,7 +95,14 @@ export async function assemble(
   logger: Logger = pino({ level: 'silent' }),
 ): Promise<Assembled> {
   const dataDir = resolve(config.data_dir);
-  const store = await openStore(config, dataDir);
+  const lock = lockDataDir(config, dataDir);
+  let store: Store;
+  try {
+    store = await openStore(config, dataDir);
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
   try {
     const key = await loadOrCreateSigningKey(dataDir, {
       ...(config.checkpoints.key_file === null ? {} : { keyFile: config.checkpoints.key_file }),
@@ -151,18 +176,27 @@ export async function assemble(
       close: () => {
         closing ??= (async () => {
           ready = false;
-          await delivery.stop();
-          // Reads answered just before the stop are recorded without being awaited by their request.
-          await audit.settled();
-          await checkpointer.stop();
-          await checkpointer.issue();
-          await store.close();
+          try {
+            await delivery.stop();
+            // Reads answered just before the stop are recorded without being awaited by their request.
+            await audit.settled();
+            await checkpointer.stop();
+            await checkpointer.issue();
+            await store.close();
+          } finally {
+            // Released last: nothing of this process writes to the folder any more.
+            lock?.release();
+          }
         })();
         return closing;
       },
     };
   } catch (err) {
-    await store.close();
+    try {
+      await store.close();
+    } finally {
+      lock?.release();
+    }
     throw err;
   }
 }
