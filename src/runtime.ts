@@ -18,6 +18,7 @@ import { checkWitness, writeWitness } from './log/checkpoint-witness.js';
 import { loadOrCreateSigningKey } from './log/signing-key.js';
 import { createLogger, flushLogSync } from './process-logger.js';
 import { Checkpointer } from './store/checkpointer.js';
+import { tightenDataDir } from './store/data-dir.js';
 import { openStore, sqliteFile } from './store/open-store.js';
 import { DataDirLock, describeHolder } from './store/sqlite/data-dir-lock.js';
 import type { Store } from './store/store.js';
@@ -98,6 +99,13 @@ export async function assemble(
   const lock = lockDataDir(config, dataDir);
   let store: Store;
   try {
+    const tightened = tightenDataDir(dataDir);
+    if (tightened.length > 0) {
+      logger.warn(
+        { tightened },
+        `restricted the data folder to its owner: ${tightened.map((t) => `${t.path} ${t.was} → ${t.now}`).join(', ')}`,
+      );
+    }
     store = await openStore(config, dataDir);
   } catch (err) {
     lock?.release();

@@ -1,7 +1,8 @@
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3, { type Database } from 'better-sqlite3';
+import { createPrivateFile } from '../data-dir.js';
 
 /** The lock file in the data folder (a tiny SQLite database that names its holder). */
 export const LOCK_FILE = 'serve.lock';
@@ -46,7 +47,7 @@ export class DataDirLock {
   static acquire(dataDir: string, command: string): LockAttempt {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const file = join(dataDir, LOCK_FILE);
-    createPrivate(file);
+    createPrivateFile(file);
     const db = new BetterSqlite3(file);
     try {
       db.pragma('busy_timeout = 0');
@@ -114,18 +115,5 @@ function refused(db: Database): LockAttempt {
     return { ok: false, holder: undefined };
   } finally {
     db.close();
-  }
-}
-
-/**
- * Creates `file` with mode 0600 (SQLite would create it 0644, and its
- * journal with the same mode). Never opens an existing file: closing any
- * descriptor of a file drops every fcntl lock this process holds on it.
- */
-function createPrivate(file: string): void {
-  try {
-    closeSync(openSync(file, 'wx', 0o600));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
 }
