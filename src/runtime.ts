@@ -190,6 +190,7 @@ export async function assemble(
             await audit.settled();
             await checkpointer.stop();
             await checkpointer.issue();
+            await checkpointer.witnessed();
             await store.close();
           } finally {
             // Released last: nothing of this process writes to the folder any more.

@@ -21,10 +21,10 @@ export interface CheckpointerHooks {
   onError?: (err: unknown) => void;
   /**
    * Keeps a checkpoint outside the store (the data folder's witness). Called
-   * with each new checkpoint before it is stored and served: its events are
-   * committed already, so the witness never runs ahead of the log, and no
-   * checkpoint is published that the witness has not seen. When it fails the
-   * checkpoint is not issued.
+   * once each new checkpoint is committed, in the background and in order
+   * (when several wait, only the latest is kept), so a slow disk never delays
+   * the next checkpoint; a failure goes to `onError` and the next checkpoint
+   * tries again.
    */
   witness?: (cp: CheckpointRecord) => Promise<void>;
 }
@@ -39,8 +39,13 @@ export class Checkpointer {
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private running: Promise<CheckpointRecord | undefined> | undefined;
-  private again = false;
+  /** The issue queued behind the running one, shared by every call made meanwhile. */
+  private next: Promise<CheckpointRecord | undefined> | undefined;
   private readonly onError: (err: unknown) => void;
+  /** The witness writes, one after another. */
+  private witnessing: Promise<void> = Promise.resolve();
+  /** The checkpoint the next witness write will keep, while one is queued. */
+  private witnessPending: CheckpointRecord | undefined;
 
   constructor(
     private readonly store: Store,
@@ -61,18 +66,24 @@ export class Checkpointer {
     await this.issue();
   }
 
-  /** Signs a checkpoint at the current head unless one exists for it. */
+  /**
+   * Signs a checkpoint at the current head unless one exists for it. Called
+   * while one is being issued, it resolves once the next one, started after
+   * that, is done (the head may have moved meanwhile); calls that arrive
+   * meanwhile share that next one.
+   */
   issue(): Promise<CheckpointRecord | undefined> {
     if (this.running) {
-      this.again = true;
-      return this.running;
+      this.next ??= this.running
+        .catch(() => undefined)
+        .then(() => {
+          this.next = undefined;
+          return this.issue();
+        });
+      return this.next;
     }
     this.running = this.issueOnce().finally(() => {
       this.running = undefined;
-      if (this.again) {
-        this.again = false;
-        void this.issue().catch(this.onError);
-      }
     });
     return this.running;
   }
@@ -90,15 +101,34 @@ export class Checkpointer {
       issuedAt: new Date().toISOString(),
       note,
     };
-    await this.hooks.witness?.(cp);
     await this.store.addCheckpoint(cp);
     this.lastSize = size;
+    this.keepWitness(cp);
     return cp;
+  }
+
+  private keepWitness(cp: CheckpointRecord): void {
+    const write = this.hooks.witness;
+    if (write === undefined) return;
+    const queued = this.witnessPending !== undefined;
+    this.witnessPending = cp;
+    if (queued) return;
+    this.witnessing = this.witnessing.then(async () => {
+      const latest = this.witnessPending;
+      this.witnessPending = undefined;
+      if (latest !== undefined) await write(latest).catch(this.onError);
+    });
+  }
+
+  /** Resolves once every checkpoint issued so far is kept by the witness (or its write failed). */
+  witnessed(): Promise<void> {
+    return this.witnessing;
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.unsubscribe?.();
     await this.running;
+    await this.next;
   }
 }

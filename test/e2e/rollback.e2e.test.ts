@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -68,6 +68,14 @@ describe('a log emptied by deleting its WAL (built CLI)', () => {
     });
     writeFileSync(saved, latest);
     savedSize = (JSON.parse(latest) as { tree_size: number }).tree_size;
+    // The server keeps its witness within milliseconds of publishing a checkpoint.
+    await waitFor('the witness of that checkpoint', async () => {
+      const witness = join(data, 'checkpoint-witness.json');
+      return (
+        existsSync(witness) &&
+        (JSON.parse(readFileSync(witness, 'utf8')) as { tree_size: number }).tree_size >= savedSize
+      );
+    });
     vkey = ((await (await api(server, key, 'GET', '/v1/checkpoints/key')).json()) as { verifier_key: string })
       .verifier_key;
 
