@@ -185,7 +185,7 @@ export function describeResult(r: VerifyLogResult): string {
     const trusted =
       r.trusted.length === 0
         ? ''
-        : `\nConsistent with the trusted checkpoint(s) at tree size ${r.trusted.join(', ')}.`;
+        : `\nConsistent with the trusted checkpoint(s) at tree size ${[...new Set(r.trusted)].join(', ')}.`;
     return `OK: ${r.events} events, ${r.checkpoints} signed checkpoint(s) verified; tree size ${r.treeSize}, root ${r.root}${tail}${trusted}`;
   }
   const where =
