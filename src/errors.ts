@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   TW_ERR_SINK_EXISTS: { status: 409, title: 'Sink exists' },
   TW_ERR_SINK_READ_ONLY: { status: 409, title: 'Sink defined in the config file' },
   TW_ERR_SINK_DISABLED: { status: 409, title: 'Sink not enabled' },
+  TW_ERR_DATA_DIR_LOCKED: { status: 409, title: 'Data folder in use' },
   TW_ERR_PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload too large' },
   TW_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
   TW_ERR_INVALID_EVENTS: { status: 422, title: 'Invalid events' },
@@ -31,6 +32,7 @@ export const ERROR_CODES = {
   TW_ERR_INTERNAL: { status: 500, title: 'Internal error' },
   TW_ERR_CONFIG: { status: 500, title: 'Invalid configuration' },
   TW_ERR_SECRETS_KEY_MISSING: { status: 500, title: 'No key to encrypt sink secrets' },
+  TW_ERR_LOG_ROLLED_BACK: { status: 500, title: 'Log behind a checkpoint it published' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -12,12 +12,16 @@ import { parseListen } from './config/schema.js';
 import { loadSecretBox } from './config/secret-box.js';
 import { DeliveryEngine } from './delivery/delivery-engine.js';
 import type { SinkConfig } from './delivery/sink-config.js';
+import { TrailwardenError } from './errors.js';
 import type { EventLimits } from './event/limits.js';
 import { IngestService } from './ingest/ingest-service.js';
+import { checkWitness, writeWitness } from './log/checkpoint-witness.js';
 import { loadOrCreateSigningKey } from './log/signing-key.js';
 import { createLogger, flushLogSync } from './process-logger.js';
 import { Checkpointer } from './store/checkpointer.js';
-import { openStore } from './store/open-store.js';
+import { tightenDataDir } from './store/data-dir.js';
+import { openStore, sqliteFile } from './store/open-store.js';
+import { DataDirLock, describeHolder } from './store/sqlite/data-dir-lock.js';
 import type { Store } from './store/store.js';
 
 /** A running Trailwarden: the HTTP server and what it owns. */
@@ -67,9 +71,25 @@ export interface Assembled {
 }
 
 /**
- * Opens the store, loads (or creates) the signing key, bootstraps the first
- * admin key and starts the checkpointer. Tests use this with `buildApp` and
- * `inject()`; `start` adds the listening server.
+ * Takes the data folder's one-writer lock (SQLite only: PostgreSQL nodes
+ * share a database by design), or refuses naming who holds it.
+ */
+function lockDataDir(config: Config, dataDir: string): DataDirLock | undefined {
+  if (config.store !== 'sqlite') return undefined;
+  const attempt = DataDirLock.acquire(dataDir, 'trailwarden serve');
+  if (attempt.ok) return attempt.lock;
+  throw new TrailwardenError(
+    'TW_ERR_DATA_DIR_LOCKED',
+    `The data folder ${dataDir} is in use by ${describeHolder(attempt.holder)}: only one server may run on it. ` +
+      'Stop that one first, or give this one another --data-dir.',
+  );
+}
+
+/**
+ * Takes the data folder's lock, opens the store, loads (or creates) the
+ * signing key, checks the store against the checkpoint witness, bootstraps
+ * the first admin key and starts the checkpointer. Tests use this with
+ * `buildApp` and `inject()`; `start` adds the listening server.
  */
 export async function assemble(
   config: Config,
@@ -77,11 +97,32 @@ export async function assemble(
   logger: Logger = pino({ level: 'silent' }),
 ): Promise<Assembled> {
   const dataDir = resolve(config.data_dir);
-  const store = await openStore(config, dataDir);
+  const lock = lockDataDir(config, dataDir);
+  let store: Store;
+  try {
+    const tightened = tightenDataDir(dataDir);
+    if (tightened.length > 0) {
+      logger.warn(
+        { tightened },
+        `restricted the data folder to its owner: ${tightened.map((t) => `${t.path} ${t.was} → ${t.now}`).join(', ')}`,
+      );
+    }
+    store = await openStore(config, dataDir);
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
   try {
     const key = await loadOrCreateSigningKey(dataDir, {
       ...(config.checkpoints.key_file === null ? {} : { keyFile: config.checkpoints.key_file }),
       ...(config.checkpoints.key_pem === null ? {} : { keyPem: config.checkpoints.key_pem }),
+    });
+    // Before anything is written or signed: a store behind a checkpoint this node published must not come back up.
+    await checkWitness({
+      dataDir,
+      tree: store.tree,
+      publicKeyRaw: key.publicKeyRaw,
+      storeName: config.store === 'sqlite' ? sqliteFile(dataDir) : 'the PostgreSQL database',
     });
     const origin = await resolveOrigin(store, config);
     const keyName = config.checkpoints.key_name ?? origin;
@@ -103,6 +144,7 @@ export async function assemble(
       store,
       { name: keyName, privateKey: key.privateKey, publicKeyRaw: key.publicKeyRaw },
       { everyEvents: config.checkpoints.every_events, everyMs: config.checkpoints.every_ms, origin },
+      { witness: (cp) => writeWitness(dataDir, cp), onError: checkpointErrorLog(logger) },
     );
     const audit = new SelfAudit(store, config.default_tenant);
     const secrets = await loadSecretBox({
@@ -151,20 +193,42 @@ export async function assemble(
       close: () => {
         closing ??= (async () => {
           ready = false;
-          await delivery.stop();
-          // Reads answered just before the stop are recorded without being awaited by their request.
-          await audit.settled();
-          await checkpointer.stop();
-          await checkpointer.issue();
-          await store.close();
+          try {
+            await delivery.stop();
+            // Reads answered just before the stop are recorded without being awaited by their request.
+            await audit.settled();
+            await checkpointer.stop();
+            await checkpointer.issue();
+            await checkpointer.witnessed();
+            await store.close();
+          } finally {
+            // Released last: nothing of this process writes to the folder any more.
+            lock?.release();
+          }
         })();
         return closing;
       },
     };
   } catch (err) {
-    await store.close();
+    try {
+      await store.close();
+    } finally {
+      lock?.release();
+    }
     throw err;
   }
+}
+
+/** Logs a failing checkpoint once per distinct error, not at every retry. */
+function checkpointErrorLog(logger: Logger): (err: unknown) => void {
+  const log = logger.child({ component: 'checkpointer' });
+  let last: string | undefined;
+  return (err) => {
+    const message = err instanceof Error ? err.message : String(err);
+    if (message === last) return;
+    last = message;
+    log.error({ err }, 'could not issue a checkpoint; trying again at the next one due');
+  };
 }
 
 function engineLog(logger: Logger) {

@@ -56,7 +56,7 @@ async function serveUntilStopped(config: Config, logger: Logger): Promise<number
     out.write('Admin key: the one in TRAILWARDEN_ADMIN_KEY.\n');
   } else {
     out.write(
-      `Admin keys already exist. Create another with: trailwarden keys create --role admin --data-dir ${config.data_dir}\n`,
+      `Admin keys already exist. Create another through this server with: trailwarden keys create --role admin --url ${running.url} --key <an admin key>\n`,
     );
   }
   await stopSignal(logger);

@@ -1,16 +1,18 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import type { StoredEvent } from '../event/event.js';
-import { type NoteVerifier, parseVerifierKey } from '../log/checkpoint.js';
+import { type NoteVerifier, parseCheckpoint, parseVerifierKey } from '../log/checkpoint.js';
+import { parseCheckpointFile } from '../log/checkpoint-file.js';
+import { witnessPath } from '../log/checkpoint-witness.js';
 import { loadOrCreateSigningKey } from '../log/signing-key.js';
 import { openStore } from '../store/open-store.js';
 import type { CheckpointRecord } from '../store/store.js';
 import { storeCheckpoints, storeEvents } from '../verify/store-source.js';
-import { type VerifyLogResult, verifyLog } from '../verify/verify-log.js';
+import { type TrustedCheckpoint, type VerifyLogResult, verifyLog } from '../verify/verify-log.js';
 import { ApiClient, addClientOptions, clientOptionsFrom } from './http-client.js';
 import { createProgress } from './progress.js';
 import { type ConfigFlags, configFromFlags } from './serve.js';
@@ -21,12 +23,16 @@ export interface VerifyFlags extends ConfigFlags {
   file?: string;
   checkpoints?: string;
   vkey?: string;
+  /** Files holding checkpoints the verifier kept earlier (`--trusted-checkpoint`, repeatable). */
+  trustedCheckpoint?: string[];
 }
 
 interface Source {
   events: AsyncIterable<StoredEvent>;
   checkpoints: CheckpointRecord[];
   verifier: NoteVerifier | undefined;
+  /** Checkpoints the source itself vouches for from outside its log (the data folder's witness). */
+  trusted: TrustedCheckpoint[];
   describe: string;
   close(): Promise<void>;
 }
@@ -46,33 +52,55 @@ async function* jsonLines<T>(lines: AsyncIterable<string>, what: string): AsyncG
   }
 }
 
-/** The log in the local data folder; the verifier key defaults to the folder's own signing key. */
-async function dataFolderSource(flags: VerifyFlags): Promise<Source> {
+/**
+ * The log in the local data folder; the verifier key defaults to the folder's
+ * own signing key. The server keeps the last checkpoint it signed outside the
+ * database (its witness): when present it is checked too, so a log cut short
+ * below it fails even without `--trusted-checkpoint`.
+ */
+async function dataFolderSource(flags: VerifyFlags, kept: TrustedCheckpoint[]): Promise<Source> {
   const config = await configFromFlags(flags);
   const dataDir = resolve(config.data_dir);
   const store = await openStore(config, dataDir, { readOnly: true });
-  let verifier: NoteVerifier | undefined;
   try {
+    const witness = witnessPath(dataDir);
+    const trusted = existsSync(witness)
+      ? await readTrusted(witness, "the data folder's checkpoint witness")
+      : [];
+    let verifier: NoteVerifier | undefined;
     if (flags.vkey === undefined) {
       const key = await loadOrCreateSigningKey(dataDir, {
         mustExist: true,
         ...(config.checkpoints.key_file === null ? {} : { keyFile: config.checkpoints.key_file }),
         ...(config.checkpoints.key_pem === null ? {} : { keyPem: config.checkpoints.key_pem }),
       });
-      const origin = config.checkpoints.origin ?? (await store.getMeta('origin')) ?? '';
+      // A store that lost its events lost the origin kept with them; the signed checkpoints still name it.
+      const signed = trusted[0] ?? kept[0];
+      const origin =
+        config.checkpoints.origin ?? (await store.getMeta('origin')) ?? (signed && noteOrigin(signed)) ?? '';
       verifier = { name: config.checkpoints.key_name ?? origin, publicKeyRaw: key.publicKeyRaw };
     }
+    return {
+      events: storeEvents(store),
+      checkpoints: await storeCheckpoints(store),
+      verifier,
+      trusted,
+      describe: `data folder ${dataDir}`,
+      close: () => store.close(),
+    };
   } catch (err) {
     await store.close();
     throw err;
   }
-  return {
-    events: storeEvents(store),
-    checkpoints: await storeCheckpoints(store),
-    verifier,
-    describe: `data folder ${dataDir}`,
-    close: () => store.close(),
-  };
+}
+
+/** The origin line of a checkpoint's note, if it parses. */
+function noteOrigin(cp: CheckpointRecord): string | undefined {
+  try {
+    return parseCheckpoint(cp.note).origin;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A running server: events from its export, checkpoints and key from its API. */
@@ -109,6 +137,7 @@ async function serverSource(flags: VerifyFlags): Promise<Source> {
     events: jsonLines<StoredEvent>(lines, 'export'),
     checkpoints,
     verifier,
+    trusted: [],
     describe: `server ${client.baseUrl.origin}`,
     close: async () => lines.close(),
   };
@@ -135,9 +164,16 @@ async function fileSource(flags: VerifyFlags & { file: string }): Promise<Source
     events: jsonLines<StoredEvent>(lines, flags.file),
     checkpoints,
     verifier: undefined,
+    trusted: [],
     describe: `export file ${flags.file}`,
     close: async () => lines.close(),
   };
+}
+
+/** A checkpoint file the verifier kept, read as a trusted checkpoint; `what` says whose it is. */
+async function readTrusted(file: string, what = 'kept in'): Promise<TrustedCheckpoint[]> {
+  const cp = parseCheckpointFile(await readFile(file, 'utf8'), file);
+  return [{ ...cp, source: `${what} ${file}` }];
 }
 
 export function describeResult(r: VerifyLogResult): string {
@@ -146,7 +182,11 @@ export function describeResult(r: VerifyLogResult): string {
       r.uncovered > 0
         ? `; ${r.uncovered} event(s) after the last checkpoint are consistent but not yet signed`
         : '';
-    return `OK: ${r.events} events, ${r.checkpoints} signed checkpoint(s) verified; tree size ${r.treeSize}, root ${r.root}${tail}`;
+    const trusted =
+      r.trusted.length === 0
+        ? ''
+        : `\nConsistent with the trusted checkpoint(s) at tree size ${[...new Set(r.trusted)].join(', ')}.`;
+    return `OK: ${r.events} events, ${r.checkpoints} signed checkpoint(s) verified; tree size ${r.treeSize}, root ${r.root}${tail}${trusted}`;
   }
   const where =
     r.seq === null
@@ -162,25 +202,35 @@ export async function verifyCommand(
   flags: VerifyFlags,
   out: NodeJS.WritableStream = process.stdout,
 ): Promise<number> {
+  // Read before any source opens: a source's event stream starts flowing at once and nothing may await in between.
+  const kept: TrustedCheckpoint[] = [];
+  for (const file of flags.trustedCheckpoint ?? []) kept.push(...(await readTrusted(file)));
   const source =
     flags.file !== undefined
       ? await fileSource({ ...flags, file: flags.file })
       : flags.url !== undefined || flags.key !== undefined
         ? await serverSource(flags)
-        : await dataFolderSource(flags);
-  const verifier = flags.vkey !== undefined ? parseVerifierKey(flags.vkey) : source.verifier;
+        : await dataFolderSource(flags, kept);
   const progress = createProgress();
   try {
+    const verifier = flags.vkey !== undefined ? parseVerifierKey(flags.vkey) : source.verifier;
+    if (!verifier && kept.length > 0) {
+      throw new Error(
+        '--trusted-checkpoint needs the verifier key its signature is checked with: pass --vkey (from GET /v1/checkpoints/key)',
+      );
+    }
     if (!verifier && source.checkpoints.length > 0) throw new Error('a verifier key is needed: pass --vkey');
     const result = await verifyLog({
       events: source.events,
       checkpoints: source.checkpoints,
+      // The verifier's own files first: at equal sizes, a failure names them.
+      trusted: [...kept, ...source.trusted],
       verifier: verifier ?? { name: '', publicKeyRaw: Buffer.alloc(32) },
       onProgress: (seq) => progress.update(`verifying ${source.describe}: ${seq} events`),
     });
     progress.done();
     out.write(`${describeResult(result)}\n`);
-    if (result.ok && source.checkpoints.length === 0) {
+    if (result.ok && source.checkpoints.length === 0 && result.trusted.length === 0) {
       out.write(
         'Note: no checkpoints were checked, so only the internal consistency of the events was verified.\n',
       );
@@ -209,11 +259,20 @@ export function registerVerifyCommand(program: Command): void {
       .option(
         '--vkey <verifier-key>',
         'pin the verifier key (from GET /v1/checkpoints/key) instead of trusting the source',
+      )
+      .option(
+        '--trusted-checkpoint <file>',
+        'a checkpoint kept earlier (the JSON of GET /v1/checkpoints/latest, or its note): the log must reach it ' +
+          'with the same root; repeatable',
+        (file: string, previous: string[] = []) => [...previous, file],
       ),
   )
     .addHelpText(
       'after',
-      '\nModes: the local data folder (default), a running server (--url/--key, an all-tenant auditor key),\nor an export file (--file). Exit status 0 when intact, 1 with the first bad seq otherwise.',
+      '\nModes: the local data folder (default), a running server (--url/--key, an all-tenant auditor key),\n' +
+        'or an export file (--file). Exit status 0 when intact, 1 with the first bad seq otherwise.\n' +
+        'Keep a checkpoint from each run (GET /v1/checkpoints/latest) and pass it next time with\n' +
+        '--trusted-checkpoint: a log that was truncated or rolled back below it fails.',
     )
     .action(async (flags: VerifyFlags) => {
       process.exitCode = await verifyCommand(flags);

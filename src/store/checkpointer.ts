@@ -16,6 +16,19 @@ export interface CheckpointPolicy {
   origin: string;
 }
 
+export interface CheckpointerHooks {
+  /** Issuing in the background failed (it is tried again at the next trigger). */
+  onError?: (err: unknown) => void;
+  /**
+   * Keeps a checkpoint outside the store (the data folder's witness). Called
+   * once each new checkpoint is committed, in the background and in order
+   * (when several wait, only the latest is kept), so a slow disk never delays
+   * the next checkpoint; a failure goes to `onError` and the next checkpoint
+   * tries again.
+   */
+  witness?: (cp: CheckpointRecord) => Promise<void>;
+}
+
 /**
  * Issues signed checkpoints (C2SP tlog-checkpoint) over the log every N events
  * or T milliseconds, whichever comes first, and keeps them all. Runs beside the
@@ -26,14 +39,22 @@ export class Checkpointer {
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private running: Promise<CheckpointRecord | undefined> | undefined;
-  private again = false;
+  /** The issue queued behind the running one, shared by every call made meanwhile. */
+  private next: Promise<CheckpointRecord | undefined> | undefined;
+  private readonly onError: (err: unknown) => void;
+  /** The witness writes, one after another. */
+  private witnessing: Promise<void> = Promise.resolve();
+  /** The checkpoint the next witness write will keep, while one is queued. */
+  private witnessPending: CheckpointRecord | undefined;
 
   constructor(
     private readonly store: Store,
     private readonly signer: CheckpointSigner,
     private readonly policy: CheckpointPolicy,
-    private readonly onError: (err: unknown) => void = () => {},
-  ) {}
+    private readonly hooks: CheckpointerHooks = {},
+  ) {
+    this.onError = hooks.onError ?? (() => {});
+  }
 
   async start(): Promise<void> {
     this.lastSize = (await this.store.latestCheckpoint())?.treeSize ?? 0;
@@ -45,18 +66,24 @@ export class Checkpointer {
     await this.issue();
   }
 
-  /** Signs a checkpoint at the current head unless one exists for it. */
+  /**
+   * Signs a checkpoint at the current head unless one exists for it. Called
+   * while one is being issued, it resolves once the next one, started after
+   * that, is done (the head may have moved meanwhile); calls that arrive
+   * meanwhile share that next one.
+   */
   issue(): Promise<CheckpointRecord | undefined> {
     if (this.running) {
-      this.again = true;
-      return this.running;
+      this.next ??= this.running
+        .catch(() => undefined)
+        .then(() => {
+          this.next = undefined;
+          return this.issue();
+        });
+      return this.next;
     }
     this.running = this.issueOnce().finally(() => {
       this.running = undefined;
-      if (this.again) {
-        this.again = false;
-        void this.issue().catch(this.onError);
-      }
     });
     return this.running;
   }
@@ -76,12 +103,32 @@ export class Checkpointer {
     };
     await this.store.addCheckpoint(cp);
     this.lastSize = size;
+    this.keepWitness(cp);
     return cp;
+  }
+
+  private keepWitness(cp: CheckpointRecord): void {
+    const write = this.hooks.witness;
+    if (write === undefined) return;
+    const queued = this.witnessPending !== undefined;
+    this.witnessPending = cp;
+    if (queued) return;
+    this.witnessing = this.witnessing.then(async () => {
+      const latest = this.witnessPending;
+      this.witnessPending = undefined;
+      if (latest !== undefined) await write(latest).catch(this.onError);
+    });
+  }
+
+  /** Resolves once every checkpoint issued so far is kept by the witness (or its write failed). */
+  witnessed(): Promise<void> {
+    return this.witnessing;
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.unsubscribe?.();
     await this.running;
+    await this.next;
   }
 }

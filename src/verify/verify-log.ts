@@ -12,15 +12,29 @@ export interface VerifyLogInput {
   checkpoints: readonly CheckpointRecord[];
   /** The key the checkpoints must be signed with. */
   verifier: NoteVerifier;
+  /**
+   * Checkpoints the verifier kept from earlier (`verify --trusted-checkpoint`).
+   * Each must be signed by `verifier`, and the log must reach its tree size with
+   * the same root, whether or not the log still keeps that checkpoint: a log
+   * rolled back or cut short cannot verify against what its verifiers saw.
+   */
+  trusted?: readonly TrustedCheckpoint[];
   /** When set, every checkpoint must name this log origin. */
   origin?: string;
   /** Called every `PROGRESS_EVERY` events and after the last one, with the last `seq` read. */
   onProgress?: (seq: number) => void;
 }
 
+/** A checkpoint the verifier kept, and where it was kept (for messages). */
+export interface TrustedCheckpoint extends CheckpointRecord {
+  /** E.g. the file it was read from. */
+  source: string;
+}
+
 export type VerifyProblem =
   | 'edited'
   | 'deleted'
+  | 'truncated'
   | 'inserted'
   | 'reordered'
   | 'bad_signature'
@@ -39,6 +53,8 @@ export type VerifyLogResult =
       root: string;
       /** Trailing events after the last checkpoint: consistent, but not yet vouched for by a signature. */
       uncovered: number;
+      /** Tree sizes of the trusted checkpoints the log was found consistent with, ascending. */
+      trusted: number[];
     }
   | {
       ok: false;
@@ -64,15 +80,20 @@ export const PROGRESS_EVERY = 1024;
  * the first problem in log order.
  */
 export async function verifyLog(input: VerifyLogInput): Promise<VerifyLogResult> {
-  const events = iterate(input.events);
   const checker = new CheckpointChecker(input);
+  const trusted = new TrustedChecker(input);
+  // A kept checkpoint that is not genuine proves nothing: say so before reading the log.
+  let failure = trusted.checkSignatures();
+  if (failure) return failure;
+
+  const events = iterate(input.events);
   const frontier = new MerkleFrontier();
   const fail = async (failure: Failure): Promise<Failure> => {
     await events.return?.();
     return failure;
   };
 
-  let failure = checker.checkUpTo(frontier);
+  failure = checker.checkUpTo(frontier) ?? trusted.checkUpTo(frontier);
   if (failure) return fail(failure);
 
   let expected = 1;
@@ -102,13 +123,13 @@ export async function verifyLog(input: VerifyLogInput): Promise<VerifyLogResult>
     expected += 1;
     if (seq % PROGRESS_EVERY === 0) input.onProgress?.(seq);
 
-    failure = checker.checkUpTo(frontier);
+    failure = checker.checkUpTo(frontier) ?? trusted.checkUpTo(frontier);
     if (failure) return fail(failure);
   }
 
   const seen = expected - 1;
   if (seen % PROGRESS_EVERY !== 0) input.onProgress?.(seen);
-  failure = checker.checkBeyond(seen);
+  failure = checker.checkBeyond(seen) ?? trusted.checkBeyond(seen);
   if (failure) return failure;
   return {
     ok: true,
@@ -116,7 +137,8 @@ export async function verifyLog(input: VerifyLogInput): Promise<VerifyLogResult>
     checkpoints: checker.verified,
     treeSize: frontier.size,
     root: frontier.root().toString('base64'),
-    uncovered: seen - checker.lastGoodSize,
+    uncovered: seen - Math.max(checker.lastGoodSize, trusted.matched.at(-1) ?? 0),
+    trusted: trusted.matched,
   };
 }
 
@@ -193,30 +215,106 @@ class CheckpointChecker {
 
   /** The note's signature, origin, and agreement between the record's fields and its note. */
   #checkSigned(cp: CheckpointRecord): Failure | undefined {
-    const base = { ok: false as const, seq: null, checkpointSize: cp.treeSize };
-    const result = verifyCheckpoint(cp.note, this.#input.verifier);
-    if (!result.ok) {
-      const problem = result.problem === 'malformed' ? 'malformed' : 'bad_signature';
-      return { ...base, problem, message: `checkpoint at tree size ${cp.treeSize}: ${result.message}` };
-    }
-    const note = result.checkpoint;
-    if (note.treeSize !== cp.treeSize || note.rootHash.toString('base64') !== cp.rootHash) {
-      return {
-        ...base,
-        problem: 'malformed',
-        message: `checkpoint record at tree size ${cp.treeSize} disagrees with its signed note (size ${note.treeSize})`,
-      };
-    }
-    const origin = this.#input.origin;
-    if (origin !== undefined && note.origin !== origin) {
-      return {
-        ...base,
-        problem: 'malformed',
-        message: `checkpoint at tree size ${cp.treeSize} is for log "${note.origin}", not "${origin}"`,
-      };
+    return checkSigned(cp, this.#input, `checkpoint at tree size ${cp.treeSize}`);
+  }
+}
+
+/**
+ * Walks the verifier's kept checkpoints in step with the rebuilt tree, the
+ * same way as the log's own, and holds the log to each one even when the log
+ * no longer has it.
+ */
+class TrustedChecker {
+  /** Sizes of the kept checkpoints the rebuilt tree matched so far. */
+  readonly matched: number[] = [];
+  readonly #list: TrustedCheckpoint[];
+  readonly #input: VerifyLogInput;
+  #next = 0;
+
+  constructor(input: VerifyLogInput) {
+    this.#input = input;
+    this.#list = [...(input.trusted ?? [])].sort((a, b) => a.treeSize - b.treeSize);
+  }
+
+  checkSignatures(): Failure | undefined {
+    for (const cp of this.#list) {
+      const failure = checkSigned(cp, this.#input, describeTrusted(cp));
+      if (failure) return failure;
     }
     return undefined;
   }
+
+  /** Checks every kept checkpoint whose tree size the frontier has reached (it is then exactly that size). */
+  checkUpTo(frontier: MerkleFrontier): Failure | undefined {
+    for (
+      let cp = this.#list[this.#next];
+      cp !== undefined && cp.treeSize <= frontier.size;
+      cp = this.#list[this.#next]
+    ) {
+      if (frontier.root().toString('base64') !== cp.rootHash) {
+        return {
+          ok: false,
+          seq: null,
+          problem: 'root_mismatch',
+          checkpointSize: cp.treeSize,
+          message:
+            `the log is not consistent with ${describeTrusted(cp)}: the root of its first ${cp.treeSize} events ` +
+            `differs from the one signed then, so events in seq 1..${cp.treeSize} were changed, removed or added since`,
+        };
+      }
+      this.matched.push(cp.treeSize);
+      this.#next += 1;
+    }
+    return undefined;
+  }
+
+  /** A kept checkpoint past the end of the log: the log lost events its verifiers saw signed. */
+  checkBeyond(seen: number): Failure | undefined {
+    const cp = this.#list[this.#next];
+    if (cp === undefined) return undefined;
+    const lost =
+      seen + 1 === cp.treeSize ? `event ${cp.treeSize} is` : `events ${seen + 1}..${cp.treeSize} are`;
+    return {
+      ok: false,
+      seq: seen + 1,
+      problem: 'truncated',
+      checkpointSize: cp.treeSize,
+      message:
+        `the log ends at seq ${seen}, but ${describeTrusted(cp)} was signed for ${cp.treeSize} events: ` +
+        `${lost} gone — the log was truncated or rolled back`,
+    };
+  }
+}
+
+function describeTrusted(cp: TrustedCheckpoint): string {
+  return `the trusted checkpoint at tree size ${cp.treeSize} (${cp.source})`;
+}
+
+/** The note's signature, origin, and agreement between the record's fields and its note. */
+function checkSigned(cp: CheckpointRecord, input: VerifyLogInput, what: string): Failure | undefined {
+  const base = { ok: false as const, seq: null, checkpointSize: cp.treeSize };
+  const result = verifyCheckpoint(cp.note, input.verifier);
+  if (!result.ok) {
+    const problem = result.problem === 'malformed' ? 'malformed' : 'bad_signature';
+    return { ...base, problem, message: `${what}: ${result.message}` };
+  }
+  const note = result.checkpoint;
+  if (note.treeSize !== cp.treeSize || note.rootHash.toString('base64') !== cp.rootHash) {
+    return {
+      ...base,
+      problem: 'malformed',
+      message: `${what}: its tree size or root hash disagrees with its signed note (size ${note.treeSize})`,
+    };
+  }
+  const origin = input.origin;
+  if (origin !== undefined && note.origin !== origin) {
+    return {
+      ...base,
+      problem: 'malformed',
+      message: `${what} is for log "${note.origin}", not "${origin}"`,
+    };
+  }
+  return undefined;
 }
 
 /**

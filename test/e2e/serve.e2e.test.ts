@@ -41,7 +41,9 @@ describe('trailwarden serve (built CLI)', () => {
       assert.doesNotMatch(second.stdout(), /tw_[a-z0-9]{16}_/);
       assert.match(
         second.stdout(),
-        new RegExp(`Create another with: trailwarden keys create --role admin --data-dir ${dir}`),
+        new RegExp(
+          `Create another through this server with: trailwarden keys create --role admin --url ${second.url} --key <an admin key>`,
+        ),
       );
       assert.equal((await api(second, first.adminToken, 'GET', '/v1/events')).status, 200);
       assert.deepEqual(await second.stop(), { code: 0, signal: null });
@@ -75,19 +77,11 @@ describe('trailwarden serve (built CLI)', () => {
     });
   });
 
-  test('an auditor key made with `keys create` reads but cannot write, is listed, and stops working at once when revoked', async () => {
+  test('an auditor key made with `keys create --url` reads but cannot write, is listed, and stops working at once when revoked', async () => {
     await withDataDir(async (dir, servers) => {
       const server = await started(servers, { dataDir: dir });
-      const created = await runCli([
-        'keys',
-        'create',
-        '--role',
-        'auditor',
-        '--tenant',
-        'acme',
-        '--data-dir',
-        dir,
-      ]);
+      const client = ['--url', server.url, '--key', server.adminToken!];
+      const created = await runCli(['keys', 'create', '--role', 'auditor', '--tenant', 'acme', ...client]);
       assert.equal(created.code, 0, created.stderr);
       const keyId = /^Created auditor key ([a-z0-9]{16}) \(tenant acme\)\./m.exec(created.stdout)?.[1];
       const token = /^(tw_[a-z0-9]{16}_[A-Za-z0-9_-]{43})$/m.exec(created.stdout)?.[1];
@@ -100,22 +94,39 @@ describe('trailwarden serve (built CLI)', () => {
         403,
       );
 
-      const listed = await runCli(['keys', 'list', '--data-dir', dir]);
-      assert.equal(listed.code, 0, listed.stderr);
-      const row = listed.stdout.split('\n').find((l) => l.startsWith(keyId));
-      assert.ok(row, listed.stdout);
-      assert.match(row, /\bauditor\s+acme\s+\S+\s+active\b/);
-      assert.doesNotMatch(listed.stdout, new RegExp(token.slice(`tw_${keyId}_`.length)));
+      for (const where of [client, ['--data-dir', dir]]) {
+        const listed = await runCli(['keys', 'list', ...where]);
+        assert.equal(listed.code, 0, listed.stderr);
+        const row = listed.stdout.split('\n').find((l) => l.startsWith(keyId));
+        assert.ok(row, listed.stdout);
+        assert.match(row, /\bauditor\s+acme\s+\S+\s+active\b/);
+        assert.doesNotMatch(listed.stdout, new RegExp(token.slice(`tw_${keyId}_`.length)));
+      }
 
-      const revoked = await runCli(['keys', 'revoke', keyId, '--data-dir', dir]);
+      const revoked = await runCli(['keys', 'revoke', keyId, ...client]);
       assert.equal(revoked.code, 0, revoked.stderr);
       assert.match(revoked.stdout, new RegExp(`Revoked key ${keyId}\\.`));
       assert.equal((await api(server, token, 'GET', '/v1/events')).status, 401);
       assert.equal((await api(server, server.adminToken, 'GET', '/v1/events')).status, 200);
 
-      const json = await runCli(['keys', 'list', '--json', '--data-dir', dir]);
-      const keys = JSON.parse(json.stdout) as Array<{ keyId: string; revokedAt: string | null }>;
-      assert.ok(keys.find((k) => k.keyId === keyId)?.revokedAt, 'the key is listed as revoked');
+      for (const where of [client, ['--data-dir', dir]]) {
+        const json = await runCli(['keys', 'list', '--json', ...where]);
+        const keys = JSON.parse(json.stdout) as Array<{ keyId: string; revokedAt: string | null }>;
+        assert.ok(keys.find((k) => k.keyId === keyId)?.revokedAt, 'the key is listed as revoked');
+      }
+      assert.equal((await runCli(['keys', 'revoke', 'nosuchkey0000000', ...client])).code, 1);
+    });
+  });
+
+  test('with no server on the folder, `keys create`, `list` and `revoke --data-dir` work offline', async () => {
+    await withDataDir(async (dir) => {
+      const created = await runCli(['keys', 'create', '--role', 'publisher', '--data-dir', dir]);
+      assert.equal(created.code, 0, created.stderr);
+      const keyId = /^Created publisher key ([a-z0-9]{16}) \(all tenants\)\./m.exec(created.stdout)?.[1];
+      assert.ok(keyId, created.stdout);
+      const listed = await runCli(['keys', 'list', '--data-dir', dir]);
+      assert.match(listed.stdout, new RegExp(`^${keyId}\\s+publisher\\s+\\*\\s+\\S+\\s+active\\b`, 'm'));
+      assert.equal((await runCli(['keys', 'revoke', keyId, '--data-dir', dir])).code, 0);
       assert.equal((await runCli(['keys', 'revoke', keyId, '--data-dir', dir])).code, 1);
     });
   });

@@ -7,7 +7,7 @@ import { type NoteSigner, signCheckpoint } from '../../src/log/checkpoint.js';
 import { rawPublicKey } from '../../src/log/signing-key.js';
 import { MerkleFrontier } from '../../src/store/merkle/frontier.js';
 import type { CheckpointRecord } from '../../src/store/store.js';
-import { type VerifyLogInput, verifyLog } from '../../src/verify/verify-log.js';
+import { type TrustedCheckpoint, type VerifyLogInput, verifyLog } from '../../src/verify/verify-log.js';
 
 const ORIGIN = 'trailwarden.test/log';
 
@@ -83,6 +83,7 @@ describe('verifyLog on an intact log', () => {
       treeSize: N,
       root: rootsOf(log)[N]!.toString('base64'),
       uncovered: 5,
+      trusted: [],
     });
   });
 
@@ -199,6 +200,82 @@ describe('verifyLog checks the checkpoints', () => {
 
   test('checkpoints out of tree-size order are malformed', async () => {
     const result = await run(log, { checkpoints: [checkpoints[1]!, checkpoints[0]!] });
+    assert.deepEqual(pick(result), { problem: 'malformed', seq: null });
+  });
+});
+
+describe('verifyLog holds the log to checkpoints the verifier kept (--trusted-checkpoint)', () => {
+  const kept = (events: StoredEvent[], size: number, by: NoteSigner = signer): TrustedCheckpoint => ({
+    ...checkpointsFor(events, [size], by)[0]!,
+    source: 'kept in saved.json',
+  });
+
+  test('a log emptied with its checkpoints (the WAL deleted) fails as truncated, naming the kept checkpoint and its size', async () => {
+    const result = await run([], { checkpoints: [], trusted: [kept(log, 35)] });
+    assert.deepEqual(pick(result), { problem: 'truncated', seq: 1 });
+    assert.equal(!result.ok && result.checkpointSize, 35);
+    assert.match(
+      !result.ok ? result.message : '',
+      /ends at seq 0, but the trusted checkpoint at tree size 35 \(kept in saved\.json\) was signed for 35 events: events 1\.\.35 are gone/,
+    );
+  });
+
+  test('a log rolled back below a kept checkpoint fails as truncated even though its own checkpoints all verify', async () => {
+    const result = await run(log.slice(0, 25), {
+      checkpoints: checkpoints.slice(0, 2),
+      trusted: [kept(log, 35)],
+    });
+    assert.deepEqual(pick(result), { problem: 'truncated', seq: 26 });
+    assert.match(!result.ok ? result.message : '', /events 26\.\.35 are gone/);
+  });
+
+  test('a log rolled back and grown again past the kept checkpoint, with checkpoints re-signed by the same key, fails at the kept size as not consistent', async () => {
+    const rewritten = log.map((e) => (e.seq <= 12 ? e : makeEvent(e.seq, 'user.logout')));
+    const result = await run(rewritten, {
+      checkpoints: checkpointsFor(rewritten, [10, 20, 35]),
+      trusted: [kept(log, 20)],
+    });
+    assert.deepEqual(pick(result), { problem: 'root_mismatch', seq: null });
+    assert.equal(!result.ok && result.checkpointSize, 20);
+    assert.match(
+      !result.ok ? result.message : '',
+      /not consistent with the trusted checkpoint at tree size 20/,
+    );
+  });
+
+  test('a log that reaches every kept checkpoint with the same root verifies, whether or not it still keeps them', async () => {
+    const result = await run(log, {
+      checkpoints: checkpoints.slice(0, 1),
+      trusted: [kept(log, 38), kept(log, 20)],
+    });
+    assert.equal(result.ok, true);
+    assert.deepEqual(result.ok && result.trusted, [20, 38]);
+  });
+
+  test('a kept checkpoint at the very end of the log verifies', async () => {
+    const result = await run(log, { trusted: [kept(log, N)] });
+    assert.deepEqual(result.ok && result.trusted, [N]);
+  });
+
+  test('a kept checkpoint signed by another key fails as bad_signature before the log is read', async () => {
+    let read = 0;
+    function* counted() {
+      for (const e of log) {
+        read += 1;
+        yield e;
+      }
+    }
+    const result = await run(counted(), { trusted: [kept(log, 20, newSigner())] });
+    assert.deepEqual(pick(result), { problem: 'bad_signature', seq: null });
+    assert.match(
+      !result.ok ? result.message : '',
+      /trusted checkpoint at tree size 20 \(kept in saved\.json\)/,
+    );
+    assert.equal(read, 0);
+  });
+
+  test('a kept checkpoint whose size field was changed away from its signed note is malformed', async () => {
+    const result = await run(log, { trusted: [{ ...kept(log, 20), treeSize: 50 }] });
     assert.deepEqual(pick(result), { problem: 'malformed', seq: null });
   });
 });

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import { TrailwardenError } from '../../errors.js';
 import type { StoredEvent } from '../../event/event.js';
+import { createPrivateFile } from '../data-dir.js';
 import type {
   ApiKeyRecord,
   AppendOutcome,
@@ -101,7 +102,9 @@ export class SqliteStore implements Store {
     if (opts.readOnly) return SqliteStore.openReadOnly(file);
     // The writer thread opens the file again, which an in-memory database cannot share.
     if (file === ':memory:') throw new Error('the SQLite store needs a file; :memory: is not supported');
-    mkdirSync(dirname(file), { recursive: true });
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    // The file holds sink settings, secrets among them; SQLite gives its -wal and -shm the same mode.
+    createPrivateFile(file);
     const db = openWriteConnection(new BetterSqlite3(file), READER_CACHE_KIB);
     // Its rare commits (keys, settings) must never stall the event loop copying the WAL.
     db.pragma('wal_autocheckpoint = 0');

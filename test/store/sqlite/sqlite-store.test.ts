@@ -1,6 +1,6 @@
 /** What only the SQLite backend does: it is served by one process at a time; how its file holds the tree. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -104,5 +104,43 @@ test("a tenant's stored sink moves under its <tenant>/<name> key with its cursor
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the database, its WAL and its SHM are created 0600 in a folder created 0700, though SQLite would make them 0644 (they hold sink secrets)', async () => {
+  const parent = mkdtempSync(join(tmpdir(), 'tw-sqlite-'));
+  // The usual umask, under which SQLite's own default gives 0644 files.
+  const umask = process.umask(0o022);
+  try {
+    const dir = join(parent, 'data');
+    const file = join(dir, 'trailwarden.db');
+    const store = await SqliteStore.open(file);
+    try {
+      await store.append(Array.from({ length: 20 }, () => prepare(makeEvent())));
+      await store.delivery.putSinkConfig({
+        name: 'siem',
+        config: JSON.stringify({ type: 'webhook', url: 'https://siem.example.com/hook', secret: 'whsec_x' }),
+        tenantId: null,
+        createdAt: new Date().toISOString(),
+        updatedAt: new Date().toISOString(),
+      });
+      const modes = Object.fromEntries(
+        [dir, file, `${file}-wal`, `${file}-shm`].map((p) => [
+          p,
+          existsSync(p) ? statSync(p).mode & 0o777 : 'missing',
+        ]),
+      );
+      assert.deepEqual(modes, {
+        [dir]: 0o700,
+        [file]: 0o600,
+        [`${file}-wal`]: 0o600,
+        [`${file}-shm`]: 0o600,
+      });
+    } finally {
+      await store.close();
+    }
+  } finally {
+    process.umask(umask);
+    rmSync(parent, { recursive: true, force: true });
   }
 });
