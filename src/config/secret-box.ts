@@ -1,7 +1,8 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { link, open, readFile, stat, unlink } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TrailwardenError } from '../errors.js';
+import { createExclusive } from '../store/data-dir.js';
 
 /** The environment variable holding the secrets key(s): base64, comma-separated, the first one current. */
 export const SECRETS_KEY_ENV = 'TRAILWARDEN_SECRETS_KEY';
@@ -147,7 +148,8 @@ export async function loadSecretBox(src: SecretBoxSource): Promise<SecretBox | n
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  await createKeyFile(file, `${generateSecretKey()}\n`);
+  // Two starts at once keep one key: the first file published wins.
+  await createExclusive(file, `${generateSecretKey()}\n`);
   return new SecretBox(await readKeyFile(file));
 }
 
@@ -164,23 +166,4 @@ async function readKeyFile(file: string): Promise<Buffer[]> {
   const lines = (await readFile(file, 'utf8')).split('\n').filter((l) => l.trim() !== '');
   if (lines.length === 0) throw new TrailwardenError('TW_ERR_CONFIG', `${file} holds no key`);
   return lines.map((l, i) => parseKey(l, `${file} line ${i + 1}`));
-}
-
-/** Publishes the file whole or not at all, never over an existing one (two starts at once keep one key). */
-async function createKeyFile(file: string, content: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  const handle = await open(tmp, 'wx', 0o600);
-  try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await link(tmp, file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  } finally {
-    await unlink(tmp).catch(() => undefined);
-  }
 }

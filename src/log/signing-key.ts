@@ -1,13 +1,8 @@
-import {
-  createPrivateKey,
-  createPublicKey,
-  generateKeyPairSync,
-  type KeyObject,
-  randomBytes,
-} from 'node:crypto';
-import { link, mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TrailwardenError } from '../errors.js';
+import { createExclusive } from '../store/data-dir.js';
 
 /** File name of the key generated inside the data directory on first start. */
 export const SIGNING_KEY_FILE = 'signing-key.pem';
@@ -101,50 +96,4 @@ export function rawPublicKey(publicKey: KeyObject): Buffer {
     throw new TypeError('not an Ed25519 public key');
   }
   return Buffer.from(jwk.x, 'base64url');
-}
-
-/**
- * Writes `content` to `file` only if it does not exist, never exposing a
- * partial or world-readable file: the bytes go to a temp file created
- * exclusively with mode 0600, then a hard link publishes it atomically.
- * Returns false when `file` already existed.
- */
-async function createExclusive(file: string, content: string): Promise<boolean> {
-  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  const handle = await open(tmp, 'wx', 0o600);
-  try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await link(tmp, file);
-    return true;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') return false;
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EXDEV') throw err;
-    // Filesystems without hard links: exclusive create of the final name.
-    return await writeExclusive(file, content);
-  } finally {
-    await unlink(tmp).catch(() => undefined);
-  }
-}
-
-async function writeExclusive(file: string, content: string): Promise<boolean> {
-  let handle: Awaited<ReturnType<typeof open>>;
-  try {
-    handle = await open(file, 'wx', 0o600);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
-  }
-  try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  return true;
 }

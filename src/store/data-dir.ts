@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, type Stats, statSync } from 'node:fs';
+import { link, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TrailwardenError } from '../errors.js';
 
@@ -81,4 +83,50 @@ export function createPrivateFile(file: string): void {
 
 function octal(mode: number): string {
   return `0${(mode & 0o777).toString(8).padStart(3, '0')}`;
+}
+
+/**
+ * Writes `content` to `file` only if it does not exist, never exposing a
+ * partial or world-readable file: the bytes go to a temp file created
+ * exclusively with mode 0600, then a hard link publishes it atomically.
+ * Returns false when `file` already existed.
+ */
+export async function createExclusive(file: string, content: string): Promise<boolean> {
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  const handle = await open(tmp, 'wx', 0o600);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await link(tmp, file);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EXDEV') throw err;
+    // Filesystems without hard links: exclusive create of the final name.
+    return await writeExclusive(file, content);
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+}
+
+async function writeExclusive(file: string, content: string): Promise<boolean> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(file, 'wx', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  return true;
 }

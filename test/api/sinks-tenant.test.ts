@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import { after, afterEach, describe, test } from 'node:test';
 import { rawEvent, type TestApp, testApp } from '../helpers/app.js';
+import { until } from '../helpers/until.js';
 import { newSecret, type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
 
 /** `${NAME}`, written so no linter takes it for a template slip. */
@@ -18,14 +19,6 @@ const open: Array<() => Promise<void>> = [];
 afterEach(async () => {
   while (open.length > 0) await open.pop()!();
 });
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function app(settings: Record<string, unknown> = {}): Promise<TestApp> {
   const t = await testApp({ audit_reads: false, ...settings });

@@ -12,6 +12,7 @@ import { stringify } from 'yaml';
 import { ApiError } from '../../src/cli/http-client.js';
 import { registerSinksCommand } from '../../src/cli/sinks.js';
 import { rawEvent, type TestApp, testApp } from '../helpers/app.js';
+import { until } from '../helpers/until.js';
 import {
   newSecret,
   type Receiver,
@@ -105,14 +106,6 @@ async function post(t: TestApp, events: unknown[]): Promise<void> {
     payload: events,
   });
   assert.equal(res.statusCode, 201, res.body);
-}
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 function writeSinkFile(t: TestApp, file: string, text: string): string {

@@ -8,20 +8,13 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { parseVerifierKey, verifyCheckpoint } from '../../src/log/checkpoint.js';
 import { rawEvent, type TestApp, testApp } from '../helpers/app.js';
+import { until } from '../helpers/until.js';
 import { newSecret, type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
 
 const open: Array<() => Promise<void>> = [];
 afterEach(async () => {
   while (open.length > 0) await open.pop()!();
 });
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 interface Received {
   seq?: number;

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { rawEvent, type TestApp, testApp } from '../helpers/app.js';
+import { until } from '../helpers/until.js';
 import {
   newSecret,
   type Receiver,
@@ -74,14 +75,6 @@ function received(r: Receiver): Array<{ id: string; seqs: number[] }> {
     id: String(q.headers['webhook-id']),
     seqs: (q.parsed as Array<{ seq: number }>).map((e) => e.seq),
   }));
-}
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 function assertInOrderAndComplete(r: Receiver, total: number, ok: (n: number) => boolean = () => true) {

@@ -10,6 +10,7 @@ import { afterEach, test } from 'node:test';
 import { SinkLease, sinkLeaseName } from '../../src/delivery/sink-lease.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { DeliveryStore } from '../../src/store/store.js';
+import { until } from '../helpers/until.js';
 
 const LEASE_MS = 1000;
 const quiet = { warn: () => undefined };
@@ -54,14 +55,6 @@ function lease(delivery: Pick<DeliveryStore, 'acquireLease' | 'releaseLease'>, h
   );
   open.push(() => l.close());
   return l;
-}
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 test('a free lease is taken at start, renewed, and released on close', async () => {
