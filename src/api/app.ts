@@ -56,8 +56,24 @@ export async function buildApp(ctx: AppContext, logger?: FastifyBaseLogger): Pro
     },
   });
 
-  app.setErrorHandler(makeErrorHandler({ maxBodyBytes: ctx.config.limits.max_body_bytes }));
+  app.setErrorHandler(
+    makeErrorHandler({
+      maxBodyBytes: ctx.config.limits.max_body_bytes,
+      storeWriteBlock: () => ctx.store.writeBlock(),
+    }),
+  );
   app.setNotFoundHandler(notFoundHandler);
+  const unwatch = ctx.store.onWriteBlock((block) => {
+    if (block) {
+      app.log.error(
+        { since: block.since },
+        `the store refuses writes: ${block.reason}; answering 503 and /readyz not ready until a write succeeds`,
+      );
+    } else {
+      app.log.info('the store takes writes again; /readyz is ready');
+    }
+  });
+  app.addHook('onClose', async () => unwatch());
 
   eventRoutes(app, ctx);
   checkpointRoutes(app, ctx);

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_CODES, type ErrorCode, isTrailwardenError, TrailwardenError } from '../errors.js';
+import type { WriteBlock } from '../store/store.js';
 
 /** RFC 9457 problem details, with our stable `code` and per-item `problems`. */
 export interface Problem {
@@ -59,8 +60,15 @@ function fromFastifyError(err: FastifyError, limits: { maxBodyBytes: number }): 
   }
 }
 
+/** What the error handler needs to know of the server it answers for. */
+export interface ErrorLimits {
+  maxBodyBytes: number;
+  /** The store's episode of failing writes, if one is on: it is logged once, not once per request. */
+  storeWriteBlock: () => WriteBlock | undefined;
+}
+
 /** The one error handler: typed errors become problem+json; 5xx internals are logged, never shown. */
-export function makeErrorHandler(limits: { maxBodyBytes: number }) {
+export function makeErrorHandler(limits: ErrorLimits) {
   return (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     let tw: TrailwardenError | undefined = isTrailwardenError(err) ? err : fromFastifyError(err, limits);
     if (!tw) {
@@ -69,7 +77,7 @@ export function makeErrorHandler(limits: { maxBodyBytes: number }) {
         'TW_ERR_INTERNAL',
         `the server failed to handle this request; retry later and report request id ${req.id} if it persists`,
       );
-    } else if (tw.status >= 500) {
+    } else if (tw.status >= 500 && !(tw.code === 'TW_ERR_NOT_READY' && limits.storeWriteBlock())) {
       req.log.error({ err }, tw.message);
     }
     if (tw.headers) void reply.headers(tw.headers);

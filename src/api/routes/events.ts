@@ -200,7 +200,10 @@ export async function recordRead(
       metadata: { path: req.url.split('?')[0] ?? '', query: req.url.split('?')[1] ?? '', ...metadata },
       request: requestContext(req),
     })
-    .catch((err: unknown) => req.log.error({ err }, `could not record ${action}`));
+    .catch((err: unknown) => {
+      // While the store refuses writes (a full disk) that episode is logged once, not per read.
+      if (ctx.store.writeBlock() === undefined) req.log.error({ err }, `could not record ${action}`);
+    });
 }
 
 async function findOne(

@@ -22,12 +22,17 @@ export function metaRoutes(app: FastifyInstance, ctx: AppContext): void {
     '/readyz',
     {
       schema: {
-        summary: 'Readiness: the store answers and the server is not shutting down',
+        summary: 'Readiness: the store answers and takes writes, and the server is not shutting down',
         tags: ['health'],
       },
     },
     async (_req, reply) => {
       if (!ctx.ready()) return reply.status(503).send({ status: 'shutting_down' });
+      const block = ctx.store.writeBlock();
+      if (block !== undefined) {
+        // Not ready while the store refuses writes (a full disk): a load balancer sends producers elsewhere.
+        return reply.status(503).send({ status: 'writes_failing', reason: block.reason, since: block.since });
+      }
       const head = await ctx.store.headSeq();
       return { status: 'ready', store: ctx.store.kind, head_seq: head, sequencer: ctx.store.isSequencer() };
     },
