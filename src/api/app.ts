@@ -1,7 +1,11 @@
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Config } from '../config/schema.js';
+import { limitBodies } from './body-budget.js';
+import { ClientErrorAnswers } from './client-errors.js';
 import type { AppContext } from './context.js';
 import { makeErrorHandler, notFoundHandler } from './problem.js';
+import { authenticateOnHeaders } from './route-access.js';
 import { checkpointRoutes } from './routes/checkpoints.js';
 import { eventRoutes } from './routes/events.js';
 import { exportRoutes } from './routes/export.js';
@@ -11,13 +15,48 @@ import { sinkRoutes } from './routes/sinks.js';
 import { streamRoutes } from './routes/stream.js';
 
 /**
+ * After an early answer (401, 413…), the body still on its way is read and
+ * discarded up to this many times `limits.max_body_bytes`, so a client that
+ * sends a whole body before reading can read the answer; past that the
+ * connection is closed.
+ */
+const DISCARD_BODY_FACTOR = 4;
+
+/** Fastify's and Node's connection timeouts, from `limits` (docs/configuration.md says what each bounds). */
+function timeoutOptions(l: Config['limits']) {
+  return {
+    // No byte either way for this long while a request is open: the connection is closed.
+    connectionTimeout: l.idle_timeout_ms,
+    keepAliveTimeout: l.keep_alive_timeout_ms,
+    requestTimeout: l.request_timeout_ms,
+    http: {
+      headersTimeout: l.headers_timeout_ms,
+      requestTimeout: l.request_timeout_ms,
+      // Node notices an expired header or request timeout on this beat (30 s by
+      // default): a quarter of the shortest keeps the cut within 25 % of it.
+      connectionsCheckingInterval: Math.min(1000, Math.ceil(l.headers_timeout_ms / 4)),
+    },
+  };
+}
+
+/**
  * Builds the HTTP application (routes, error handling, OpenAPI) without
  * listening, so tests can call `inject()` and `serve` can listen.
  */
 export async function buildApp(ctx: AppContext, logger?: FastifyBaseLogger): Promise<FastifyInstance> {
+  const limits = ctx.config.limits;
+  const errorHandler = makeErrorHandler({
+    maxBodyBytes: limits.max_body_bytes,
+    maxDiscardBytes: DISCARD_BODY_FACTOR * limits.max_body_bytes,
+    storeWriteBlock: () => ctx.store.writeBlock(),
+  });
+  const clientErrors = new ClientErrorAnswers(limits);
   const app = Fastify({
     ...(logger ? { loggerInstance: logger } : { logger: false }),
-    bodyLimit: ctx.config.limits.max_body_bytes,
+    bodyLimit: limits.max_body_bytes,
+    ...timeoutOptions(limits),
+    // Errors on the connection itself (headers too large or too slow) are problem+json too.
+    clientErrorHandler: clientErrors.handle,
     // Query values stay strings and unknown parameters stay visible: routes
     // parse and refuse them with precise messages.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
@@ -26,6 +65,12 @@ export async function buildApp(ctx: AppContext, logger?: FastifyBaseLogger): Pro
     return503OnClosing: true,
     forceCloseConnections: true,
   });
+
+  // Each of these runs on the headers alone, before any body is read:
+  // callers without a valid key and bodies that do not fit are answered at once.
+  clientErrors.track(app);
+  authenticateOnHeaders(app, ctx.store);
+  limitBodies(app, limits);
 
   // Event bodies are parsed by parseEventsBody, which knows about NDJSON,
   // invalid UTF-8 and batch limits; Fastify hands over the raw bytes.
@@ -56,12 +101,7 @@ export async function buildApp(ctx: AppContext, logger?: FastifyBaseLogger): Pro
     },
   });
 
-  app.setErrorHandler(
-    makeErrorHandler({
-      maxBodyBytes: ctx.config.limits.max_body_bytes,
-      storeWriteBlock: () => ctx.store.writeBlock(),
-    }),
-  );
+  app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
   const unwatch = ctx.store.onWriteBlock((block) => {
     if (block) {

@@ -1,6 +1,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_CODES, type ErrorCode, isTrailwardenError, TrailwardenError } from '../errors.js';
 import type { WriteBlock } from '../store/store.js';
+import { payloadTooLarge } from './body-budget.js';
+import { discardUnreadBody } from './unread-body.js';
 
 /** RFC 9457 problem details, with our stable `code` and per-item `problems`. */
 export interface Problem {
@@ -32,10 +34,7 @@ export function toProblem(err: TrailwardenError, instance?: string): Problem {
 function fromFastifyError(err: FastifyError, limits: { maxBodyBytes: number }): TrailwardenError | undefined {
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new TrailwardenError(
-        'TW_ERR_PAYLOAD_TOO_LARGE',
-        `request body is larger than ${limits.maxBodyBytes} bytes; split the batch into smaller requests`,
-      );
+      return payloadTooLarge(limits.maxBodyBytes);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new TrailwardenError(
@@ -63,6 +62,8 @@ function fromFastifyError(err: FastifyError, limits: { maxBodyBytes: number }): 
 /** What the error handler needs to know of the server it answers for. */
 export interface ErrorLimits {
   maxBodyBytes: number;
+  /** Bytes of a body answered early (e.g. 401, 413) read and discarded before the connection closes. */
+  maxDiscardBytes: number;
   /** The store's episode of failing writes, if one is on: it is logged once, not once per request. */
   storeWriteBlock: () => WriteBlock | undefined;
 }
@@ -77,9 +78,12 @@ export function makeErrorHandler(limits: ErrorLimits) {
         'TW_ERR_INTERNAL',
         `the server failed to handle this request; retry later and report request id ${req.id} if it persists`,
       );
+    } else if (tw.code === 'TW_ERR_BUSY') {
+      req.log.warn(tw.message);
     } else if (tw.status >= 500 && !(tw.code === 'TW_ERR_NOT_READY' && limits.storeWriteBlock())) {
       req.log.error({ err }, tw.message);
     }
+    discardUnreadBody(req, reply, limits.maxDiscardBytes);
     if (tw.headers) void reply.headers(tw.headers);
     void reply
       .status(tw.status)

@@ -29,6 +29,7 @@ export function eventRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.post(
     '/v1/events',
     {
+      config: { access: 'write' },
       schema: {
         summary: 'Append events (one object, a JSON array, or NDJSON); atomic per request',
         tags: ['events'],
@@ -58,6 +59,7 @@ export function eventRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/events',
     {
+      config: { access: 'read' },
       schema: {
         summary: 'Query events with filters, newest first by default; keyset pagination on seq',
         tags: ['events'],
@@ -88,6 +90,7 @@ export function eventRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/events/:event_id',
     {
+      config: { access: 'read' },
       schema: {
         summary: 'One event by event_id',
         tags: ['events'],
@@ -106,6 +109,7 @@ export function eventRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/events/:event_id/proof',
     {
+      config: { access: 'read' },
       schema: {
         summary:
           'Inclusion proof of an event in the tree of tree_size leaves (default: the latest checkpoint)',

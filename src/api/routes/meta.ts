@@ -6,13 +6,13 @@ import type { AppContext } from '../context.js';
 export function metaRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/actions',
-    { schema: { summary: 'The built-in action catalog', tags: ['catalog'] } },
+    { config: { access: 'public' }, schema: { summary: 'The built-in action catalog', tags: ['catalog'] } },
     async () => ({ strict_actions: ctx.config.strict_actions, actions: ACTION_CATALOG }),
   );
 
   app.get(
     '/healthz',
-    { schema: { summary: 'Liveness: the process answers', tags: ['health'] } },
+    { config: { access: 'public' }, schema: { summary: 'Liveness: the process answers', tags: ['health'] } },
     async () => ({
       status: 'ok',
     }),
@@ -21,6 +21,7 @@ export function metaRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/readyz',
     {
+      config: { access: 'public' },
       schema: {
         summary: 'Readiness: the store answers and takes writes, and the server is not shutting down',
         tags: ['health'],
@@ -38,5 +39,7 @@ export function metaRoutes(app: FastifyInstance, ctx: AppContext): void {
     },
   );
 
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () =>
+    app.swagger(),
+  );
 }

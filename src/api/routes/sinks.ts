@@ -63,7 +63,7 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.get(
     '/v1/sinks',
-    { schema: { summary: 'List sinks (secrets masked)', tags: ['sinks'] } },
+    { config: { access: 'admin' }, schema: { summary: 'List sinks (secrets masked)', tags: ['sinks'] } },
     async (req) => {
       const p = await admin(req);
       rejectUnknownParams(req.query as RawQuery, []);
@@ -77,7 +77,10 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.post(
     '/v1/sinks',
-    { schema: { summary: 'Create a sink', tags: ['sinks'], response: problemResponses } },
+    {
+      config: { access: 'admin' },
+      schema: { summary: 'Create a sink', tags: ['sinks'], response: problemResponses },
+    },
     async (req, reply) => {
       const p = await admin(req);
       const raw = bodyObject(req);
@@ -113,7 +116,10 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.get(
     '/v1/sinks/:name',
-    { schema: { summary: 'One sink (secrets masked)', tags: ['sinks'], params: nameParam } },
+    {
+      config: { access: 'admin' },
+      schema: { summary: 'One sink (secrets masked)', tags: ['sinks'], params: nameParam },
+    },
     async (req) => {
       const p = await admin(req);
       const name = (req.params as { name: string }).name;
@@ -125,6 +131,7 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.patch(
     '/v1/sinks/:name',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Change a sink (JSON merge patch); cursor and dead letters stay',
         tags: ['sinks'],
@@ -149,7 +156,7 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.delete(
     '/v1/sinks/:name',
-    { schema: { summary: 'Delete a sink', tags: ['sinks'], params: nameParam } },
+    { config: { access: 'admin' }, schema: { summary: 'Delete a sink', tags: ['sinks'], params: nameParam } },
     async (req, reply) => {
       const p = await admin(req);
       const name = (req.params as { name: string }).name;
@@ -162,7 +169,10 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.get(
     '/v1/sinks/:name/status',
-    { schema: { summary: 'Health, lag and counters of a sink', tags: ['sinks'], params: nameParam } },
+    {
+      config: { access: 'admin' },
+      schema: { summary: 'Health, lag and counters of a sink', tags: ['sinks'], params: nameParam },
+    },
     async (req) => {
       const p = await admin(req);
       return engine.status((req.params as { name: string }).name, p);
@@ -172,6 +182,7 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.post(
     '/v1/sinks/:name/replay',
     {
+      config: { access: 'admin' },
       schema: {
         summary:
           'Move the cursor so delivery starts again at from_seq, or at the first event received at or after from_time',
@@ -209,6 +220,7 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
     app.post(
       `/v1/sinks/:name/${action}`,
       {
+        config: { access: 'admin' },
         schema: {
           summary: `${action === 'pause' ? 'Pause' : 'Resume (also re-enables a disabled sink)'} a sink`,
           tags: ['sinks'],
@@ -228,7 +240,10 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.get(
     '/v1/sinks/:name/dead-letters',
-    { schema: { summary: 'Events a sink gave up on', tags: ['sinks'], params: nameParam } },
+    {
+      config: { access: 'admin' },
+      schema: { summary: 'Events a sink gave up on', tags: ['sinks'], params: nameParam },
+    },
     async (req) => {
       const p = await admin(req);
       const q = req.query as RawQuery;
@@ -250,6 +265,7 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/sinks/:name/dead-letters/:id',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'One dead letter with its event',
         tags: ['sinks'],
@@ -274,6 +290,7 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.post(
     '/v1/sinks/:name/dead-letters/redrive',
     {
+      config: { access: 'admin' },
       schema: {
         summary:
           'Deliver dead letters again now (all of them, or the ids given); delivered ones are removed. Through a node that does not deliver the sink they are queued (202) for the node that does, which redrives them within a third of the lease time',

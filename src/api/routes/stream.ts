@@ -37,6 +37,7 @@ export function streamRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/stream',
     {
+      config: { access: 'read' },
       schema: {
         summary: 'Live stream of new events (Server-Sent Events), resumable with Last-Event-ID or after',
         tags: ['events'],
