@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   TW_ERR_SINK_READ_ONLY: { status: 409, title: 'Sink defined in the config file' },
   TW_ERR_SINK_DISABLED: { status: 409, title: 'Sink not enabled' },
   TW_ERR_PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload too large' },
+  TW_ERR_URI_TOO_LONG: { status: 414, title: 'Path segment too long' },
   TW_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
   TW_ERR_INVALID_EVENTS: { status: 422, title: 'Invalid events' },
   TW_ERR_TREE_SIZE: { status: 422, title: 'Tree size out of range' },

@@ -1,10 +1,11 @@
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
+import { TrailwardenError } from '../errors.js';
 import { limitBodies } from './body-budget.js';
 import { ClientErrorAnswers } from './client-errors.js';
 import type { AppContext } from './context.js';
-import { makeErrorHandler, notFoundHandler } from './problem.js';
+import { makeErrorHandler, noRouteProblem } from './problem.js';
 import { authenticateOnHeaders } from './route-access.js';
 import { checkpointRoutes } from './routes/checkpoints.js';
 import { eventRoutes } from './routes/events.js';
@@ -13,6 +14,13 @@ import { keyRoutes } from './routes/keys.js';
 import { metaRoutes } from './routes/meta.js';
 import { sinkRoutes } from './routes/sinks.js';
 import { streamRoutes } from './routes/stream.js';
+
+/**
+ * The longest path parameter any route takes: an `event_id` (1–128
+ * characters, as ingest accepts it). Sink names, key ids and dead-letter ids
+ * are shorter; their routes check their own patterns.
+ */
+const MAX_PATH_PARAM_LENGTH = 128;
 
 /**
  * After an early answer (401, 413…), the body still on its way is read and
@@ -47,6 +55,7 @@ export async function buildApp(ctx: AppContext, logger?: FastifyBaseLogger): Pro
   const limits = ctx.config.limits;
   const errorHandler = makeErrorHandler({
     maxBodyBytes: limits.max_body_bytes,
+    maxParamLength: MAX_PATH_PARAM_LENGTH,
     maxDiscardBytes: DISCARD_BODY_FACTOR * limits.max_body_bytes,
     storeWriteBlock: () => ctx.store.writeBlock(),
   });
@@ -55,20 +64,36 @@ export async function buildApp(ctx: AppContext, logger?: FastifyBaseLogger): Pro
     ...(logger ? { loggerInstance: logger } : { logger: false }),
     bodyLimit: limits.max_body_bytes,
     ...timeoutOptions(limits),
-    // Errors on the connection itself (headers too large or too slow) are problem+json too.
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
+    // Errors raised before a request reaches a route (a bad URL, a parameter
+    // longer than any id) and on the connection itself are problem+json too.
+    frameworkErrors: (err, req, reply) => errorHandler(err, req, reply),
     clientErrorHandler: clientErrors.handle,
     // Query values stay strings and unknown parameters stay visible: routes
     // parse and refuse them with precise messages.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     requestIdHeader: 'x-request-id',
     genReqId: () => `req_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`,
-    return503OnClosing: true,
+    // Requests that arrive while closing are refused by the hook below, as problem+json.
+    return503OnClosing: false,
     forceCloseConnections: true,
   });
 
   // Each of these runs on the headers alone, before any body is read:
-  // callers without a valid key and bodies that do not fit are answered at once.
+  // unknown routes, callers without a valid key and bodies that do not fit
+  // are answered at once.
   clientErrors.track(app);
+  app.addHook('onRequest', async (req) => {
+    if (req.is404) throw noRouteProblem(app, req);
+    // Health routes answer for themselves (/readyz says why it is not ready).
+    if (!ctx.ready() && req.routeOptions.config.access !== 'public') {
+      throw new TrailwardenError(
+        'TW_ERR_NOT_READY',
+        'the server is starting or shutting down; nothing was stored — retry after Retry-After seconds',
+        { headers: { 'retry-after': '1' } },
+      );
+    }
+  });
   authenticateOnHeaders(app, ctx.store);
   limitBodies(app, limits);
 
@@ -102,7 +127,7 @@ export async function buildApp(ctx: AppContext, logger?: FastifyBaseLogger): Pro
   });
 
   app.setErrorHandler(errorHandler);
-  app.setNotFoundHandler(notFoundHandler);
+  app.setNotFoundHandler((req, reply) => errorHandler(noRouteProblem(app, req), req, reply));
   const unwatch = ctx.store.onWriteBlock((block) => {
     if (block) {
       app.log.error(
