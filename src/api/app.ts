@@ -83,16 +83,19 @@ export async function buildApp(ctx: AppContext, logger?: FastifyBaseLogger): Pro
   // unknown routes, callers without a valid key and bodies that do not fit
   // are answered at once.
   clientErrors.track(app);
-  app.addHook('onRequest', async (req) => {
-    if (req.is404) throw noRouteProblem(app, req);
+  app.addHook('onRequest', (req, _reply, done) => {
+    if (req.is404) return done(noRouteProblem(app, req));
     // Health routes answer for themselves (/readyz says why it is not ready).
     if (!ctx.ready() && req.routeOptions.config.access !== 'public') {
-      throw new TrailwardenError(
-        'TW_ERR_NOT_READY',
-        'the server is starting or shutting down; nothing was stored — retry after Retry-After seconds',
-        { headers: { 'retry-after': '1' } },
+      return done(
+        new TrailwardenError(
+          'TW_ERR_NOT_READY',
+          'the server is starting or shutting down; nothing was stored — retry after Retry-After seconds',
+          { headers: { 'retry-after': '1' } },
+        ),
       );
     }
+    done();
   });
   authenticateOnHeaders(app, ctx.store);
   limitBodies(app, limits);

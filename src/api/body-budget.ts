@@ -57,18 +57,21 @@ export function limitBodies(
   limits: { max_body_bytes: number; max_inflight_body_bytes: number },
 ): BodyBudget {
   const budget = new BodyBudget(limits.max_inflight_body_bytes);
-  app.addHook('onRequest', async (req, reply) => {
+  app.addHook('onRequest', (req, reply, done) => {
     const declared = declaredBodyBytes(req.headers, limits.max_body_bytes);
-    if (declared === 0) return;
-    if (declared > limits.max_body_bytes) throw payloadTooLarge(limits.max_body_bytes);
+    if (declared === 0) return done();
+    if (declared > limits.max_body_bytes) return done(payloadTooLarge(limits.max_body_bytes));
     if (!budget.tryReserve(declared)) {
-      throw new TrailwardenError(
-        'TW_ERR_BUSY',
-        `the server is receiving ${limits.max_inflight_body_bytes} bytes of request bodies at once (limits.max_inflight_body_bytes); nothing was stored — retry after Retry-After seconds`,
-        { headers: { 'retry-after': String(BUSY_RETRY_AFTER_S) } },
+      return done(
+        new TrailwardenError(
+          'TW_ERR_BUSY',
+          `the server is receiving ${limits.max_inflight_body_bytes} bytes of request bodies at once (limits.max_inflight_body_bytes); nothing was stored — retry after Retry-After seconds`,
+          { headers: { 'retry-after': String(BUSY_RETRY_AFTER_S) } },
+        ),
       );
     }
     reply.raw.once('close', () => budget.release(declared));
+    done();
   });
   return budget;
 }

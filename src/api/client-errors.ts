@@ -73,8 +73,9 @@ export class ClientErrorAnswers {
 
   /** Remembers each connection's current response, so `handle` can tell whether one has started. */
   track(app: FastifyInstance): void {
-    app.addHook('onRequest', async (req, reply) => {
+    app.addHook('onRequest', (req, reply, done) => {
       this.responses.set(req.raw.socket, reply.raw);
+      done();
     });
   }
 }
