@@ -49,11 +49,6 @@ export class RawConnection {
     return true;
   }
 
-  /** Everything received so far. */
-  received(): string {
-    return this.text;
-  }
-
   /** Resolves with the first whole response received, or `undefined` if the connection closed first. */
   async response(): Promise<RawResponse | undefined> {
     for (;;) {
