@@ -1,8 +1,13 @@
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Config } from '../config/schema.js';
+import { TrailwardenError } from '../errors.js';
 import { parseJsonDocument } from '../ingest/parse-body.js';
+import { limitBodies } from './body-budget.js';
+import { ClientErrorAnswers } from './client-errors.js';
 import type { AppContext } from './context.js';
-import { makeErrorHandler, notFoundHandler } from './problem.js';
+import { makeErrorHandler, noRouteProblem } from './problem.js';
+import { authenticateOnHeaders } from './route-access.js';
 import { checkpointRoutes } from './routes/checkpoints.js';
 import { eventRoutes } from './routes/events.js';
 import { exportRoutes } from './routes/export.js';
@@ -12,21 +17,89 @@ import { sinkRoutes } from './routes/sinks.js';
 import { streamRoutes } from './routes/stream.js';
 
 /**
+ * The longest path parameter any route takes: an `event_id` (1–128
+ * characters, as ingest accepts it). Sink names, key ids and dead-letter ids
+ * are shorter; their routes check their own patterns.
+ */
+const MAX_PATH_PARAM_LENGTH = 128;
+
+/**
+ * After an early answer (401, 413…), the body still on its way is read and
+ * discarded up to this many times `limits.max_body_bytes`, so a client that
+ * sends a whole body before reading can read the answer; past that the
+ * connection is closed.
+ */
+const DISCARD_BODY_FACTOR = 4;
+
+/** Fastify's and Node's connection timeouts, from `limits` (docs/configuration.md says what each bounds). */
+function timeoutOptions(l: Config['limits']) {
+  return {
+    // No byte either way for this long while a request is open: the connection is closed.
+    connectionTimeout: l.idle_timeout_ms,
+    keepAliveTimeout: l.keep_alive_timeout_ms,
+    requestTimeout: l.request_timeout_ms,
+    http: {
+      headersTimeout: l.headers_timeout_ms,
+      requestTimeout: l.request_timeout_ms,
+      // Node notices an expired header or request timeout on this beat (30 s by
+      // default): a quarter of the shortest keeps the cut within 25 % of it.
+      connectionsCheckingInterval: Math.min(1000, Math.ceil(l.headers_timeout_ms / 4)),
+    },
+  };
+}
+
+/**
  * Builds the HTTP application (routes, error handling, OpenAPI) without
  * listening, so tests can call `inject()` and `serve` can listen.
  */
 export async function buildApp(ctx: AppContext, logger?: FastifyBaseLogger): Promise<FastifyInstance> {
+  const limits = ctx.config.limits;
+  const errorHandler = makeErrorHandler({
+    maxBodyBytes: limits.max_body_bytes,
+    maxParamLength: MAX_PATH_PARAM_LENGTH,
+    maxDiscardBytes: DISCARD_BODY_FACTOR * limits.max_body_bytes,
+    storeWriteBlock: () => ctx.store.writeBlock(),
+  });
+  const clientErrors = new ClientErrorAnswers(limits);
   const app = Fastify({
     ...(logger ? { loggerInstance: logger } : { logger: false }),
-    bodyLimit: ctx.config.limits.max_body_bytes,
+    bodyLimit: limits.max_body_bytes,
+    ...timeoutOptions(limits),
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
+    // Errors raised before a request reaches a route (a bad URL, a parameter
+    // longer than any id) and on the connection itself are problem+json too.
+    frameworkErrors: (err, req, reply) => errorHandler(err, req, reply),
+    clientErrorHandler: clientErrors.handle,
     // Query values stay strings and unknown parameters stay visible: routes
     // parse and refuse them with precise messages.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     requestIdHeader: 'x-request-id',
     genReqId: () => `req_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`,
-    return503OnClosing: true,
+    // Requests that arrive while closing are refused by the hook below, as problem+json.
+    return503OnClosing: false,
     forceCloseConnections: true,
   });
+
+  // Each of these runs on the headers alone, before any body is read:
+  // unknown routes, callers without a valid key and bodies that do not fit
+  // are answered at once.
+  clientErrors.track(app);
+  app.addHook('onRequest', (req, _reply, done) => {
+    if (req.is404) return done(noRouteProblem(app, req));
+    // Health routes answer for themselves (/readyz says why it is not ready).
+    if (!ctx.ready() && req.routeOptions.config.access !== 'public') {
+      return done(
+        new TrailwardenError(
+          'TW_ERR_NOT_READY',
+          'the server is starting or shutting down; nothing was stored — retry after Retry-After seconds',
+          { headers: { 'retry-after': '1' } },
+        ),
+      );
+    }
+    done();
+  });
+  authenticateOnHeaders(app, ctx.store);
+  limitBodies(app, limits);
 
   // Event bodies are parsed by parseEventsBody, which knows about NDJSON,
   // invalid UTF-8 and batch limits; Fastify hands over the raw bytes.
@@ -59,8 +132,19 @@ export async function buildApp(ctx: AppContext, logger?: FastifyBaseLogger): Pro
     },
   });
 
-  app.setErrorHandler(makeErrorHandler({ maxBodyBytes: ctx.config.limits.max_body_bytes }));
-  app.setNotFoundHandler(notFoundHandler);
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((req, reply) => errorHandler(noRouteProblem(app, req), req, reply));
+  const unwatch = ctx.store.onWriteBlock((block) => {
+    if (block) {
+      app.log.error(
+        { since: block.since },
+        `the store refuses writes: ${block.reason}; answering 503 and /readyz not ready until a write succeeds`,
+      );
+    } else {
+      app.log.info('the store takes writes again; /readyz is ready');
+    }
+  });
+  app.addHook('onClose', async () => unwatch());
 
   eventRoutes(app, ctx);
   checkpointRoutes(app, ctx);

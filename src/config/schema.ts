@@ -109,6 +109,20 @@ const limitsSchema = z
       .nullable()
       .default(null),
     max_page_size: intBetween(1, 10_000).default(1000),
+    /**
+     * Bytes of request bodies (as their Content-Length declares; a chunked
+     * body counts as `max_body_bytes`) the server receives at once; a request
+     * past it is refused with a 503 before its body is read.
+     */
+    max_inflight_body_bytes: intBetween(1 * KIB, 4096 * MIB).default(64 * MIB),
+    /** From a request's first byte to the end of its headers. */
+    headers_timeout_ms: intBetween(100, 600 * SECOND_MS).default(10 * SECOND_MS),
+    /** From a request's first byte to the end of its body. */
+    request_timeout_ms: intBetween(100, 3600 * SECOND_MS).default(60 * SECOND_MS),
+    /** How long a kept-alive connection may wait for its next request. */
+    keep_alive_timeout_ms: intBetween(100, 3600 * SECOND_MS).default(72 * SECOND_MS),
+    /** How long a connection may go without a byte sent or received while a request is open. */
+    idle_timeout_ms: intBetween(1 * SECOND_MS, 3600 * SECOND_MS).default(300 * SECOND_MS),
   })
   .superRefine((l, ctx) => {
     if (l.max_body_bytes < l.max_event_bytes) {
@@ -116,6 +130,20 @@ const limitsSchema = z
         code: 'custom',
         path: ['max_body_bytes'],
         message: `must be at least limits.max_event_bytes (${l.max_event_bytes}), or no event could be sent`,
+      });
+    }
+    if (l.max_inflight_body_bytes < l.max_body_bytes) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['max_inflight_body_bytes'],
+        message: `must be at least limits.max_body_bytes (${l.max_body_bytes}), or a body of the largest size could never be received`,
+      });
+    }
+    if (l.headers_timeout_ms > l.request_timeout_ms) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['headers_timeout_ms'],
+        message: `must be at most limits.request_timeout_ms (${l.request_timeout_ms}): the headers are part of the request`,
       });
     }
   });
@@ -246,6 +274,35 @@ export const fileConfigSchema = z
       }
       names.add(name);
     });
+    // A connection with nothing moving on it for idle_timeout_ms is closed: every
+    // wait the server makes a client sit through in silence must be shorter.
+    const idle = c.limits.idle_timeout_ms;
+    const waits = [
+      { path: ['stream', 'heartbeat_ms'], ms: c.stream.heartbeat_ms, why: 'an idle stream would be closed' },
+      {
+        path: ['cluster', 'pending_wait_ms'],
+        ms: c.cluster.pending_wait_ms,
+        why: 'a held append would be closed before its answer',
+      },
+      ...(c.emit
+        ? [
+            {
+              path: ['emit', 'timeout_ms'],
+              ms: c.emit.timeout_ms,
+              why: 'a producer waiting for the emit policy would be closed before its answer',
+            },
+          ]
+        : []),
+    ];
+    for (const { path, ms, why } of waits) {
+      if (ms >= idle) {
+        ctx.addIssue({
+          code: 'custom',
+          path,
+          message: `must be less than limits.idle_timeout_ms (${idle}), or ${why}; lower it or raise limits.idle_timeout_ms`,
+        });
+      }
+    }
     if (c.emit) {
       for (const key of ['to_all_of', 'at_least_one_of'] as const) {
         c.emit[key].forEach((name, i) => {

@@ -35,13 +35,32 @@ export function rejectUnknownParams(query: RawQuery, allowed: readonly string[])
   }
 }
 
-/** One string value of a parameter; repeated parameters are refused. */
+/**
+ * The first C0 control character or DEL in `v`, or -1. No parameter needs
+ * one: ids and names refuse them at ingest, and a newline in `q` would match
+ * across the fields its search text joins with newlines. A NUL would also end
+ * the pattern SQLite's LIKE sees, which then matched far more than asked.
+ */
+function firstControl(v: string): number {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return c;
+  }
+  return -1;
+}
+
+/** One string value of a parameter; repeated parameters and control characters are refused. */
 export function single(query: RawQuery, name: string): string | undefined {
   const v = query[name];
   if (v === undefined) return undefined;
   if (Array.isArray(v)) throw invalid(`${name} was given ${v.length} times; give it once`);
   if (typeof v !== 'string') throw invalid(`${name} must be a string`);
   if (v.length > 1024) throw invalid(`${name} is longer than 1024 characters`);
+  const control = firstControl(v);
+  if (control >= 0) {
+    const hex = `U+${control.toString(16).toUpperCase().padStart(4, '0')}`;
+    throw invalid(`${name} contains the control character ${hex}; query parameters may have none`);
+  }
   return v;
 }
 

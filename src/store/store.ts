@@ -76,7 +76,24 @@ export interface Store {
   /** Called after each commit that added events, with the new head `seq`. */
   onAppend(listener: (headSeq: number) => void): () => void;
 
+  /**
+   * Why writes fail for now, when they fail for a reason that passes by
+   * itself (SQLite's disk is full), or `undefined`. `/readyz` reports it.
+   */
+  writeBlock(): WriteBlock | undefined;
+
+  /** Calls `listener` when such an episode starts, and with `undefined` when writes succeed again. */
+  onWriteBlock(listener: (block: WriteBlock | undefined) => void): () => void;
+
   close(): Promise<void>;
+}
+
+/** An episode in which the store refuses writes until a condition passes (see `Store.writeBlock`). */
+export interface WriteBlock {
+  /** What is wrong and what the operator should do, e.g. that the disk is full. */
+  reason: string;
+  /** When the first write failed for it (ISO 8601). */
+  since: string;
 }
 
 /** An event ready for the log: validated, normalised, with its content hash (made by `prepareEvent`). */

@@ -132,6 +132,36 @@ describe('GET /v1/events and GET /v1/events/{event_id}', () => {
     });
   }
 
+  test('q=%00 is refused with a 400 naming q, where it used to cut the pattern and match every event', async () => {
+    for (const url of [
+      '/v1/events?q=%00',
+      '/v1/events?q=bob%00xyz',
+      '/v1/export?q=%00',
+      '/v1/stream?q=%00',
+    ]) {
+      const res = await get(url);
+      assert.equal(res.statusCode, 400, `${url}: ${res.body}`);
+      assert.equal(res.json().code, 'TW_ERR_INVALID_PARAMETER');
+      assert.match(res.json().detail, /^q contains the control character U\+0000/);
+    }
+  });
+
+  test('control characters are refused in every text parameter, naming it', async () => {
+    for (const [name, value] of [
+      ['q', 'bob%0Aalice'],
+      ['actor_id', 'usr_bob%09'],
+      ['resource_id', '%7F'],
+      ['tenant_id', 'acme%0D'],
+      ['cursor', '%1B'],
+    ]) {
+      const res = await get(`/v1/events?${name}=${value}`, t.admin);
+      assert.equal(res.statusCode, 400, `${name}: ${res.body}`);
+      assert.match(res.json().detail, new RegExp(`^${name} contains the control character`));
+    }
+    // Text without control characters still matches as before.
+    assert.deepEqual(ids(await get('/v1/events?q=weak%20pass')), ['evt_a2']);
+  });
+
   test('a tenant key asking for another tenant gets 403 and the attempt is recorded', async () => {
     const res = await get('/v1/events?tenant_id=globex');
     assert.equal(res.statusCode, 403);

@@ -47,6 +47,11 @@ describe('loadConfig', () => {
         max_clock_skew_ms: 300000,
         max_event_age_ms: null,
         max_page_size: 1000,
+        max_inflight_body_bytes: 67108864,
+        headers_timeout_ms: 10000,
+        request_timeout_ms: 60000,
+        keep_alive_timeout_ms: 72000,
+        idle_timeout_ms: 300000,
       },
       checkpoints: {
         every_events: 1000,
@@ -203,6 +208,60 @@ describe('validation messages', () => {
       /cluster\.max_pending_events: must be an integer between 100 and 1000000 \(line 2\)/,
     );
     assert.match(message, /cluster\.pending_wait_ms: must be an integer between 0 and 300000 \(line 3\)/);
+  });
+
+  test('bound the connection settings and keep them consistent with each other', () => {
+    const bounds = configError(() =>
+      parse(
+        'limits:\n  headers_timeout_ms: 50\n  request_timeout_ms: 0\n  keep_alive_timeout_ms: 99\n  idle_timeout_ms: 999\n  max_inflight_body_bytes: 1\n',
+      ),
+    );
+    assert.match(bounds, /limits\.headers_timeout_ms: must be an integer between 100 and 600000 \(line 2\)/);
+    assert.match(bounds, /limits\.request_timeout_ms: must be an integer between 100 and 3600000 \(line 3\)/);
+    assert.match(
+      bounds,
+      /limits\.keep_alive_timeout_ms: must be an integer between 100 and 3600000 \(line 4\)/,
+    );
+    assert.match(bounds, /limits\.idle_timeout_ms: must be an integer between 1000 and 3600000 \(line 5\)/);
+    assert.match(
+      bounds,
+      /limits\.max_inflight_body_bytes: must be an integer between 1024 and 4294967296 \(line 6\)/,
+    );
+
+    const inconsistent = configError(() =>
+      parse(
+        'limits:\n  headers_timeout_ms: 5000\n  request_timeout_ms: 1000\n  max_body_bytes: 65536\n  max_inflight_body_bytes: 4096\n',
+      ),
+    );
+    assert.match(
+      inconsistent,
+      /limits\.headers_timeout_ms: must be at most limits\.request_timeout_ms \(1000\)/,
+    );
+    assert.match(
+      inconsistent,
+      /limits\.max_inflight_body_bytes: must be at least limits\.max_body_bytes \(65536\)/,
+    );
+  });
+
+  test('every silence the server keeps with a client is shorter than limits.idle_timeout_ms', () => {
+    const message = configError(() =>
+      parse(
+        [
+          'limits:\n  idle_timeout_ms: 20000',
+          'stream:\n  heartbeat_ms: 20000',
+          'cluster:\n  pending_wait_ms: 30000',
+          'sinks:\n  - { name: out, type: stdout }',
+          'emit:\n  to_all_of: [out]\n  timeout_ms: 25000',
+        ].join('\n'),
+      ),
+    );
+    assert.match(message, /stream\.heartbeat_ms: must be less than limits\.idle_timeout_ms \(20000\)/);
+    assert.match(message, /cluster\.pending_wait_ms: must be less than limits\.idle_timeout_ms \(20000\)/);
+    assert.match(message, /emit\.timeout_ms: must be less than limits\.idle_timeout_ms \(20000\)/);
+    const ok = parse(
+      'limits:\n  idle_timeout_ms: 20000\nstream:\n  heartbeat_ms: 15000\ncluster:\n  pending_wait_ms: 5000\n',
+    );
+    assert.equal(ok.limits.idle_timeout_ms, 20000);
   });
 
   test('list every problem at once', () => {

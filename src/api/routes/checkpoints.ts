@@ -19,6 +19,7 @@ export function checkpointRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/checkpoints/latest',
     {
+      config: { access: 'read' },
       schema: {
         summary: 'The latest signed checkpoint',
         tags: ['proofs'],
@@ -37,6 +38,7 @@ export function checkpointRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/checkpoints',
     {
+      config: { access: 'read' },
       schema: {
         summary: 'Signed checkpoints by tree size, ascending',
         tags: ['proofs'],
@@ -76,6 +78,7 @@ export function checkpointRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/checkpoints/consistency',
     {
+      config: { access: 'read' },
       schema: {
         summary: 'Consistency proof between tree sizes from and to (RFC 9162 §2.1.4)',
         tags: ['proofs'],
@@ -135,6 +138,7 @@ export function checkpointRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/checkpoints/key',
     {
+      config: { access: 'read' },
       schema: {
         summary: 'The Ed25519 public key that signs checkpoints',
         tags: ['proofs'],

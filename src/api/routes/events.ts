@@ -29,6 +29,7 @@ export function eventRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.post(
     '/v1/events',
     {
+      config: { access: 'write' },
       schema: {
         summary: 'Append events (one object, a JSON array, or NDJSON); atomic per request',
         tags: ['events'],
@@ -58,6 +59,7 @@ export function eventRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/events',
     {
+      config: { access: 'read' },
       schema: {
         summary: 'Query events with filters, newest first by default; keyset pagination on seq',
         tags: ['events'],
@@ -88,6 +90,7 @@ export function eventRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/events/:event_id',
     {
+      config: { access: 'read' },
       schema: {
         summary: 'One event by event_id',
         tags: ['events'],
@@ -106,6 +109,7 @@ export function eventRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/events/:event_id/proof',
     {
+      config: { access: 'read' },
       schema: {
         summary:
           'Inclusion proof of an event in the tree of tree_size leaves (default: the latest checkpoint)',
@@ -200,7 +204,10 @@ export async function recordRead(
       metadata: { path: req.url.split('?')[0] ?? '', query: req.url.split('?')[1] ?? '', ...metadata },
       request: requestContext(req),
     })
-    .catch((err: unknown) => req.log.error({ err }, `could not record ${action}`));
+    .catch((err: unknown) => {
+      // While the store refuses writes (a full disk) that episode is logged once, not per read.
+      if (ctx.store.writeBlock() === undefined) req.log.error({ err }, `could not record ${action}`);
+    });
 }
 
 async function findOne(

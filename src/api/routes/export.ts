@@ -27,6 +27,7 @@ export function exportRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/export',
     {
+      config: { access: 'read' },
       schema: {
         summary:
           'Download events as JSON Lines or CSV (same filters as GET /v1/events; ascending by default)',

@@ -25,18 +25,25 @@ const TENANT_RE = /^[A-Za-z0-9._-]{1,128}$/;
  * and never logged.
  */
 export function keyRoutes(app: FastifyInstance, ctx: AppContext): void {
-  app.get('/v1/keys', { schema: { summary: 'List API keys (no secrets)', tags: ['keys'] } }, async (req) => {
-    const principal = await principalFor(ctx, req, 'admin');
-    rejectUnknownParams(req.query as RawQuery, []);
-    const keys = await ctx.store.listKeys();
-    return {
-      keys: keys.filter((k) => principal.tenantId === null || k.tenantId === principal.tenantId).map(served),
-    };
-  });
+  app.get(
+    '/v1/keys',
+    { config: { access: 'admin' }, schema: { summary: 'List API keys (no secrets)', tags: ['keys'] } },
+    async (req) => {
+      const principal = await principalFor(ctx, req, 'admin');
+      rejectUnknownParams(req.query as RawQuery, []);
+      const keys = await ctx.store.listKeys();
+      return {
+        keys: keys
+          .filter((k) => principal.tenantId === null || k.tenantId === principal.tenantId)
+          .map(served),
+      };
+    },
+  );
 
   app.post(
     '/v1/keys',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Create an API key; the token is shown once',
         tags: ['keys'],
@@ -83,7 +90,7 @@ export function keyRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.delete(
     '/v1/keys/:key_id',
-    { schema: { summary: 'Revoke an API key', tags: ['keys'] } },
+    { config: { access: 'admin' }, schema: { summary: 'Revoke an API key', tags: ['keys'] } },
     async (req, reply) => {
       const principal = await principalFor(ctx, req, 'admin');
       const keyId = (req.params as { key_id: string }).key_id;

@@ -6,13 +6,13 @@ import type { AppContext } from '../context.js';
 export function metaRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/actions',
-    { schema: { summary: 'The built-in action catalog', tags: ['catalog'] } },
+    { config: { access: 'public' }, schema: { summary: 'The built-in action catalog', tags: ['catalog'] } },
     async () => ({ strict_actions: ctx.config.strict_actions, actions: ACTION_CATALOG }),
   );
 
   app.get(
     '/healthz',
-    { schema: { summary: 'Liveness: the process answers', tags: ['health'] } },
+    { config: { access: 'public' }, schema: { summary: 'Liveness: the process answers', tags: ['health'] } },
     async () => ({
       status: 'ok',
     }),
@@ -21,17 +21,25 @@ export function metaRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/readyz',
     {
+      config: { access: 'public' },
       schema: {
-        summary: 'Readiness: the store answers and the server is not shutting down',
+        summary: 'Readiness: the store answers and takes writes, and the server is not shutting down',
         tags: ['health'],
       },
     },
     async (_req, reply) => {
       if (!ctx.ready()) return reply.status(503).send({ status: 'shutting_down' });
+      const block = ctx.store.writeBlock();
+      if (block !== undefined) {
+        // Not ready while the store refuses writes (a full disk): a load balancer sends producers elsewhere.
+        return reply.status(503).send({ status: 'writes_failing', reason: block.reason, since: block.since });
+      }
       const head = await ctx.store.headSeq();
       return { status: 'ready', store: ctx.store.kind, head_seq: head, sequencer: ctx.store.isSequencer() };
     },
   );
 
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () =>
+    app.swagger(),
+  );
 }

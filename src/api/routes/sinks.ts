@@ -95,7 +95,7 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.get(
     '/v1/sinks',
-    { schema: { summary: 'List sinks (secrets masked)', tags: ['sinks'] } },
+    { config: { access: 'admin' }, schema: { summary: 'List sinks (secrets masked)', tags: ['sinks'] } },
     async (req) => {
       const p = await admin(req);
       const query = req.query as RawQuery;
@@ -110,7 +110,10 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.post(
     '/v1/sinks',
-    { schema: { summary: 'Create a sink', tags: ['sinks'], response: problemResponses } },
+    {
+      config: { access: 'admin' },
+      schema: { summary: 'Create a sink', tags: ['sinks'], response: problemResponses },
+    },
     async (req, reply) => {
       const p = await admin(req);
       const query = req.query as RawQuery;
@@ -153,7 +156,10 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.get(
     '/v1/sinks/:name',
-    { schema: { summary: 'One sink (secrets masked)', tags: ['sinks'], params: nameParam } },
+    {
+      config: { access: 'admin' },
+      schema: { summary: 'One sink (secrets masked)', tags: ['sinks'], params: nameParam },
+    },
     async (req) => {
       const p = await admin(req);
       return served(engine.entry(await sinkRef(ctx, req, p), p));
@@ -163,6 +169,7 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.patch(
     '/v1/sinks/:name',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Change a sink (JSON merge patch); cursor and dead letters stay',
         tags: ['sinks'],
@@ -187,7 +194,7 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.delete(
     '/v1/sinks/:name',
-    { schema: { summary: 'Delete a sink', tags: ['sinks'], params: nameParam } },
+    { config: { access: 'admin' }, schema: { summary: 'Delete a sink', tags: ['sinks'], params: nameParam } },
     async (req, reply) => {
       const p = await admin(req);
       const ref = await sinkRef(ctx, req, p);
@@ -200,7 +207,10 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.get(
     '/v1/sinks/:name/status',
-    { schema: { summary: 'Health, lag and counters of a sink', tags: ['sinks'], params: nameParam } },
+    {
+      config: { access: 'admin' },
+      schema: { summary: 'Health, lag and counters of a sink', tags: ['sinks'], params: nameParam },
+    },
     async (req) => {
       const p = await admin(req);
       return engine.status(await sinkRef(ctx, req, p), p);
@@ -210,6 +220,7 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.post(
     '/v1/sinks/:name/replay',
     {
+      config: { access: 'admin' },
       schema: {
         summary:
           'Move the cursor so delivery starts again at from_seq, or at the first event received at or after from_time',
@@ -247,6 +258,7 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
     app.post(
       `/v1/sinks/:name/${action}`,
       {
+        config: { access: 'admin' },
         schema: {
           summary: `${action === 'pause' ? 'Pause' : 'Resume (also re-enables a disabled sink)'} a sink`,
           tags: ['sinks'],
@@ -266,7 +278,10 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.get(
     '/v1/sinks/:name/dead-letters',
-    { schema: { summary: 'Events a sink gave up on', tags: ['sinks'], params: nameParam } },
+    {
+      config: { access: 'admin' },
+      schema: { summary: 'Events a sink gave up on', tags: ['sinks'], params: nameParam },
+    },
     async (req) => {
       const p = await admin(req);
       const ref = await sinkRef(ctx, req, p, ['after_id', 'limit']);
@@ -288,6 +303,7 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/sinks/:name/dead-letters/:id',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'One dead letter with its event',
         tags: ['sinks'],
@@ -312,6 +328,7 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.post(
     '/v1/sinks/:name/dead-letters/redrive',
     {
+      config: { access: 'admin' },
       schema: {
         summary:
           'Deliver dead letters again now (all of them, or the ids given); delivered ones are removed. Through a node that does not deliver the sink they are queued (202) for the node that does, which redrives them within a third of the lease time',

@@ -15,6 +15,7 @@ import type {
   RawStoredEvent,
   Store,
   TreeReader,
+  WriteBlock,
 } from '../store.js';
 import { conflictError } from '../stored-event.js';
 import { ALL_TENANTS, filterToSql } from './filter-sql.js';
@@ -759,6 +760,19 @@ export class PostgresStore implements Store {
     this.listeners.add(listener);
     if (this.listenClient === undefined && !this.closed) this.listenClient = this.startListening();
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * PostgreSQL's passing conditions (out of disk, unreachable) are answered
+   * per request with a 503 (`toStoreError`); the database reports its own
+   * episodes, so this store keeps none.
+   */
+  writeBlock(): WriteBlock | undefined {
+    return undefined;
+  }
+
+  onWriteBlock(): () => void {
+    return () => {};
   }
 
   /**

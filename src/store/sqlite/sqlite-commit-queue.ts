@@ -2,6 +2,7 @@ import type { Worker } from 'node:worker_threads';
 import { MerkleFrontier, type TreeNode } from '../merkle/frontier.js';
 import type { AppendOutcome, CheckpointRecord, PreparedEvent } from '../store.js';
 import { conflictError } from '../stored-event.js';
+import { DiskFullEpisodes } from './disk-full.js';
 import { startThread } from './start-thread.js';
 import {
   type DeliveryWrite,
@@ -38,6 +39,7 @@ interface CommitBatch {
   appends: PendingAppend[];
   checkpoints: PendingCheckpoint[];
   deliveryWrites: PendingDeliveryWrite[];
+  probe: boolean;
 }
 
 /**
@@ -60,6 +62,9 @@ export class SqliteCommitQueue {
   private flushScheduled = false;
   private idleWaiters: Array<() => void> = [];
   private closing = false;
+  private probeWanted = false;
+  /** Episodes of a full disk: commits fail with a 503 while one lasts, and it ends by itself. */
+  readonly diskFull = new DiskFullEpisodes(() => this.probe());
 
   /** @param onHead called with the new head whenever a commit moved it. */
   constructor(private readonly onHead: (head: number) => void) {}
@@ -132,6 +137,7 @@ export class SqliteCommitQueue {
   /** Commits everything already queued, then stops the writer thread. */
   async close(): Promise<void> {
     this.closing = true;
+    this.diskFull.stop();
     await this.drained();
     const writer = this.writer;
     if (writer !== undefined && this.writerError === undefined) {
@@ -176,7 +182,9 @@ export class SqliteCommitQueue {
       appends: stateOnly ? [] : this.queue,
       checkpoints: stateOnly ? [] : this.checkpointQueue,
       deliveryWrites: this.deliveryQueue,
+      probe: this.probeWanted,
     };
+    this.probeWanted = false;
     if (!stateOnly) {
       this.queue = [];
       this.checkpointQueue = [];
@@ -190,16 +198,29 @@ export class SqliteCommitQueue {
       requests: batch.appends.map((r) => r.events),
       checkpoints: batch.checkpoints.map((c) => c.checkpoint),
       deliveryWrites: batch.deliveryWrites.map((d) => d.write),
+      probe: batch.probe,
     };
     this.writer.postMessage(msg);
   }
 
   private hasQueued(): boolean {
-    return this.queue.length > 0 || this.checkpointQueue.length > 0 || this.deliveryQueue.length > 0;
+    return (
+      this.queue.length > 0 ||
+      this.checkpointQueue.length > 0 ||
+      this.deliveryQueue.length > 0 ||
+      this.probeWanted
+    );
+  }
+
+  /** While the disk is full: one small write, unless a commit is on its way anyway (it tells as much). */
+  private probe(): void {
+    if (this.closing || this.inFlight !== undefined || this.hasQueued()) return;
+    this.probeWanted = true;
+    this.flush();
   }
 
   private async onReply(reply: WriterReply): Promise<void> {
-    const batch = this.inFlight ?? { appends: [], checkpoints: [], deliveryWrites: [] };
+    const batch = this.inFlight ?? { appends: [], checkpoints: [], deliveryWrites: [], probe: false };
     const before = this.frontier.size;
     try {
       await this.setHead(reply);
@@ -209,6 +230,7 @@ export class SqliteCommitQueue {
     }
     this.inFlight = undefined;
     if (reply.type === 'committed') {
+      this.diskFull.succeeded();
       reply.results.forEach((r, i) => {
         const req = batch.appends[i]!;
         if ('ok' in r) req.resolve(r.ok);
@@ -222,7 +244,7 @@ export class SqliteCommitQueue {
       });
     } else if (reply.type === 'failed') {
       // The commit itself failed (disk full, I/O error): nothing was stored.
-      const err = deserializeError(reply.error);
+      const err = this.diskFull.failed(deserializeError(reply.error));
       for (const req of [...batch.appends, ...batch.checkpoints, ...batch.deliveryWrites]) req.reject(err);
     }
     if (this.frontier.size !== before) this.onHead(this.frontier.size);

@@ -15,6 +15,7 @@ import type {
   RawStoredEvent,
   Store,
   TreeReader,
+  WriteBlock,
 } from '../store.js';
 import { ALL_TENANTS, filterToSql } from './filter-sql.js';
 import { migrate, SCHEMA_VERSION } from './schema.js';
@@ -228,7 +229,9 @@ export class SqliteStore implements Store {
   }
 
   async createKey(k: ApiKeyRecord): Promise<void> {
-    this.stmt.createKey!.run(k.keyId, k.secretHash, k.role, k.tenantId, k.name, k.createdAt, k.revokedAt);
+    this.writeHere(() =>
+      this.stmt.createKey!.run(k.keyId, k.secretHash, k.role, k.tenantId, k.name, k.createdAt, k.revokedAt),
+    );
   }
 
   async getKey(keyId: string): Promise<ApiKeyRecord | undefined> {
@@ -240,7 +243,7 @@ export class SqliteStore implements Store {
   }
 
   async revokeKey(keyId: string, at: string): Promise<boolean> {
-    return this.stmt.revokeKey!.run(at, keyId).changes === 1;
+    return this.writeHere(() => this.stmt.revokeKey!.run(at, keyId).changes === 1);
   }
 
   async countKeys(): Promise<number> {
@@ -252,13 +255,33 @@ export class SqliteStore implements Store {
   }
 
   async initMeta(name: string, value: string): Promise<string> {
-    this.stmt.initMeta!.run(name, value);
+    this.writeHere(() => this.stmt.initMeta!.run(name, value));
     return this.stmt.getMeta!.get(name) as string;
   }
 
   onAppend(listener: (headSeq: number) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  writeBlock(): WriteBlock | undefined {
+    return this.writer.diskFull.current();
+  }
+
+  onWriteBlock(listener: (block: WriteBlock | undefined) => void): () => void {
+    return this.writer.diskFull.onChange(listener);
+  }
+
+  /** A write on this thread's connection (keys, settings); a full disk is answered as the writer's commits are. */
+  private writeHere<T>(write: () => T): T {
+    let result: T;
+    try {
+      result = write();
+    } catch (err) {
+      throw err instanceof Error ? this.writer.diskFull.failed(err) : err;
+    }
+    this.writer.diskFull.succeeded();
+    return result;
   }
 
   async close(): Promise<void> {

@@ -62,6 +62,10 @@ class Writer {
       addCheckpoint: s(
         'INSERT OR IGNORE INTO checkpoints (tree_size, root_hash, issued_at, note) VALUES (?,?,?,?)',
       ),
+      probe: s(
+        `INSERT INTO meta (name, value) VALUES ('write_probe', ?)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+      ),
     };
     this.nodes = storedNodes({
       leaves: (from, count) => this.stmt.leaves!.all(from + 1, from + count) as Buffer[],
@@ -82,6 +86,7 @@ class Writer {
     requests: PreparedEvent[][],
     checkpoints: CheckpointRecord[],
     deliveryWrites: DeliveryWrite[],
+    probe: boolean,
   ): Promise<{ results: RequestResult[]; deliveryResults: DeliveryWriteResult[] }> {
     // A commit of delivery state alone is not fsync'd: losing it in a power
     // cut only re-delivers events (at-least-once). Its WAL frames are
@@ -91,7 +96,7 @@ class Writer {
     try {
       for (;;) {
         try {
-          return this.commitOnce(requests, checkpoints, deliveryWrites);
+          return this.commitOnce(requests, checkpoints, deliveryWrites, probe);
         } catch (err) {
           if (!(err instanceof StaleFrontier)) throw err;
           await this.load();
@@ -106,6 +111,7 @@ class Writer {
     requests: PreparedEvent[][],
     checkpoints: CheckpointRecord[],
     deliveryWrites: DeliveryWrite[],
+    probe: boolean,
   ): { results: RequestResult[]; deliveryResults: DeliveryWriteResult[] } {
     const before = this.frontier;
     const frontier = before.clone();
@@ -118,6 +124,7 @@ class Writer {
         // recording a key change) appended meanwhile, reload and retry, so
         // seq stays gap-free and the tree stays whole.
         if ((this.stmt.head!.get() as number) !== before.size) throw new StaleFrontier();
+        if (probe) this.stmt.probe!.run(new Date().toISOString());
         for (const cp of checkpoints)
           this.stmt.addCheckpoint!.run(cp.treeSize, cp.rootHash, cp.issuedAt, cp.note);
         for (const events of requests) {
@@ -234,7 +241,7 @@ async function main(): Promise<void> {
       port.close();
       return;
     }
-    writer.commit(msg.requests, msg.checkpoints, msg.deliveryWrites).then(
+    writer.commit(msg.requests, msg.checkpoints, msg.deliveryWrites, msg.probe).then(
       (r) => reply({ type: 'committed', ...r, ...writer.head() }),
       // The commit itself failed (disk full, I/O error): nothing was stored.
       (err: unknown) => reply({ type: 'failed', error: serializeError(err), ...writer.head() }),

@@ -78,6 +78,8 @@ export type ToWriter =
       requests: PreparedEvent[][];
       checkpoints: CheckpointRecord[];
       deliveryWrites: DeliveryWrite[];
+      /** Also write one small row, to learn whether the disk takes writes again (`disk-full.ts`). */
+      probe: boolean;
     }
   | { type: 'close' };
 
