@@ -113,7 +113,7 @@ describe('every error answer is problem+json with a code', () => {
         payload: '{"name":',
       }),
       400,
-      'TW_ERR_BAD_REQUEST',
+      'TW_ERR_MALFORMED_JSON',
     );
   });
 
