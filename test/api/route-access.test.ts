@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import Fastify from 'fastify';
+import { limitBodies } from '../../src/api/body-budget.js';
+import { RouteGate } from '../../src/api/route-access.js';
 import type { Role } from '../../src/store/store.js';
 import { type TestApp, testApp } from '../helpers/app.js';
 
@@ -121,4 +124,67 @@ describe('every route asks its role of the caller', () => {
       }
     });
   }
+});
+
+describe('RouteGate', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await testApp({ audit_reads: false });
+  });
+  after(() => t.close());
+
+  const gated = () => {
+    const app = Fastify();
+    const gate = new RouteGate(
+      t.parts.ctx.store,
+      limitBodies({ max_body_bytes: 1024, max_inflight_body_bytes: 4096 }),
+    );
+    gate.install(app);
+    return { app, gate };
+  };
+
+  test('a route registered outside any group stops the app from starting, naming the route', async () => {
+    const { app, gate } = gated();
+    await app.register(
+      gate.group('read', async (scope) => {
+        scope.get('/grouped', async () => 'ok');
+      }),
+      { ctx: t.parts.ctx },
+    );
+    app.get('/loose', async () => 'reachable without a key');
+    await assert.rejects(async () => {
+      await app.ready();
+    }, /outside a RouteGate group \(no access declared\): GET \/loose/);
+  });
+
+  test("a group's routes carry its access, and reading the caller on a public route is an error, not a caller", async () => {
+    const { app, gate } = gated();
+    await app.register(
+      gate.group('public', async (scope) => {
+        scope.get('/whoami', async (req) => ({
+          access: req.routeOptions.config.access,
+          key: req.principal.keyId,
+        }));
+      }),
+      { ctx: t.parts.ctx },
+    );
+    await app.register(
+      gate.group('admin', async (scope) => {
+        scope.get('/mine', async (req) => ({
+          access: req.routeOptions.config.access,
+          role: req.principal.role,
+        }));
+      }),
+      { ctx: t.parts.ctx },
+    );
+    try {
+      const res = await app.inject({ method: 'GET', url: '/whoami' });
+      assert.equal(res.statusCode, 500);
+      assert.match(res.json().message, /GET \/whoami asks for a caller but is public/);
+      const mine = await app.inject({ method: 'GET', url: '/mine', headers: { authorization: t.admin } });
+      assert.deepEqual(mine.json(), { access: 'admin', role: 'admin' });
+    } finally {
+      await app.close();
+    }
+  });
 });
