@@ -49,9 +49,10 @@ export type RoutePlugin = FastifyPluginAsync<RoutesOptions, RawServerDefault, Ty
  * What a request goes through on its headers alone, before Fastify reads its
  * body, per group of routes: authentication for the group's access (a caller
  * without a valid key gets its 401 or 403 at once, and its body is never
- * buffered), then the body bounds, which so only callers with a key use.
- * Every route belongs to a group; one registered outside any is refused at
- * startup, so no route can read a body before authentication by omission.
+ * buffered), then the body bounds, so that only callers with a key take
+ * room in them. Every route belongs to a group; one registered outside any
+ * is refused at startup, so no route can read a body before authentication
+ * by omission.
  */
 export class RouteGate {
   private readonly routes: RouteOptions[] = [];
@@ -96,6 +97,12 @@ export class RouteGate {
     const { store, limitBody } = this;
     return async (scope, opts) => {
       scope.addHook('onRoute', (route) => {
+        const declared = route.config?.access;
+        if (declared !== undefined && declared !== access) {
+          throw new Error(
+            `route ${String(route.method)} ${route.url} declares access ${declared} in a ${access} group`,
+          );
+        }
         route.config = { ...route.config, access };
       });
       if (access !== 'public') {

@@ -157,6 +157,18 @@ describe('RouteGate', () => {
     }, /outside a RouteGate group \(no access declared\): GET \/loose/);
   });
 
+  test("a route that declares another access than its group's is refused when registered", async () => {
+    const { app, gate } = gated();
+    await assert.rejects(async () => {
+      await app.register(
+        gate.group('read', async (scope) => {
+          scope.get('/admin-only', { config: { access: 'admin' } }, async () => 'ok');
+        }),
+        { ctx: t.parts.ctx },
+      );
+    }, /GET \/admin-only declares access admin in a read group/);
+  });
+
   test("a group's routes carry its access, and reading the caller on a public route is an error, not a caller", async () => {
     const { app, gate } = gated();
     await app.register(
