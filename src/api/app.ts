@@ -1,4 +1,5 @@
 import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { TrailwardenError } from '../errors.js';
@@ -7,10 +8,12 @@ import { limitBodies } from './body-budget.js';
 import { ClientErrorAnswers } from './client-errors.js';
 import type { AppContext } from './context.js';
 import { makeErrorHandler, noRouteProblem } from './problem.js';
-import { authenticateOnHeaders } from './route-access.js';
+import { RouteGate } from './route-access.js';
 import { checkpointRoutes } from './routes/checkpoints.js';
+import { deadLetterRoutes } from './routes/dead-letters.js';
 import { eventRoutes } from './routes/events.js';
 import { exportRoutes } from './routes/export.js';
+import { ingestRoutes } from './routes/ingest.js';
 import { keyRoutes } from './routes/keys.js';
 import { metaRoutes } from './routes/meta.js';
 import { sinkRoutes } from './routes/sinks.js';
@@ -78,11 +81,11 @@ export async function buildApp(ctx: AppContext, logger?: FastifyBaseLogger): Pro
     // Requests that arrive while closing are refused by the hook below, as problem+json.
     return503OnClosing: false,
     forceCloseConnections: true,
-  });
+  }).withTypeProvider<TypeBoxTypeProvider>();
 
-  // Each of these runs on the headers alone, before any body is read:
-  // unknown routes, callers without a valid key and bodies that do not fit
-  // are answered at once.
+  // These and each route group's gate run on the headers alone, before any
+  // body is read: unknown routes, callers without a valid key and bodies
+  // that do not fit are answered at once.
   clientErrors.track(app);
   app.addHook('onRequest', (req, _reply, done) => {
     if (req.is404) return done(noRouteProblem(app, req));
@@ -98,22 +101,21 @@ export async function buildApp(ctx: AppContext, logger?: FastifyBaseLogger): Pro
     }
     done();
   });
-  authenticateOnHeaders(app, ctx.store);
-  limitBodies(app, limits);
+  const gate = new RouteGate(ctx.store, limitBodies(limits));
+  gate.install(app);
 
-  // Event bodies are parsed by parseEventsBody, which knows about NDJSON,
-  // invalid UTF-8 and batch limits; Fastify hands over the raw bytes.
+  // Admin bodies are JSON, with the same refusals as events: duplicate keys
+  // (a sink's `url` named twice) would otherwise keep the last one silently.
+  // Another content type reaches the route as bytes, which its body check
+  // refuses. The ingest routes take every body as bytes (routes/ingest.ts).
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
-    if (req.url.startsWith('/v1/events')) return done(null, body);
-    // The same refusals as for events: duplicate keys (a sink's `url` named
-    // twice) would otherwise keep the last one silently.
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
     let value: unknown;
     try {
-      value = parseJsonDocument((body as Buffer).toString('utf8'), 'the request body');
+      value = parseJsonDocument(body.toString('utf8'), 'the request body');
     } catch (err) {
-      return done(err as Error, undefined);
+      return done(err instanceof Error ? err : new Error(String(err)), undefined);
     }
     done(null, value);
   });
@@ -146,13 +148,20 @@ export async function buildApp(ctx: AppContext, logger?: FastifyBaseLogger): Pro
   });
   app.addHook('onClose', async () => unwatch());
 
-  eventRoutes(app, ctx);
-  checkpointRoutes(app, ctx);
-  streamRoutes(app, ctx);
-  exportRoutes(app, ctx);
-  keyRoutes(app, ctx);
-  sinkRoutes(app, ctx);
-  metaRoutes(app, ctx);
+  // Who may call what: each group is an encapsulated plugin whose gate
+  // authenticates for its access before the body is read.
+  const groups = [
+    gate.group('write', ingestRoutes),
+    gate.group('read', eventRoutes),
+    gate.group('read', checkpointRoutes),
+    gate.group('read', streamRoutes),
+    gate.group('read', exportRoutes),
+    gate.group('admin', keyRoutes),
+    gate.group('admin', sinkRoutes),
+    gate.group('admin', deadLetterRoutes),
+    gate.group('public', metaRoutes),
+  ];
+  for (const group of groups) await app.register(group, { ctx });
   await app.ready();
   return app;
 }

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { FastifyInstance } from 'fastify';
+import type { onRequestHookHandler } from 'fastify';
 import { TrailwardenError } from '../errors.js';
 
 /** Seconds a client refused for lack of body room is asked to wait. */
@@ -47,17 +47,19 @@ export class BodyBudget {
 }
 
 /**
- * Before a body is read (and after authentication, so only callers with a
- * key take room): a body declared over `max_body_bytes` is refused with 413
- * at once, and one that does not fit in the budget with 503 and Retry-After.
- * The room is given back when the response ends, however it ends.
+ * The hook that runs before a body is read (after authentication, so only
+ * callers with a key take room; RouteGate registers it in every group of
+ * routes, all sharing one budget): a body declared over `max_body_bytes` is
+ * refused with 413 at once, and one that does not fit in the budget with 503
+ * and Retry-After. The room is given back when the response ends, however it
+ * ends.
  */
-export function limitBodies(
-  app: FastifyInstance,
-  limits: { max_body_bytes: number; max_inflight_body_bytes: number },
-): BodyBudget {
+export function limitBodies(limits: {
+  max_body_bytes: number;
+  max_inflight_body_bytes: number;
+}): onRequestHookHandler {
   const budget = new BodyBudget(limits.max_inflight_body_bytes);
-  app.addHook('onRequest', (req, reply, done) => {
+  return (req, reply, done) => {
     const declared = declaredBodyBytes(req.headers, limits.max_body_bytes);
     if (declared === 0) return done();
     if (declared > limits.max_body_bytes) return done(payloadTooLarge(limits.max_body_bytes));
@@ -72,8 +74,7 @@ export function limitBodies(
     }
     reply.raw.once('close', () => budget.release(declared));
     done();
-  });
-  return budget;
+  };
 }
 
 /** The 413 for a body over `max_body_bytes`, declared or found while reading. */

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { RequestContext, SelfAudit } from '../audit/self-audit.js';
-import { type Principal, requirePermission } from '../auth/api-keys.js';
+import type { Principal } from '../auth/api-keys.js';
 import type { Config } from '../config/schema.js';
 import type { DeliveryEngine } from '../delivery/delivery-engine.js';
 import { TrailwardenError } from '../errors.js';
@@ -26,30 +26,12 @@ export interface AppContext {
   ready: () => boolean;
 }
 
+/** Where a request came from, as the service's own audit events record it. */
 export function requestContext(req: FastifyRequest): RequestContext {
   const ctx: RequestContext = { sourceIp: req.ip, requestId: String(req.id) };
   const ua = req.headers['user-agent'];
   if (typeof ua === 'string') ctx.userAgent = ua;
   return ctx;
-}
-
-/**
- * The caller, as the route's access hook found it on the headers (before the
- * body was read), checked for `need`; 403 when its role lacks it.
- */
-export async function principalFor(
-  _ctx: AppContext,
-  req: FastifyRequest,
-  need: 'write' | 'read' | 'admin',
-): Promise<Principal> {
-  const principal = req.principal;
-  if (principal === undefined) {
-    throw new Error(
-      `${req.method} ${req.routeOptions.url ?? req.url} asks for a caller but declares config.access public`,
-    );
-  }
-  requirePermission(principal, need);
-  return principal;
 }
 
 /**

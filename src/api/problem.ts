@@ -4,6 +4,13 @@ import type { WriteBlock } from '../store/store.js';
 import { payloadTooLarge } from './body-budget.js';
 import { discardUnreadBody } from './unread-body.js';
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** What a 415 asks the caller to send instead (default: the body as application/json). */
+    unsupportedMediaType?: string;
+  }
+}
+
 /** RFC 9457 problem details, with our stable `code` and per-item `problems`. */
 export interface Problem {
   type: string;
@@ -43,9 +50,7 @@ function fromFastifyError(
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new TrailwardenError(
         'TW_ERR_UNSUPPORTED_MEDIA_TYPE',
-        pathOf(req).startsWith('/v1/events')
-          ? 'send events as application/json (an object or an array) or application/x-ndjson (one object per line)'
-          : 'send the body as application/json',
+        req.routeOptions.config.unsupportedMediaType ?? 'send the body as application/json',
       );
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new TrailwardenError(

@@ -1,36 +1,45 @@
 /**
- * JSON schemas of the public API, used for the generated /openapi.json and
- * for response serialisation. Every object schema allows additional
- * properties: the served event must be byte-for-byte the stored event (its
- * leaf hash depends on it), so serialisation must never drop a field.
+ * JSON schemas of the public API: they validate requests, serialise
+ * responses, make /openapi.json, and — written `as const` — type each route's
+ * request through the type provider (route-access.ts). Every object schema of
+ * a response allows additional properties: the served event must be
+ * byte-for-byte the stored event (its leaf hash depends on it), so
+ * serialisation must never drop a field.
  */
-import { FILTER_PARAMS } from '../query/query-params.js';
+import type { FILTER_PARAMS } from '../query/query-params.js';
 
 const str = { type: 'string' } as const;
-const open = (properties: Record<string, unknown>, required: string[] = []) => ({
-  type: 'object',
-  additionalProperties: true,
-  properties,
-  ...(required.length > 0 ? { required } : {}),
-});
+const open = <const P extends Record<string, unknown>>(properties: P) =>
+  ({ type: 'object', additionalProperties: true, properties }) as const;
+const openWith = <const P extends Record<string, unknown>, const R extends ReadonlyArray<keyof P>>(
+  properties: P,
+  required: R,
+) => ({ type: 'object', additionalProperties: true, properties, required }) as const;
 
-export const eventSchema = open(
+/**
+ * A schema the type provider infers no type from: the served event is the
+ * stored one as it is (`StoredEvent`), whose interfaces the schema's open
+ * objects (an index signature each) would not take.
+ */
+type UntypedSchema = Readonly<Record<string, unknown>>;
+
+export const eventSchema: UntypedSchema = openWith(
   {
     seq: { type: 'integer', description: 'Position in the log, from 1, gap-free (leaf index + 1)' },
     event_id: str,
     timestamp: { type: 'string', format: 'date-time' },
     received_at: { type: 'string', format: 'date-time' },
     tenant_id: str,
-    actor: open({ type: str, id: str, name: str, email: str }, ['type', 'id']),
+    actor: openWith({ type: str, id: str, name: str, email: str }, ['type', 'id']),
     action: { type: 'string', description: 'category(.sub)*.verb, lowercase' },
-    resource: open({ type: str, id: str, name: str }, ['type', 'id']),
+    resource: openWith({ type: str, id: str, name: str }, ['type', 'id']),
     outcome: { type: 'string', enum: ['success', 'failure', 'denied'] },
     reason: str,
     source_ip: str,
     user_agent: str,
     session_id: str,
     request_id: str,
-    changes: { type: 'array', items: open({ field: str, old: {}, new: {} }, ['field']) },
+    changes: { type: 'array', items: openWith({ field: str, old: {}, new: {} }, ['field']) },
     metadata: { type: 'object', additionalProperties: true },
     leaf_hash: { type: 'string', description: 'Base64 SHA-256(0x00 ‖ JCS(event without leaf_hash))' },
   },
@@ -70,35 +79,39 @@ const problemSchema = open({
   problems: { type: 'array', items: open({ index: { type: 'integer' }, path: str, message: str }) },
 });
 
+const problemResponse = { description: 'RFC 9457 problem details', ...problemSchema } as const;
+
 /** The problem+json answers every route may give. */
-export const problemResponses = Object.fromEntries(
-  ['4xx', '5xx'].map((status) => [status, { description: 'RFC 9457 problem details', ...problemSchema }]),
-);
+export const problemResponses = { '4xx': problemResponse, '5xx': problemResponse } as const;
 
-const PARAM_DOCS: Record<string, string> = {
-  from: 'Inclusive lower bound on timestamp (ISO 8601)',
-  to: 'Exclusive upper bound on timestamp (ISO 8601)',
-  action: 'Exact action, or a prefix such as user.*',
-  actor_id: 'Actor id',
-  resource_type: 'Resource type',
-  resource_id: 'Resource id',
-  outcome: 'success, failure or denied',
-  tenant_id: 'Tenant (keys bound to all tenants only; a tenant key may name only its own)',
-  q: 'Case-insensitive text in actor and resource names, actor email, reason',
-  order: 'asc or desc (by seq)',
-  limit: 'Page size, 1 to limits.max_page_size (default 100)',
-  cursor: 'next_cursor of the previous page',
-  after: 'Start after this seq (like Last-Event-ID)',
-  format: 'jsonl or csv',
-};
+/**
+ * A query parameter. Values stay strings (Fastify's Ajv does not coerce
+ * them) and the route parses them with messages that say what to do.
+ */
+export const param = <const D extends string>(description: D) => ({ type: 'string', description }) as const;
 
-/** Query-string schema of a filtered read, for documentation. Values stay strings; the route parses them. */
-export function filterQuerySchema(extra: string[]) {
-  const names = [...FILTER_PARAMS, ...extra];
-  return {
-    type: 'object',
-    properties: Object.fromEntries(
-      names.map((n) => [n, { type: 'string', description: PARAM_DOCS[n] ?? n }]),
-    ),
-  };
-}
+/**
+ * A query parameter the route parses from whatever was sent, a repeated one
+ * included (query-params.ts `single()` names it); documented without a type
+ * so that the schema lets the route answer.
+ */
+export const parsedParam = <const D extends string>(description: D) => ({ description }) as const;
+
+/** Every filtered read's parameters (query-params.ts FILTER_PARAMS), documented. */
+export const filterParams = {
+  from: param('Inclusive lower bound on timestamp (ISO 8601)'),
+  to: param('Exclusive upper bound on timestamp (ISO 8601)'),
+  action: param('Exact action, or a prefix such as user.*'),
+  actor_id: param('Actor id'),
+  resource_type: param('Resource type'),
+  resource_id: param('Resource id'),
+  outcome: param('success, failure or denied'),
+  tenant_id: param('Tenant (keys bound to all tenants only; a tenant key may name only its own)'),
+  q: param('Case-insensitive text in actor and resource names, actor email, reason'),
+} as const satisfies Record<(typeof FILTER_PARAMS)[number], unknown>;
+
+/** `order` of a filtered read. */
+export const orderParam = param('asc or desc (by seq)');
+
+/** The query of a route that takes no parameter: the route refuses any, naming it. */
+export const noQuery = { type: 'object', properties: {} } as const;

@@ -1,34 +1,32 @@
-import type { FastifyInstance } from 'fastify';
 import { TrailwardenError } from '../../errors.js';
 import { keyId, verifierKeyString } from '../../log/checkpoint.js';
-import { intParam, type RawQuery, rejectUnknownParams } from '../../query/query-params.js';
+import { intParam, rejectUnknownParams } from '../../query/query-params.js';
 import type { CheckpointRecord } from '../../store/store.js';
-import { type AppContext, principalFor } from '../context.js';
-import { checkpointSchema, problemResponses } from '../schemas.js';
+import type { RoutePlugin } from '../route-access.js';
+import { checkpointSchema, noQuery, param, problemResponses } from '../schemas.js';
 
 function served(cp: CheckpointRecord) {
   return { tree_size: cp.treeSize, root_hash: cp.rootHash, issued_at: cp.issuedAt, note: cp.note };
 }
 
 /**
- * Signed checkpoints, consistency proofs and the verifier key. Checkpoints
- * cover the whole log (all tenants): a tenant's auditor needs them to check
- * its own events' inclusion proofs.
+ * Signed checkpoints, consistency proofs and the verifier key (read).
+ * Checkpoints cover the whole log (all tenants): a tenant's auditor needs
+ * them to check its own events' inclusion proofs.
  */
-export function checkpointRoutes(app: FastifyInstance, ctx: AppContext): void {
+export const checkpointRoutes: RoutePlugin = async (app, { ctx }) => {
   app.get(
     '/v1/checkpoints/latest',
     {
-      config: { access: 'read' },
       schema: {
         summary: 'The latest signed checkpoint',
         tags: ['proofs'],
+        querystring: noQuery,
         response: { 200: checkpointSchema, ...problemResponses },
       },
     },
     async (req) => {
-      await principalFor(ctx, req, 'read');
-      rejectUnknownParams(req.query as RawQuery, []);
+      rejectUnknownParams(req.query, []);
       const cp = await ctx.store.latestCheckpoint();
       if (!cp) throw new TrailwardenError('TW_ERR_NOT_FOUND', 'no checkpoint yet: the log is empty');
       return served(cp);
@@ -38,16 +36,15 @@ export function checkpointRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/checkpoints',
     {
-      config: { access: 'read' },
       schema: {
         summary: 'Signed checkpoints by tree size, ascending',
         tags: ['proofs'],
         querystring: {
           type: 'object',
           properties: {
-            from_size: { type: 'string' },
-            to_size: { type: 'string' },
-            limit: { type: 'string' },
+            from_size: param('Smallest tree size listed'),
+            to_size: param('Largest tree size listed'),
+            limit: param('Checkpoints per page, 1 to 1000 (default 100)'),
           },
         },
         response: {
@@ -57,8 +54,7 @@ export function checkpointRoutes(app: FastifyInstance, ctx: AppContext): void {
       },
     },
     async (req) => {
-      await principalFor(ctx, req, 'read');
-      const q = req.query as RawQuery;
+      const q = req.query;
       rejectUnknownParams(q, ['from_size', 'to_size', 'limit']);
       const fromSize = intParam(q, 'from_size', 0, Number.MAX_SAFE_INTEGER);
       const toSize = intParam(q, 'to_size', 0, Number.MAX_SAFE_INTEGER);
@@ -78,13 +74,15 @@ export function checkpointRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/checkpoints/consistency',
     {
-      config: { access: 'read' },
       schema: {
         summary: 'Consistency proof between tree sizes from and to (RFC 9162 §2.1.4)',
         tags: ['proofs'],
         querystring: {
           type: 'object',
-          properties: { from: { type: 'string' }, to: { type: 'string' } },
+          properties: {
+            from: param('The older tree size (1 ≤ from ≤ to)'),
+            to: param('The newer tree size, at most the log size'),
+          },
           required: ['from', 'to'],
         },
         response: {
@@ -103,8 +101,7 @@ export function checkpointRoutes(app: FastifyInstance, ctx: AppContext): void {
       },
     },
     async (req) => {
-      await principalFor(ctx, req, 'read');
-      const q = req.query as RawQuery;
+      const q = req.query;
       rejectUnknownParams(q, ['from', 'to']);
       const size = await ctx.store.tree.size();
       const from = intParam(q, 'from', 1, Number.MAX_SAFE_INTEGER);
@@ -138,10 +135,10 @@ export function checkpointRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/checkpoints/key',
     {
-      config: { access: 'read' },
       schema: {
         summary: 'The Ed25519 public key that signs checkpoints',
         tags: ['proofs'],
+        querystring: noQuery,
         response: {
           200: {
             type: 'object',
@@ -159,8 +156,7 @@ export function checkpointRoutes(app: FastifyInstance, ctx: AppContext): void {
       },
     },
     async (req) => {
-      await principalFor(ctx, req, 'read');
-      rejectUnknownParams(req.query as RawQuery, []);
+      rejectUnknownParams(req.query, []);
       const { origin, keyName, publicKeyRaw } = ctx.log;
       return {
         origin,
@@ -172,4 +168,4 @@ export function checkpointRoutes(app: FastifyInstance, ctx: AppContext): void {
       };
     },
   );
-}
+};

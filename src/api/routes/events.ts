@@ -1,8 +1,6 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { TrailwardenError } from '../../errors.js';
 import type { StoredEvent } from '../../event/event.js';
-import { ForeignTenantWrite } from '../../ingest/ingest-service.js';
-import { parseEventsBody } from '../../ingest/parse-body.js';
 import { decodeCursor, encodeCursor } from '../../query/cursor.js';
 import {
   FILTER_PARAMS,
@@ -13,63 +11,51 @@ import {
   rejectUnknownParams,
   single,
 } from '../../query/query-params.js';
-import { type AppContext, denyForeignTenant, principalFor, requestContext } from '../context.js';
+import { type AppContext, denyForeignTenant } from '../context.js';
+import { parseOrder, recordRead } from '../reads.js';
+import type { RoutePlugin } from '../route-access.js';
 import {
   eventListSchema,
   eventSchema,
-  filterQuerySchema,
-  ingestResponseSchema,
+  filterParams,
+  orderParam,
+  param,
   problemResponses,
 } from '../schemas.js';
 
 const LIST_PARAMS = [...FILTER_PARAMS, 'order', 'limit', 'cursor'] as const;
 
-/** Ingest and query of events, and inclusion proofs. */
-export function eventRoutes(app: FastifyInstance, ctx: AppContext): void {
-  app.post(
-    '/v1/events',
-    {
-      config: { access: 'write' },
-      schema: {
-        summary: 'Append events (one object, a JSON array, or NDJSON); atomic per request',
-        tags: ['events'],
-        response: { 201: ingestResponseSchema, ...problemResponses },
-      },
-    },
-    async (req, reply) => {
-      const principal = await principalFor(ctx, req, 'write');
-      const raws = parseEventsBody(req.body as Buffer, req.headers['content-type'], {
-        max_batch_events: ctx.config.limits.max_batch_events,
-        max_body_bytes: ctx.config.limits.max_body_bytes,
-      });
-      try {
-        const { positions, ...answer } = await ctx.ingest.ingest(raws, principal);
-        // With an emit policy the answer also waits for the chosen sinks (seed 003).
-        await ctx.delivery.emit.wait(positions, answer.events);
-        return reply.status(201).send(answer);
-      } catch (err) {
-        if (err instanceof ForeignTenantWrite) {
-          await denyForeignTenant(ctx, req, principal, err.requestedTenant, 'write');
-        }
-        throw err;
-      }
-    },
-  );
+const eventIdParam = {
+  type: 'object',
+  properties: { event_id: { type: 'string' } },
+  required: ['event_id'],
+} as const;
 
+const tenantParam = param('The tenant of the event, when its event_id exists in several (all-tenant keys)');
+
+/** Query of events and inclusion proofs (read). */
+export const eventRoutes: RoutePlugin = async (app, { ctx }) => {
   app.get(
     '/v1/events',
     {
-      config: { access: 'read' },
       schema: {
         summary: 'Query events with filters, newest first by default; keyset pagination on seq',
         tags: ['events'],
-        querystring: filterQuerySchema(['order', 'limit', 'cursor']),
+        querystring: {
+          type: 'object',
+          properties: {
+            ...filterParams,
+            order: orderParam,
+            limit: param('Page size, 1 to limits.max_page_size (default 100)'),
+            cursor: param('next_cursor of the previous page'),
+          },
+        },
         response: { 200: eventListSchema, ...problemResponses },
       },
     },
     async (req) => {
-      const principal = await principalFor(ctx, req, 'read');
-      const query = req.query as RawQuery;
+      const principal = req.principal;
+      const query = req.query;
       rejectUnknownParams(query, LIST_PARAMS);
       const foreign = foreignTenantRequested(query, principal);
       if (foreign !== undefined) await denyForeignTenant(ctx, req, principal, foreign, 'read');
@@ -82,7 +68,7 @@ export function eventRoutes(app: FastifyInstance, ctx: AppContext): void {
       const events = await ctx.store.query(filter, page);
       const last = events.at(-1);
       const next_cursor = events.length === limit && last ? encodeCursor(filter, order, last.seq) : null;
-      await recordRead(ctx, req, 'audit.trail.read', { count: events.length });
+      recordRead(ctx, req, 'audit.trail.read', { count: events.length });
       return { events, next_cursor };
     },
   );
@@ -90,18 +76,17 @@ export function eventRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/events/:event_id',
     {
-      config: { access: 'read' },
       schema: {
         summary: 'One event by event_id',
         tags: ['events'],
-        params: { type: 'object', properties: { event_id: { type: 'string' } }, required: ['event_id'] },
-        querystring: { type: 'object', properties: { tenant_id: { type: 'string' } } },
+        params: eventIdParam,
+        querystring: { type: 'object', properties: { tenant_id: tenantParam } },
         response: { 200: eventSchema, ...problemResponses },
       },
     },
     async (req) => {
-      const event = await findOne(ctx, req);
-      await recordRead(ctx, req, 'audit.trail.read', { count: 1, event_id: event.event_id });
+      const event = await findOne(ctx, req, req.params.event_id, req.query);
+      recordRead(ctx, req, 'audit.trail.read', { count: 1, event_id: event.event_id });
       return event;
     },
   );
@@ -109,15 +94,17 @@ export function eventRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/events/:event_id/proof',
     {
-      config: { access: 'read' },
       schema: {
         summary:
           'Inclusion proof of an event in the tree of tree_size leaves (default: the latest checkpoint)',
         tags: ['proofs'],
-        params: { type: 'object', properties: { event_id: { type: 'string' } }, required: ['event_id'] },
+        params: eventIdParam,
         querystring: {
           type: 'object',
-          properties: { tree_size: { type: 'string' }, tenant_id: { type: 'string' } },
+          properties: {
+            tree_size: param('Size of the tree to prove against (default: that of the latest checkpoint)'),
+            tenant_id: tenantParam,
+          },
         },
         response: {
           200: {
@@ -137,8 +124,8 @@ export function eventRoutes(app: FastifyInstance, ctx: AppContext): void {
       },
     },
     async (req) => {
-      const event = await findOne(ctx, req, ['tree_size']);
-      const query = req.query as RawQuery;
+      const query = req.query;
+      const event = await findOne(ctx, req, req.params.event_id, query, ['tree_size']);
       const head = await ctx.store.tree.size();
       let treeSize = intParam(query, 'tree_size', 1, Number.MAX_SAFE_INTEGER);
       if (treeSize === undefined) {
@@ -173,54 +160,20 @@ export function eventRoutes(app: FastifyInstance, ctx: AppContext): void {
       };
     },
   );
-}
+};
 
-export function parseOrder(query: RawQuery, fallback: 'asc' | 'desc'): 'asc' | 'desc' {
-  const order = single(query, 'order');
-  if (order === undefined) return fallback;
-  if (order !== 'asc' && order !== 'desc') {
-    throw new TrailwardenError('TW_ERR_INVALID_PARAMETER', 'order must be asc or desc');
-  }
-  return order;
-}
-
-/**
- * Audits a read of the trail unless the operator turned that off. The record
- * joins the next group commit; the answer does not wait for its fsync, so a
- * reader polling under heavy ingest is not slowed by its own audit trail (a
- * crash in that instant could lose the record of the read, never an event).
- */
-export async function recordRead(
-  ctx: AppContext,
-  req: FastifyRequest,
-  action: 'audit.trail.read' | 'audit.trail.export',
-  metadata: Record<string, string | number>,
-): Promise<void> {
-  if (!ctx.config.audit_reads) return;
-  const principal = await principalFor(ctx, req, 'read');
-  void ctx.audit
-    .record(action, principal, {
-      outcome: 'success',
-      metadata: { path: req.url.split('?')[0] ?? '', query: req.url.split('?')[1] ?? '', ...metadata },
-      request: requestContext(req),
-    })
-    .catch((err: unknown) => {
-      // While the store refuses writes (a full disk) that episode is logged once, not per read.
-      if (ctx.store.writeBlock() === undefined) req.log.error({ err }, `could not record ${action}`);
-    });
-}
-
+/** The one event `eventId` names among those the caller may read; 404 or, across tenants, 409 otherwise. */
 async function findOne(
   ctx: AppContext,
   req: FastifyRequest,
+  eventId: string,
+  query: RawQuery,
   extraParams: string[] = [],
 ): Promise<StoredEvent> {
-  const principal = await principalFor(ctx, req, 'read');
-  const query = req.query as RawQuery;
+  const principal = req.principal;
   rejectUnknownParams(query, ['tenant_id', ...extraParams]);
   const foreign = foreignTenantRequested(query, principal);
   if (foreign !== undefined) await denyForeignTenant(ctx, req, principal, foreign, 'read');
-  const eventId = (req.params as { event_id: string }).event_id;
   const tenant = principal.tenantId ?? single(query, 'tenant_id') ?? null;
   const found = await ctx.store.findByEventId(eventId, tenant);
   if (found.length === 0) {

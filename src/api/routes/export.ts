@@ -1,5 +1,4 @@
 import { Readable } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
 import { TrailwardenError } from '../../errors.js';
 import { oneLineJson } from '../../event/line-safe-json.js';
 import { csvHeader, csvRow } from '../../query/csv.js';
@@ -7,37 +6,43 @@ import {
   FILTER_PARAMS,
   foreignTenantRequested,
   parseFilter,
-  type RawQuery,
   rejectUnknownParams,
   single,
 } from '../../query/query-params.js';
 import type { EventFilter, Store } from '../../store/store.js';
-import { type AppContext, denyForeignTenant, principalFor } from '../context.js';
-import { filterQuerySchema } from '../schemas.js';
-import { parseOrder, recordRead } from './events.js';
+import { denyForeignTenant } from '../context.js';
+import { parseOrder, recordRead } from '../reads.js';
+import type { RoutePlugin } from '../route-access.js';
+import { filterParams, orderParam, param } from '../schemas.js';
 
 const EXPORT_PAGE = 1000;
 
 /**
- * Streaming export in JSON Lines or CSV. Pages are read by `seq` as the
+ * Streaming export in JSON Lines or CSV (read). Pages are read by `seq` as the
  * response drains (Readable.from pulls the generator), so memory stays at one
  * page whatever the size of the export.
  */
-export function exportRoutes(app: FastifyInstance, ctx: AppContext): void {
+export const exportRoutes: RoutePlugin = async (app, { ctx }) => {
   app.get(
     '/v1/export',
     {
-      config: { access: 'read' },
       schema: {
         summary:
           'Download events as JSON Lines or CSV (same filters as GET /v1/events; ascending by default)',
         tags: ['events'],
-        querystring: filterQuerySchema(['format', 'order']),
+        querystring: {
+          type: 'object',
+          properties: {
+            ...filterParams,
+            format: param('jsonl or csv'),
+            order: orderParam,
+          },
+        },
       },
     },
     async (req, reply) => {
-      const principal = await principalFor(ctx, req, 'read');
-      const query = req.query as RawQuery;
+      const principal = req.principal;
+      const query = req.query;
       rejectUnknownParams(query, [...FILTER_PARAMS, 'format', 'order']);
       const foreign = foreignTenantRequested(query, principal);
       if (foreign !== undefined) await denyForeignTenant(ctx, req, principal, foreign, 'read');
@@ -48,7 +53,7 @@ export function exportRoutes(app: FastifyInstance, ctx: AppContext): void {
         throw new TrailwardenError('TW_ERR_INVALID_PARAMETER', 'format must be jsonl or csv');
       }
       const head = await ctx.store.headSeq();
-      await recordRead(ctx, req, 'audit.trail.export', { format, up_to_seq: head });
+      recordRead(ctx, req, 'audit.trail.export', { format, up_to_seq: head });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       return reply
         .header('content-type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson')
@@ -57,7 +62,7 @@ export function exportRoutes(app: FastifyInstance, ctx: AppContext): void {
         .send(Readable.from(exportLines(ctx.store, filter, order, head, format)));
     },
   );
-}
+};
 
 /** Yields the export's lines, stopping at `head` so the export is a consistent snapshot. */
 async function* exportLines(

@@ -1,10 +1,10 @@
-import type { FastifyInstance } from 'fastify';
 import { createApiKey } from '../../auth/api-keys.js';
 import { TrailwardenError } from '../../errors.js';
-import { type RawQuery, rejectUnknownParams } from '../../query/query-params.js';
-import { type ApiKeyRecord, ROLES, type Role } from '../../store/store.js';
-import { type AppContext, principalFor, requestContext } from '../context.js';
-import { problemResponses } from '../schemas.js';
+import { rejectUnknownParams } from '../../query/query-params.js';
+import { type ApiKeyRecord, ROLES } from '../../store/store.js';
+import { requestContext } from '../context.js';
+import type { RoutePlugin } from '../route-access.js';
+import { noQuery, problemResponses } from '../schemas.js';
 
 function served(k: ApiKeyRecord) {
   return {
@@ -24,13 +24,13 @@ const TENANT_RE = /^[A-Za-z0-9._-]{1,128}$/;
  * own tenant. Every change is recorded in the log; the token is returned once
  * and never logged.
  */
-export function keyRoutes(app: FastifyInstance, ctx: AppContext): void {
+export const keyRoutes: RoutePlugin = async (app, { ctx }) => {
   app.get(
     '/v1/keys',
-    { config: { access: 'admin' }, schema: { summary: 'List API keys (no secrets)', tags: ['keys'] } },
+    { schema: { summary: 'List API keys (no secrets)', tags: ['keys'], querystring: noQuery } },
     async (req) => {
-      const principal = await principalFor(ctx, req, 'admin');
-      rejectUnknownParams(req.query as RawQuery, []);
+      const principal = req.principal;
+      rejectUnknownParams(req.query, []);
       const keys = await ctx.store.listKeys();
       return {
         keys: keys
@@ -43,7 +43,6 @@ export function keyRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.post(
     '/v1/keys',
     {
-      config: { access: 'admin' },
       schema: {
         summary: 'Create an API key; the token is shown once',
         tags: ['keys'],
@@ -52,7 +51,7 @@ export function keyRoutes(app: FastifyInstance, ctx: AppContext): void {
           additionalProperties: false,
           required: ['role', 'name'],
           properties: {
-            role: { type: 'string', enum: [...ROLES] },
+            role: { type: 'string', enum: ROLES },
             name: { type: 'string', minLength: 1, maxLength: 128 },
             tenant_id: { type: ['string', 'null'] },
           },
@@ -61,8 +60,8 @@ export function keyRoutes(app: FastifyInstance, ctx: AppContext): void {
       },
     },
     async (req, reply) => {
-      const principal = await principalFor(ctx, req, 'admin');
-      const body = req.body as { role: Role; name: string; tenant_id?: string | null };
+      const principal = req.principal;
+      const body = req.body;
       const tenantId = body.tenant_id ?? null;
       if (tenantId !== null && !TENANT_RE.test(tenantId)) {
         throw new TrailwardenError(
@@ -90,10 +89,16 @@ export function keyRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.delete(
     '/v1/keys/:key_id',
-    { config: { access: 'admin' }, schema: { summary: 'Revoke an API key', tags: ['keys'] } },
+    {
+      schema: {
+        summary: 'Revoke an API key',
+        tags: ['keys'],
+        params: { type: 'object', properties: { key_id: { type: 'string' } }, required: ['key_id'] },
+      },
+    },
     async (req, reply) => {
-      const principal = await principalFor(ctx, req, 'admin');
-      const keyId = (req.params as { key_id: string }).key_id;
+      const principal = req.principal;
+      const keyId = req.params.key_id;
       const key = await ctx.store.getKey(keyId);
       if (!key || (principal.tenantId !== null && key.tenantId !== principal.tenantId)) {
         throw new TrailwardenError('TW_ERR_NOT_FOUND', `no key ${JSON.stringify(keyId)} visible to this key`);
@@ -110,4 +115,4 @@ export function keyRoutes(app: FastifyInstance, ctx: AppContext): void {
       return reply.status(204).send();
     },
   );
-}
+};

@@ -1,18 +1,17 @@
-import type { FastifyInstance } from 'fastify';
 import { ACTION_CATALOG } from '../../event/catalog.js';
-import type { AppContext } from '../context.js';
+import type { RoutePlugin } from '../route-access.js';
 
-/** Catalog, health, readiness and the generated OpenAPI document. */
-export function metaRoutes(app: FastifyInstance, ctx: AppContext): void {
+/** Catalog, health, readiness and the generated OpenAPI document (public). */
+export const metaRoutes: RoutePlugin = async (app, { ctx }) => {
   app.get(
     '/v1/actions',
-    { config: { access: 'public' }, schema: { summary: 'The built-in action catalog', tags: ['catalog'] } },
+    { schema: { summary: 'The built-in action catalog', tags: ['catalog'] } },
     async () => ({ strict_actions: ctx.config.strict_actions, actions: ACTION_CATALOG }),
   );
 
   app.get(
     '/healthz',
-    { config: { access: 'public' }, schema: { summary: 'Liveness: the process answers', tags: ['health'] } },
+    { schema: { summary: 'Liveness: the process answers', tags: ['health'] } },
     async () => ({
       status: 'ok',
     }),
@@ -21,7 +20,6 @@ export function metaRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/readyz',
     {
-      config: { access: 'public' },
       schema: {
         summary: 'Readiness: the store answers and takes writes, and the server is not shutting down',
         tags: ['health'],
@@ -39,7 +37,5 @@ export function metaRoutes(app: FastifyInstance, ctx: AppContext): void {
     },
   );
 
-  app.get('/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () =>
-    app.swagger(),
-  );
-}
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+};

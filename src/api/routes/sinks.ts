@@ -1,18 +1,27 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import type { Principal } from '../../auth/api-keys.js';
 import { maskSecrets } from '../../delivery/sink-config.js';
 import type { SinkRef } from '../../delivery/sink-ref.js';
 import { TrailwardenError } from '../../errors.js';
-import { intParam, type RawQuery, rejectUnknownParams, single } from '../../query/query-params.js';
-import type { DeadLetter } from '../../store/store.js';
-import { type AppContext, denyForeignTenant, principalFor, requestContext } from '../context.js';
-import { problemResponses } from '../schemas.js';
+import { type RawQuery, rejectUnknownParams, single } from '../../query/query-params.js';
+import { type AppContext, denyForeignTenant, requestContext } from '../context.js';
+import type { RoutePlugin } from '../route-access.js';
+import { parsedParam, problemResponses } from '../schemas.js';
 
-const nameParam = {
+/** A sink's name in the path. */
+export const nameParam = {
   type: 'object',
   properties: { name: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' } },
   required: ['name'],
 } as const;
+
+/** `?tenant_id=` on a route naming one sink: whose sink the name means. */
+export const tenantParam = parsedParam(
+  "The sink's tenant, for an all-tenant admin (default: the operator's sinks); a tenant-bound admin's own is implied",
+);
+
+/** `?tenant_id=`, the only parameter of most sink routes. */
+export const sinkQuery = { type: 'object', properties: { tenant_id: tenantParam } } as const;
 
 /**
  * The sink a request names. Names are scoped per tenant: a tenant-bound
@@ -20,15 +29,15 @@ const nameParam = {
  * operator's sinks, or a tenant's with `?tenant_id=`. A tenant-bound admin
  * asking for another tenant is refused and recorded, as on every route.
  */
-async function sinkRef(
+export async function sinkRef(
   ctx: AppContext,
   req: FastifyRequest,
+  name: string,
+  query: RawQuery,
   p: Principal,
   extraParams: readonly string[] = [],
 ): Promise<SinkRef> {
-  const query = req.query as RawQuery;
   rejectUnknownParams(query, ['tenant_id', ...extraParams]);
-  const name = (req.params as { name: string }).name;
   const tenant = single(query, 'tenant_id');
   if (p.tenantId !== null) {
     if (tenant !== undefined && tenant !== p.tenantId) await denyForeignTenant(ctx, req, p, tenant, 'admin');
@@ -42,42 +51,21 @@ function served(s: { raw: Record<string, unknown>; source: string; tenantId: str
   return { ...maskSecrets(s.raw), source: s.source, tenant_id: s.tenantId };
 }
 
-function bodyObject(req: FastifyRequest): Record<string, unknown> {
-  const b = req.body;
-  if (b === null || typeof b !== 'object' || Array.isArray(b)) {
+/** The body as a sink configuration object; refuses anything else. */
+function bodyObject(body: unknown): Record<string, unknown> {
+  if (!isObject(body)) {
     throw new TrailwardenError('TW_ERR_BAD_REQUEST', 'send the sink configuration as a JSON object');
   }
-  return b as Record<string, unknown>;
+  return body;
 }
 
-function servedLetter(d: DeadLetter) {
-  return {
-    id: d.id,
-    seq: d.seq,
-    event_id: d.eventId,
-    reason: d.reason,
-    attempts: d.attempts,
-    parked_at: d.parkedAt,
-    last_attempt_at: d.lastAttemptAt,
-    redrive_requested_at: d.redriveRequestedAt,
-  };
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-/**
- * Sink administration (admin role). A tenant-bound admin manages only its
- * tenant's sinks — the per-customer "SIEM export" page of seed 001 — whose
- * names are its own (scoped per tenant), which carry only its tenant's
- * events, and which never touch the server's host or private networks
- * (`sink-policy.ts`). Every change is recorded in the log with the fields
- * changed, never values.
- */
-export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
-  const engine = ctx.delivery;
-  const admin = async (req: FastifyRequest): Promise<Principal> => {
-    const p = await principalFor(ctx, req, 'admin');
-    return p;
-  };
-  const record = (
+/** Records a change to a sink in the log: the fields changed, never values. */
+export function sinkAudit(ctx: AppContext) {
+  return (
     action: string,
     p: Principal,
     req: FastifyRequest,
@@ -92,13 +80,39 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
       request: requestContext(req),
       ...(tenantId === null ? {} : { tenantId }),
     });
+}
+
+/**
+ * Sink administration (admin role). A tenant-bound admin manages only its
+ * tenant's sinks — the per-customer "SIEM export" page of seed 001 — whose
+ * names are its own (scoped per tenant), which carry only its tenant's
+ * events, and which never touch the server's host or private networks
+ * (`sink-policy.ts`). Every change is recorded in the log with the fields
+ * changed, never values.
+ */
+export const sinkRoutes: RoutePlugin = async (app, { ctx }) => {
+  const engine = ctx.delivery;
+  const record = sinkAudit(ctx);
 
   app.get(
     '/v1/sinks',
-    { config: { access: 'admin' }, schema: { summary: 'List sinks (secrets masked)', tags: ['sinks'] } },
+    {
+      schema: {
+        summary: 'List sinks (secrets masked)',
+        tags: ['sinks'],
+        querystring: {
+          type: 'object',
+          properties: {
+            tenant_id: parsedParam(
+              "Only this tenant's sinks (all-tenant admins; default: every sink); a tenant-bound admin sees its own",
+            ),
+          },
+        },
+      },
+    },
     async (req) => {
-      const p = await admin(req);
-      const query = req.query as RawQuery;
+      const p = req.principal;
+      const query = req.query;
       rejectUnknownParams(query, ['tenant_id']);
       const tenant = single(query, 'tenant_id');
       if (p.tenantId !== null && tenant !== undefined && tenant !== p.tenantId) {
@@ -111,12 +125,16 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.post(
     '/v1/sinks',
     {
-      config: { access: 'admin' },
-      schema: { summary: 'Create a sink', tags: ['sinks'], response: problemResponses },
+      schema: {
+        summary: 'Create a sink',
+        tags: ['sinks'],
+        querystring: sinkQuery,
+        response: problemResponses,
+      },
     },
     async (req, reply) => {
-      const p = await admin(req);
-      const query = req.query as RawQuery;
+      const p = req.principal;
+      const query = req.query;
       rejectUnknownParams(query, ['tenant_id']);
       const asked = single(query, 'tenant_id');
       if (p.tenantId !== null && asked !== undefined && asked !== p.tenantId) {
@@ -124,7 +142,7 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
       }
       // An all-tenant admin may create a sink in a tenant's scope; it then obeys that tenant's rules.
       const tenantId = p.tenantId ?? asked ?? null;
-      const raw = bodyObject(req);
+      const raw = bodyObject(req.body);
       if (tenantId !== null) {
         // A tenant's sink only ever sees that tenant's events.
         const filter = (raw['filter'] ?? {}) as Record<string, unknown>;
@@ -157,29 +175,33 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/sinks/:name',
     {
-      config: { access: 'admin' },
-      schema: { summary: 'One sink (secrets masked)', tags: ['sinks'], params: nameParam },
+      schema: {
+        summary: 'One sink (secrets masked)',
+        tags: ['sinks'],
+        params: nameParam,
+        querystring: sinkQuery,
+      },
     },
     async (req) => {
-      const p = await admin(req);
-      return served(engine.entry(await sinkRef(ctx, req, p), p));
+      const p = req.principal;
+      return served(engine.entry(await sinkRef(ctx, req, req.params.name, req.query, p), p));
     },
   );
 
   app.patch(
     '/v1/sinks/:name',
     {
-      config: { access: 'admin' },
       schema: {
         summary: 'Change a sink (JSON merge patch); cursor and dead letters stay',
         tags: ['sinks'],
         params: nameParam,
+        querystring: sinkQuery,
       },
     },
     async (req) => {
-      const p = await admin(req);
-      const ref = await sinkRef(ctx, req, p);
-      const patch = bodyObject(req);
+      const p = req.principal;
+      const ref = await sinkRef(ctx, req, req.params.name, req.query, p);
+      const patch = bodyObject(req.body);
       const e = engine.entry(ref, p);
       const merged = mergePatch(e.raw, patch) as Record<string, unknown>;
       if (e.tenantId !== null) {
@@ -194,10 +216,10 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.delete(
     '/v1/sinks/:name',
-    { config: { access: 'admin' }, schema: { summary: 'Delete a sink', tags: ['sinks'], params: nameParam } },
+    { schema: { summary: 'Delete a sink', tags: ['sinks'], params: nameParam, querystring: sinkQuery } },
     async (req, reply) => {
-      const p = await admin(req);
-      const ref = await sinkRef(ctx, req, p);
+      const p = req.principal;
+      const ref = await sinkRef(ctx, req, req.params.name, req.query, p);
       const e = engine.entry(ref, p);
       await engine.remove(ref, p);
       await record('sink.deleted', p, req, ref.name, { sink_type: e.config.type }, e.tenantId);
@@ -208,24 +230,28 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get(
     '/v1/sinks/:name/status',
     {
-      config: { access: 'admin' },
-      schema: { summary: 'Health, lag and counters of a sink', tags: ['sinks'], params: nameParam },
+      schema: {
+        summary: 'Health, lag and counters of a sink',
+        tags: ['sinks'],
+        params: nameParam,
+        querystring: sinkQuery,
+      },
     },
     async (req) => {
-      const p = await admin(req);
-      return engine.status(await sinkRef(ctx, req, p), p);
+      const p = req.principal;
+      return engine.status(await sinkRef(ctx, req, req.params.name, req.query, p), p);
     },
   );
 
   app.post(
     '/v1/sinks/:name/replay',
     {
-      config: { access: 'admin' },
       schema: {
         summary:
           'Move the cursor so delivery starts again at from_seq, or at the first event received at or after from_time',
         tags: ['sinks'],
         params: nameParam,
+        querystring: sinkQuery,
         body: {
           type: 'object',
           additionalProperties: false,
@@ -237,9 +263,9 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
       },
     },
     async (req) => {
-      const p = await admin(req);
-      const ref = await sinkRef(ctx, req, p);
-      const body = (req.body ?? {}) as { from_seq?: number; from_time?: string };
+      const p = req.principal;
+      const ref = await sinkRef(ctx, req, req.params.name, req.query, p);
+      const body = req.body;
       if ((body.from_seq === undefined) === (body.from_time === undefined)) {
         throw new TrailwardenError('TW_ERR_BAD_REQUEST', 'give exactly one of from_seq or from_time');
       }
@@ -258,16 +284,16 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
     app.post(
       `/v1/sinks/:name/${action}`,
       {
-        config: { access: 'admin' },
         schema: {
           summary: `${action === 'pause' ? 'Pause' : 'Resume (also re-enables a disabled sink)'} a sink`,
           tags: ['sinks'],
           params: nameParam,
+          querystring: sinkQuery,
         },
       },
       async (req) => {
-        const p = await admin(req);
-        const ref = await sinkRef(ctx, req, p);
+        const p = req.principal;
+        const ref = await sinkRef(ctx, req, req.params.name, req.query, p);
         await engine.setPaused(ref, action === 'pause', p);
         const e = engine.entry(ref, p);
         await record(action === 'pause' ? 'sink.paused' : 'sink.resumed', p, req, ref.name, {}, e.tenantId);
@@ -275,103 +301,7 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
       },
     );
   }
-
-  app.get(
-    '/v1/sinks/:name/dead-letters',
-    {
-      config: { access: 'admin' },
-      schema: { summary: 'Events a sink gave up on', tags: ['sinks'], params: nameParam },
-    },
-    async (req) => {
-      const p = await admin(req);
-      const ref = await sinkRef(ctx, req, p, ['after_id', 'limit']);
-      const q = req.query as RawQuery;
-      const afterId = intParam(q, 'after_id', 0, Number.MAX_SAFE_INTEGER);
-      const limit = intParam(q, 'limit', 1, 1000) ?? 100;
-      const letters = await engine.deadLetters(
-        ref,
-        { limit, ...(afterId === undefined ? {} : { afterId }) },
-        p,
-      );
-      return {
-        dead_letters: letters.map(servedLetter),
-        next_after_id: letters.length === limit ? letters.at(-1)!.id : null,
-      };
-    },
-  );
-
-  app.get(
-    '/v1/sinks/:name/dead-letters/:id',
-    {
-      config: { access: 'admin' },
-      schema: {
-        summary: 'One dead letter with its event',
-        tags: ['sinks'],
-        params: {
-          type: 'object',
-          properties: { name: nameParam.properties.name, id: { type: 'string', pattern: '^[0-9]{1,15}$' } },
-          required: ['name', 'id'],
-        },
-      },
-    },
-    async (req) => {
-      const p = await admin(req);
-      const ref = await sinkRef(ctx, req, p);
-      const { id } = req.params as { id: string };
-      const [letter] = await engine.deadLettersById(ref, [Number(id)], p);
-      if (!letter) throw new TrailwardenError('TW_ERR_NOT_FOUND', `no dead letter ${id} in sink ${ref.name}`);
-      const [event] = await ctx.store.readRange(letter.seq - 1, 1);
-      return { ...servedLetter(letter), event: event ?? null };
-    },
-  );
-
-  app.post(
-    '/v1/sinks/:name/dead-letters/redrive',
-    {
-      config: { access: 'admin' },
-      schema: {
-        summary:
-          'Deliver dead letters again now (all of them, or the ids given); delivered ones are removed. Through a node that does not deliver the sink they are queued (202) for the node that does, which redrives them within a third of the lease time',
-        tags: ['sinks'],
-        params: nameParam,
-        body: {
-          type: ['object', 'null'],
-          additionalProperties: false,
-          properties: {
-            ids: {
-              type: 'array',
-              // The ids dead letters get (the same bound as the {id} of GET …/dead-letters/{id}).
-              items: { type: 'integer', minimum: 1, maximum: 999_999_999_999_999 },
-              maxItems: 1000,
-            },
-          },
-        },
-      },
-    },
-    async (req, reply) => {
-      const p = await admin(req);
-      const ref = await sinkRef(ctx, req, p);
-      const body = (req.body ?? {}) as { ids?: number[] };
-      const ids = body.ids ?? (await engine.deadLetters(ref, { limit: 1000 }, p)).map((d) => d.id);
-      const results = await engine.redrive(ref, ids, p);
-      const e = engine.entry(ref, p);
-      await record(
-        'sink.dead_letters.redriven',
-        p,
-        req,
-        ref.name,
-        {
-          count: ids.length,
-          delivered: results.filter((r) => r.status === 'delivered').length,
-          queued: results.filter((r) => r.status === 'queued').length,
-        },
-        e.tenantId,
-      );
-      if (results.some((r) => r.status === 'queued')) reply.code(202);
-      return { results };
-    },
-  );
-}
+};
 
 /** RFC 7396 JSON merge patch. */
 export function mergePatch(target: unknown, patch: unknown): unknown {

@@ -1,4 +1,3 @@
-import type { FastifyInstance } from 'fastify';
 import { TrailwardenError } from '../../errors.js';
 import { oneLineJson } from '../../event/line-safe-json.js';
 import {
@@ -7,12 +6,12 @@ import {
   intParam,
   matchesFilter,
   parseFilter,
-  type RawQuery,
   rejectUnknownParams,
 } from '../../query/query-params.js';
-import { type AppContext, denyForeignTenant, principalFor } from '../context.js';
-import { filterQuerySchema } from '../schemas.js';
-import { recordRead } from './events.js';
+import { denyForeignTenant } from '../context.js';
+import { recordRead } from '../reads.js';
+import type { RoutePlugin } from '../route-access.js';
+import { filterParams, param } from '../schemas.js';
 
 /** Events read from the log per step. */
 const STREAM_BATCH = 256;
@@ -24,7 +23,7 @@ type Wake = 'drain' | 'append' | 'close' | 'timeout';
 const WRITE_BYTES = 16 * 1024;
 
 /**
- * Server-Sent Events of the log, in `seq` order, resumable from any `seq`
+ * Server-Sent Events of the log (read), in `seq` order, resumable from any `seq`
  * (`Last-Event-ID` or `?after=`). The stream reads the log rather than
  * buffering pushed events. While a client catches up on events already in
  * the log, its own reading paces the reads (the server waits for the socket
@@ -34,20 +33,22 @@ const WRITE_BYTES = 16 * 1024;
  * `stream.max_buffered_bytes` of output waiting for it — is disconnected; it
  * resumes with `Last-Event-ID`.
  */
-export function streamRoutes(app: FastifyInstance, ctx: AppContext): void {
+export const streamRoutes: RoutePlugin = async (app, { ctx }) => {
   app.get(
     '/v1/stream',
     {
-      config: { access: 'read' },
       schema: {
         summary: 'Live stream of new events (Server-Sent Events), resumable with Last-Event-ID or after',
         tags: ['events'],
-        querystring: filterQuerySchema(['after']),
+        querystring: {
+          type: 'object',
+          properties: { ...filterParams, after: param('Start after this seq (like Last-Event-ID)') },
+        },
       },
     },
     async (req, reply) => {
-      const principal = await principalFor(ctx, req, 'read');
-      const query = req.query as RawQuery;
+      const principal = req.principal;
+      const query = req.query;
       rejectUnknownParams(query, [...FILTER_PARAMS, 'after']);
       const foreign = foreignTenantRequested(query, principal);
       if (foreign !== undefined) await denyForeignTenant(ctx, req, principal, foreign, 'read');
@@ -65,7 +66,7 @@ export function streamRoutes(app: FastifyInstance, ctx: AppContext): void {
         cursor = Number(lastEventId);
       }
       cursor ??= head;
-      await recordRead(ctx, req, 'audit.trail.read', { stream_after: cursor });
+      recordRead(ctx, req, 'audit.trail.read', { stream_after: cursor });
 
       reply.hijack();
       const res = reply.raw;
@@ -153,4 +154,4 @@ export function streamRoutes(app: FastifyInstance, ctx: AppContext): void {
       }
     },
   );
-}
+};
