@@ -127,6 +127,17 @@ export interface RawStoredEvent {
  */
 export type AppendOutcome = { status: 'created' | 'duplicate'; seq: number | null };
 
+/**
+ * An acknowledged event's `seq`, or `null` while it is stored but not yet
+ * sequenced (see {@link AppendOutcome}); `eventId` and `tenantId` find its
+ * `seq` once it is (`findByEventId`).
+ */
+export interface EventSeq {
+  seq: number | null;
+  eventId: string;
+  tenantId: string;
+}
+
 /** Filters shared by query, stream and export. Every field narrows the result. */
 export interface EventFilter {
   /** Tenants the caller may see; `null` = all tenants. */
