@@ -4,6 +4,7 @@ import type { Client, Notification, Pool, QueryResultRow } from 'pg';
 import { nodeIdOf } from '../../cluster/node-id.js';
 import { TrailwardenError } from '../../errors.js';
 import type { StoredEvent } from '../../event/event.js';
+import { ALL_TENANTS, filterToSql } from '../filter-sql.js';
 import { MerkleFrontier } from '../merkle/frontier.js';
 import type {
   ApiKeyRecord,
@@ -17,8 +18,15 @@ import type {
   TreeReader,
   WriteBlock,
 } from '../store.js';
+import {
+  type CheckpointRow,
+  type EventRow,
+  type KeyRow,
+  parseRow,
+  toCheckpoint,
+  toKey,
+} from '../store-rows.js';
 import { conflictError } from '../stored-event.js';
-import { ALL_TENANTS, filterToSql } from './filter-sql.js';
 import { KEYS_CHANNEL, KeyCache } from './key-cache.js';
 import { ensureMonthlyPartitions, existingMonths, monthsBetween } from './partitions.js';
 import {
@@ -30,14 +38,7 @@ import {
   toStoreError,
 } from './postgres-connection.js';
 import { PostgresDeliveryStore } from './postgres-delivery-store.js';
-import {
-  type CheckpointRow,
-  type EventRow,
-  type KeyRow,
-  parseRow,
-  toCheckpoint,
-  toKey,
-} from './postgres-rows.js';
+import { postgresDialect } from './postgres-dialect.js';
 import { headOn, postgresTree } from './postgres-tree.js';
 import {
   APPEND_CHANNEL,
@@ -628,7 +629,7 @@ export class PostgresStore implements Store {
   }
 
   async query(filter: EventFilter, page: PageRequest): Promise<StoredEvent[]> {
-    const { where, params } = filterToSql(filter, page);
+    const { where, params } = filterToSql(filter, page, postgresDialect);
     const sql = `SELECT body FROM events WHERE ${where} ORDER BY seq ${page.order === 'asc' ? 'ASC' : 'DESC'} LIMIT $${params.length + 1}`;
     return (await this.rows<EventRow>(sql, [...params, page.limit])).map(parseRow);
   }
