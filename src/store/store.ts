@@ -2,10 +2,11 @@ import type { CanonicalEvent } from '../event/canonical.js';
 import type { AuditEvent, Outcome, StoredEvent } from '../event/event.js';
 
 /**
- * The store contract. Every backend (SQLite now, PostgreSQL next) implements
- * it and passes the one conformance suite in `test/store/`. All methods are
- * async so a networked backend fits; the SQLite backend answers synchronously
- * inside them.
+ * The store contract. Both backends (`sqlite/`, the embedded default, and
+ * `postgres/`, for several nodes) implement it and pass the one conformance
+ * suite, `test/store/store-conformance.test.ts`. All methods are async so
+ * the networked backend fits; the SQLite backend answers reads
+ * synchronously inside them.
  */
 export interface Store {
   /** Backend name for logs and `/readyz` (`sqlite`, `postgres`). */

@@ -47,7 +47,7 @@ export interface CommitQueueOptions extends BacklogOptions {
 /**
  * Sequencing transactions in flight at once: one committing while the next
  * ones are written. Each group's fence waits in PostgreSQL for the group
- * before it (`groupTicket` in postgres-writer.ts), so a deeper pipeline
+ * before it (`groupTicket` in group-transaction.ts), so a deeper pipeline
  * costs no round trips between commits, only smaller groups (more
  * PostgreSQL CPU per event). On the bench machine, one node, alternating
  * probe pairs: four gave ~10 % more than three (four pairs, all won), six
