@@ -17,7 +17,7 @@ export async function fillStore(
   onProgress: (done: number) => void,
 ): Promise<{ data: DataSet; eventsPerSecond: number }> {
   const data = new DataSet(count, Date.now() - 60_000);
-  const store = await openStore({ store: 'sqlite' }, dataDir);
+  const store = await openStore({ store: 'sqlite', dataDir });
   const start = performance.now();
   try {
     for (let i = 1; i <= count; ) {

@@ -16,11 +16,11 @@ import { TrailwardenError } from './errors.js';
 import type { EventLimits } from './event/limits.js';
 import { IngestService } from './ingest/ingest-service.js';
 import { checkWitness, writeWitness } from './log/checkpoint-witness.js';
+import { Checkpointer } from './log/checkpointer.js';
 import { loadOrCreateSigningKey } from './log/signing-key.js';
 import { createLogger, flushLogSync } from './process-logger.js';
-import { Checkpointer } from './store/checkpointer.js';
 import { tightenDataDir } from './store/data-dir.js';
-import { openStore, sqliteFile } from './store/open-store.js';
+import { openStore, type StoreSettings, sqliteFile } from './store/open-store.js';
 import { DataDirLock, describeHolder } from './store/sqlite/data-dir-lock.js';
 import type { Store } from './store/store.js';
 
@@ -47,6 +47,20 @@ export function eventLimitsFrom(config: Config): EventLimits {
     max_array_length: l.max_array_length,
     max_clock_skew_ms: l.max_clock_skew_ms,
     max_event_age_ms: l.max_event_age_ms,
+  };
+}
+
+/** What the store takes of the configuration: backend, data folder and this node's cluster settings. */
+export function storeSettingsFrom(config: Config): StoreSettings {
+  return {
+    store: config.store,
+    dataDir: resolve(config.data_dir),
+    cluster: {
+      nodeId: nodeIdOf(config.cluster.node_id),
+      leaseMs: config.cluster.lease_ms,
+      maxPendingEvents: config.cluster.max_pending_events,
+      pendingWaitMs: config.cluster.pending_wait_ms,
+    },
   };
 }
 
@@ -107,7 +121,7 @@ export async function assemble(
         `restricted the data folder to its owner: ${tightened.map((t) => `${t.path} ${t.was} → ${t.now}`).join(', ')}`,
       );
     }
-    store = await openStore(config, dataDir);
+    store = await openStore(storeSettingsFrom(config));
   } catch (err) {
     lock?.release();
     throw err;

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { SelfAudit } from '../audit/self-audit.js';
 import { createApiKey, generateToken } from '../auth/api-keys.js';
 import { TrailwardenError } from '../errors.js';
+import { storeSettingsFrom } from '../runtime.js';
 import { openStore } from '../store/open-store.js';
 import { DataDirLock, describeHolder } from '../store/sqlite/data-dir-lock.js';
 import { type ApiKeyRecord, ROLES, type Role, type Store } from '../store/store.js';
@@ -66,7 +67,7 @@ async function withWritableStore<T>(
     lock = attempt.lock;
   }
   try {
-    const store = await openStore(config, dataDir);
+    const store = await openStore(storeSettingsFrom(config));
     try {
       return await fn(store, new SelfAudit(store, config.default_tenant));
     } finally {
@@ -169,7 +170,7 @@ export async function keysList(
     keys = (await target.client.json<{ keys: ServedKey[] }>('GET', '/v1/keys')).keys.map(listedFromServer);
   } else {
     const config = await configFromFlags(flags);
-    const store = await openStore(config, resolve(config.data_dir), { readOnly: true });
+    const store = await openStore(storeSettingsFrom(config), { readOnly: true });
     try {
       keys = (await store.listKeys()).map(({ secretHash: _s, ...k }) => k);
     } finally {

@@ -9,6 +9,7 @@ import { type NoteVerifier, parseCheckpoint, parseVerifierKey } from '../log/che
 import { parseCheckpointFile } from '../log/checkpoint-file.js';
 import { witnessPath } from '../log/checkpoint-witness.js';
 import { loadOrCreateSigningKey } from '../log/signing-key.js';
+import { storeSettingsFrom } from '../runtime.js';
 import { openStore } from '../store/open-store.js';
 import type { CheckpointRecord } from '../store/store.js';
 import { storeCheckpoints, storeEvents } from '../verify/store-source.js';
@@ -61,7 +62,7 @@ async function* jsonLines<T>(lines: AsyncIterable<string>, what: string): AsyncG
 async function dataFolderSource(flags: VerifyFlags, kept: TrustedCheckpoint[]): Promise<Source> {
   const config = await configFromFlags(flags);
   const dataDir = resolve(config.data_dir);
-  const store = await openStore(config, dataDir, { readOnly: true });
+  const store = await openStore(storeSettingsFrom(config), { readOnly: true });
   try {
     const witness = witnessPath(dataDir);
     const trusted = existsSync(witness)

@@ -1,6 +1,5 @@
 import { TrailwardenError } from '../errors.js';
-import type { EventPosition } from '../ingest/ingest-service.js';
-import type { Store } from '../store/store.js';
+import type { EventSeq, Store } from '../store/store.js';
 import type { EmitPolicy } from './sink-config.js';
 
 interface Progressing {
@@ -21,7 +20,7 @@ interface Waiter {
   seqs: Set<number>;
   maxSeq: number;
   /** Events acknowledged but not yet sequenced: their seqs are looked up after each append. */
-  unsequenced: EventPosition[];
+  unsequenced: EventSeq[];
   /** `to_all_of` sinks that have not confirmed yet. */
   pendingAll: Set<string>;
   /** `at_least_one_of`: null when not set, else whether one confirmed. */
@@ -100,7 +99,7 @@ export class EmitWaiters {
    * otherwise. An event without a seq yet (acknowledged before it was
    * sequenced) is waited for first.
    */
-  async wait(positions: EventPosition[], events: unknown): Promise<void> {
+  async wait(positions: EventSeq[], events: unknown): Promise<void> {
     const policy = this.policy;
     if (!this.active || policy === null || positions.length === 0) return;
     const seqs = positions.flatMap((p) => (p.seq === null ? [] : [p.seq]));

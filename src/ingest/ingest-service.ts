@@ -3,7 +3,7 @@ import { type FieldProblem, TrailwardenError } from '../errors.js';
 import type { AuditEvent } from '../event/event.js';
 import type { EventLimits } from '../event/limits.js';
 import { requestedTenantId, validateEvent } from '../event/validate.js';
-import type { AppendOutcome, PreparedEvent, Store } from '../store/store.js';
+import type { AppendOutcome, EventSeq, PreparedEvent, Store } from '../store/store.js';
 import { prepareEvent } from '../store/stored-event.js';
 
 export interface IngestOptions {
@@ -13,27 +13,16 @@ export interface IngestOptions {
   defaultTenant: string;
 }
 
-/**
- * Where an acknowledged event is in the log: its `seq`, or `null` while it is
- * stored but not yet sequenced (with several nodes an event may be
- * acknowledged first); `eventId` and `tenantId` find it once it is.
- */
-export interface EventPosition {
-  seq: number | null;
-  eventId: string;
-  tenantId: string;
-}
-
-/** The answer to the producer (the issue's public contract), plus the positions for the emit policy. */
+/** The answer to the producer (the issue's public contract), plus each event's `seq` for the emit policy. */
 export interface IngestResult {
   accepted: number;
   events: Array<{ event_id: string; status: AppendOutcome['status'] }>;
   /**
-   * Where the events are in the log, one per event (`seq` null: acknowledged,
-   * not sequenced yet). Not part of the answer: with several nodes an event is
+   * Each event's `seq`, one per event (null: acknowledged, not sequenced
+   * yet). Not part of the answer: with several nodes an event is
    * acknowledged before it is sequenced.
    */
-  positions: EventPosition[];
+  positions: EventSeq[];
 }
 
 /** A tenant-bound key tried to write into another tenant (audited by the caller). */

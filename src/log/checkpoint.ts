@@ -31,7 +31,9 @@ export interface ParsedCheckpoint extends Checkpoint {
   signatures: NoteSignature[];
 }
 
+/** The key that signs notes (checkpoints among them). */
 export interface NoteSigner {
+  /** Key name in the signed note (also the verifier key's name). */
   name: string;
   privateKey: KeyObject;
   publicKeyRaw: Buffer;

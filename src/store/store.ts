@@ -2,10 +2,11 @@ import type { CanonicalEvent } from '../event/canonical.js';
 import type { AuditEvent, Outcome, StoredEvent } from '../event/event.js';
 
 /**
- * The store contract. Every backend (SQLite now, PostgreSQL next) implements
- * it and passes the one conformance suite in `test/store/`. All methods are
- * async so a networked backend fits; the SQLite backend answers synchronously
- * inside them.
+ * The store contract. Both backends (`sqlite/`, the embedded default, and
+ * `postgres/`, for several nodes) implement it and pass the one conformance
+ * suite, `test/store/store-conformance.test.ts`. All methods are async so
+ * the networked backend fits; the SQLite backend answers reads
+ * synchronously inside them.
  */
 export interface Store {
   /** Backend name for logs and `/readyz` (`sqlite`, `postgres`). */
@@ -126,6 +127,17 @@ export interface RawStoredEvent {
  * and answers without waiting for it.
  */
 export type AppendOutcome = { status: 'created' | 'duplicate'; seq: number | null };
+
+/**
+ * An acknowledged event's `seq`, or `null` while it is stored but not yet
+ * sequenced (see {@link AppendOutcome}); `eventId` and `tenantId` find its
+ * `seq` once it is (`findByEventId`).
+ */
+export interface EventSeq {
+  seq: number | null;
+  eventId: string;
+  tenantId: string;
+}
 
 /** Filters shared by query, stream and export. Every field narrows the result. */
 export interface EventFilter {

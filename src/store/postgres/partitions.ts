@@ -1,4 +1,5 @@
-import type { PoolClient } from 'pg';
+import type { Pool, PoolClient } from 'pg';
+import { inTransaction } from './postgres-connection.js';
 
 /** How many months ahead of the current one the sequencer keeps partitions ready. */
 export const MONTHS_AHEAD = 2;
@@ -66,4 +67,20 @@ export async function existingMonths(client: PoolClient): Promise<Set<Month>> {
     if (m) months.add(`${m[1]}-${m[2]}`);
   }
   return months;
+}
+
+/**
+ * Creates this month's and the next months' partitions if missing (the
+ * sequencer, on taking the lease and every hour), and adds every month that
+ * has one to `known`.
+ */
+export async function prepareMonthlyPartitions(pool: Pool, known: Set<Month>): Promise<void> {
+  await inTransaction(pool, async (c) => {
+    // Creating a partition briefly locks `events`: never queue behind a long query for it.
+    await c.query("SET LOCAL lock_timeout = '2s'");
+    const have = await existingMonths(c);
+    const want = monthsBetween(new Date(), new Date()).filter((m) => !have.has(m));
+    await ensureMonthlyPartitions(c, want);
+    for (const m of [...have, ...want]) known.add(m);
+  });
 }

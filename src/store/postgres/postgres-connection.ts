@@ -88,6 +88,21 @@ export function isRetryable(err: unknown): boolean {
   return typeof code === 'string' && RETRYABLE_CODES.has(code);
 }
 
+/** Attempts of one transaction that lost a race another node caused (serialization, a key taken). */
+const RACE_ATTEMPTS = 5;
+
+/** Runs a transaction again when it lost a race with another node; nothing of a failed attempt was kept. */
+export async function retryingRaces<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (attempt >= RACE_ATTEMPTS || !isRetryable(err)) throw err;
+      await new Promise((r) => setTimeout(r, 5 * attempt));
+    }
+  }
+}
+
 /** Why PostgreSQL cannot take this request now, when it is a passing condition rather than a bad request. */
 function unavailableReason(err: unknown): string | undefined {
   if (!(err instanceof Error)) return undefined;

@@ -1,3 +1,6 @@
+// Longer than 400 lines on purpose: the migrations are one ordered list that
+// is only ever appended to (a released migration is never edited or moved),
+// and several of them define the SQL functions the sequencer's fence runs.
 import type { PoolClient } from 'pg';
 import { ensureMonthlyPartitions, monthsBetween } from './partitions.js';
 

@@ -4,6 +4,7 @@ import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import { TrailwardenError } from '../../errors.js';
 import type { StoredEvent } from '../../event/event.js';
 import { createPrivateFile } from '../data-dir.js';
+import { ALL_TENANTS, filterToSql } from '../filter-sql.js';
 import type {
   ApiKeyRecord,
   AppendOutcome,
@@ -17,11 +18,18 @@ import type {
   TreeReader,
   WriteBlock,
 } from '../store.js';
-import { ALL_TENANTS, filterToSql } from './filter-sql.js';
+import {
+  type CheckpointRow,
+  type EventRow,
+  type KeyRow,
+  parseRow,
+  toCheckpoint,
+  toKey,
+} from '../store-rows.js';
 import { migrate, SCHEMA_VERSION } from './schema.js';
 import { SqliteCommitQueue } from './sqlite-commit-queue.js';
 import { SqliteDeliveryStore } from './sqlite-delivery-store.js';
-import { type EventRow, parseRow, toCheckpoint, toKey } from './sqlite-rows.js';
+import { sqliteDialect } from './sqlite-dialect.js';
 import { sqliteTree } from './sqlite-tree.js';
 import { WAL_CHECKPOINT_PASS_FRAMES, WAL_CHECKPOINT_POLL_MS } from './wal-checkpoint-protocol.js';
 import { WalCheckpointer } from './wal-checkpointer.js';
@@ -178,7 +186,7 @@ export class SqliteStore implements Store {
   }
 
   async query(filter: EventFilter, page: PageRequest): Promise<StoredEvent[]> {
-    const { where, params } = filterToSql(filter, page);
+    const { where, params } = filterToSql(filter, page, sqliteDialect);
     const sql = `SELECT body FROM events WHERE ${where} ORDER BY seq ${page.order === 'asc' ? 'ASC' : 'DESC'} LIMIT ?`;
     return (this.db.prepare(sql).all(...params, page.limit) as EventRow[]).map(parseRow);
   }
@@ -208,11 +216,13 @@ export class SqliteStore implements Store {
   }
 
   async latestCheckpoint(): Promise<CheckpointRecord | undefined> {
-    return toCheckpoint(this.stmt.latestCheckpoint!.get());
+    const row = this.stmt.latestCheckpoint!.get() as CheckpointRow | undefined;
+    return row && toCheckpoint(row);
   }
 
   async checkpointAt(treeSize: number): Promise<CheckpointRecord | undefined> {
-    return toCheckpoint(this.stmt.checkpointAt!.get(treeSize));
+    const row = this.stmt.checkpointAt!.get(treeSize) as CheckpointRow | undefined;
+    return row && toCheckpoint(row);
   }
 
   async listCheckpoints(range: {
@@ -224,8 +234,8 @@ export class SqliteStore implements Store {
       range.fromSize ?? 0,
       range.toSize ?? Number.MAX_SAFE_INTEGER,
       range.limit,
-    );
-    return rows.map((r) => toCheckpoint(r)!);
+    ) as CheckpointRow[];
+    return rows.map(toCheckpoint);
   }
 
   async createKey(k: ApiKeyRecord): Promise<void> {
@@ -235,11 +245,12 @@ export class SqliteStore implements Store {
   }
 
   async getKey(keyId: string): Promise<ApiKeyRecord | undefined> {
-    return toKey(this.stmt.getKey!.get(keyId));
+    const row = this.stmt.getKey!.get(keyId) as KeyRow | undefined;
+    return row && toKey(row);
   }
 
   async listKeys(): Promise<ApiKeyRecord[]> {
-    return this.stmt.listKeys!.all().map((r) => toKey(r)!);
+    return (this.stmt.listKeys!.all() as KeyRow[]).map(toKey);
   }
 
   async revokeKey(keyId: string, at: string): Promise<boolean> {

@@ -1,13 +1,7 @@
-import { signCheckpoint } from '../log/checkpoint.js';
-import type { CheckpointRecord, Store } from './store.js';
+import type { CheckpointRecord, Store } from '../store/store.js';
+import { type NoteSigner, signCheckpoint } from './checkpoint.js';
 
-export interface CheckpointSigner {
-  /** Key name in the signed note (also the verifier key's name). */
-  name: string;
-  privateKey: import('node:crypto').KeyObject;
-  publicKeyRaw: Buffer;
-}
-
+/** When checkpoints are issued, and the log's origin line they carry. */
 export interface CheckpointPolicy {
   /** Issue once this many events arrived since the last checkpoint. */
   everyEvents: number;
@@ -16,6 +10,7 @@ export interface CheckpointPolicy {
   origin: string;
 }
 
+/** What the checkpointer reports to its owner, and where it keeps a copy of each checkpoint. */
 export interface CheckpointerHooks {
   /** Issuing in the background failed (it is tried again at the next trigger). */
   onError?: (err: unknown) => void;
@@ -49,7 +44,7 @@ export class Checkpointer {
 
   constructor(
     private readonly store: Store,
-    private readonly signer: CheckpointSigner,
+    private readonly signer: NoteSigner,
     private readonly policy: CheckpointPolicy,
     private readonly hooks: CheckpointerHooks = {},
   ) {

@@ -1,5 +1,10 @@
-import type { StoredEvent } from '../../event/event.js';
-import type { ApiKeyRecord, CheckpointRecord, Role } from '../store.js';
+/**
+ * Rows of the log's tables as both backends read them, and the records they
+ * hold (`delivery-rows.ts` has the delivery tables'). The backends declare
+ * these columns alike, so one reading serves both.
+ */
+import type { StoredEvent } from '../event/event.js';
+import type { ApiKeyRecord, CheckpointRecord, Role } from './store.js';
 
 /** A row read for its stored JSON alone. */
 export interface EventRow {

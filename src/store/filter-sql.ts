@@ -1,9 +1,25 @@
-import type { EventFilter, PageRequest } from '../store.js';
+import type { EventFilter, PageRequest } from './store.js';
 
-/** A WHERE clause and its parameters, for PostgreSQL's numbered `$n` placeholders. */
+/** A WHERE clause and its parameters, in the placeholders of the dialect that wrote it. */
 export interface SqlFragment {
   where: string;
   params: unknown[];
+}
+
+/**
+ * What one backend's SQL does its own way when a filter becomes a WHERE
+ * clause (`sqlite/sqlite-dialect.ts`, `postgres/postgres-dialect.ts`);
+ * everything else about a filter is written once, here, so both backends
+ * answer a query alike.
+ */
+export interface SqlDialect {
+  /** The placeholder of the `n`th parameter (from 1). */
+  placeholder(n: number): string;
+  /** The clause keeping the events of `tenantIds` (never empty); `param` adds a parameter and returns its placeholder. */
+  tenantIn(tenantIds: string[], param: (value: unknown) => string): string;
+  /** A condition every row meets, and one none meets. */
+  always: string;
+  never: string;
 }
 
 /** Matches every tenant that has events, through the `tenants` table. */
@@ -15,33 +31,36 @@ export function escapeLike(text: string): string {
 }
 
 /**
- * Translates a filter and a page bound into SQL over the `events` table, with
- * the same semantics as the SQLite backend's `filter-sql.ts`. Parameters are
- * numbered from `$1`; the caller appends its own after `params.length`.
+ * Translates a filter and a page bound into SQL over the `events` table.
+ * Parameters are numbered from 1; the caller adds its own after
+ * `params.length`.
  */
 export function filterToSql(
   filter: EventFilter,
-  page?: Pick<PageRequest, 'order' | 'afterSeq'>,
+  page: Pick<PageRequest, 'order' | 'afterSeq'> | undefined,
+  dialect: SqlDialect,
 ): SqlFragment {
   const clauses: string[] = [];
   const params: unknown[] = [];
   const p = (value: unknown) => {
     params.push(value);
-    return `$${params.length}`;
+    return dialect.placeholder(params.length);
   };
   if (filter.tenantIds !== null) {
-    if (filter.tenantIds.length === 0) return { where: 'false', params: [] };
-    clauses.push(`tenant_id = ANY(${p(filter.tenantIds)}::text[])`);
+    if (filter.tenantIds.length === 0) return { where: dialect.never, params: [] };
+    clauses.push(dialect.tenantIn(filter.tenantIds, p));
   } else if (filter.action !== undefined) {
-    // As in SQLite: naming every tenant lets the (tenant_id, action, seq) index serve.
+    // No index starts with action (it would cost every insert); naming every
+    // tenant lets the (tenant_id, action, seq) index serve all-tenant queries.
     clauses.push(ALL_TENANTS);
   }
   if (filter.from !== undefined) clauses.push(`ts >= ${p(filter.from)}`);
   if (filter.to !== undefined) clauses.push(`ts < ${p(filter.to)}`);
   if (filter.action !== undefined) {
     if (filter.action.prefix) {
-      // A range on the indexed column (collation "C", so code-point order):
-      // every action starting with `v` sorts in [v, v + U+FFFF).
+      // A range on the indexed column instead of LIKE, so the index is used:
+      // every action starting with `v` sorts in [v, v + U+FFFF) by code point
+      // (SQLite's BINARY collation; the "C" collation on PostgreSQL).
       clauses.push(`action >= ${p(filter.action.value)} AND action < ${p(`${filter.action.value}\uffff`)}`);
     } else {
       clauses.push(`action = ${p(filter.action.value)}`);
@@ -57,5 +76,5 @@ export function filterToSql(
   if (page?.afterSeq !== undefined) {
     clauses.push(page.order === 'asc' ? `seq > ${p(page.afterSeq)}` : `seq < ${p(page.afterSeq)}`);
   }
-  return { where: clauses.length === 0 ? 'true' : clauses.join(' AND '), params };
+  return { where: clauses.length === 0 ? dialect.always : clauses.join(' AND '), params };
 }
