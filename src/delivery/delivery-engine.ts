@@ -1,7 +1,7 @@
 import type { SelfAudit } from '../audit/self-audit.js';
 import type { Principal } from '../auth/api-keys.js';
-import type { SecretBox } from '../config/secret-box.js';
 import { TrailwardenError } from '../errors.js';
+import type { SecretBox } from '../secrets/secret-box.js';
 import type { DeadLetter, SinkConfigRecord, Store } from '../store/store.js';
 import { EmitWaiters } from './emit-waiters.js';
 import type { SinkContext } from './sink.js';

@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
-import { SecretBox, secretKeyId } from '../../src/config/secret-box.js';
 import { DeliveryEngine } from '../../src/delivery/delivery-engine.js';
 import { openSecrets, sealSecrets } from '../../src/delivery/sink-secrets.js';
+import { SecretBox, secretKeyId } from '../../src/secrets/secret-box.js';
 import { rawEvent, type TestApp, testApp } from '../helpers/app.js';
 import { newSecret, type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
 
