@@ -21,7 +21,9 @@ function sourceFiles(dir: string): string[] {
 /** The files under src/ that `file` imports (static, dynamic and type-only imports, and re-exports). */
 function importsOf(file: string): string[] {
   const text = readFileSync(file, 'utf8');
-  const specifiers = [...text.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)'(\.{1,2}\/[^']+)'/g)].map((m) => m[1]!);
+  const specifiers = [...text.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)'(\.{1,2}\/[^']+)'/g)].map(
+    (m) => m[1]!,
+  );
   return specifiers.map((s) => resolve(dirname(file), s));
 }
 

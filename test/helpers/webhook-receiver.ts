@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { Webhook } from 'standardwebhooks';
 import { z } from 'zod';
 import type { DeliveryBatch, OutgoingEvent, Sink, SinkContext } from '../../src/delivery/sink.js';
-import { type WebhookOptions, webhookSink } from '../../src/delivery/sinks/webhook.js';
+import { type WebhookOptions, webhookSink } from '../../src/delivery/sinks/webhook/webhook.js';
 
 /** One request as the receiver saw it. */
 export interface ReceivedRequest {

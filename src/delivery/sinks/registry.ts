@@ -1,9 +1,9 @@
 import type { SinkDefinition } from '../sink.js';
-import { fileSink } from './file.js';
+import { fileSink } from './file/file.js';
 import { splunkHecSink } from './splunk-hec.js';
 import { stdoutSink } from './stdout.js';
-import { syslogSink } from './syslog.js';
-import { webhookSink } from './webhook.js';
+import { syslogSink } from './syslog/syslog.js';
+import { webhookSink } from './webhook/webhook.js';
 
 /**
  * Every kind of sink, by `type`. Adding a sink: its file(s), one line here,

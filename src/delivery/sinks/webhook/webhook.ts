@@ -1,9 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, buildConnector, request } from 'undici';
 import { z } from 'zod';
-import { TrailwardenError } from '../../errors.js';
-import { VERSION } from '../../version.js';
-import { formatByName } from '../formats/registry.js';
+import { TrailwardenError } from '../../../errors.js';
+import { VERSION } from '../../../version.js';
+import { formatByName } from '../../formats/registry.js';
 import {
   type DeliveryBatch,
   type DeliveryOutcome,
@@ -13,15 +13,13 @@ import {
   retry,
   type SinkContext,
   type SinkDefinition,
-} from '../sink.js';
-import { forbiddenAddressIn, sinkNetworkGuard } from './network-guard.js';
-import { TLS_HOST_OPTIONS, tlsConnectionOptions, tlsSchema } from './tls-options.js';
+} from '../../sink.js';
+import { describeError, SNIPPET_CHARS, snippet } from '../net/describe-error.js';
+import { forbiddenAddressIn, sinkNetworkGuard } from '../net/network-guard.js';
+import { retryAfterMs } from '../net/retry-after.js';
+import { TLS_HOST_OPTIONS, tlsConnectionOptions, tlsSchema } from '../net/tls-options.js';
 import { decodeSecret, signatureHeader, webhookSecretSchema } from './webhook-signature.js';
 
-/** Retry-After values beyond this are clamped: a receiver cannot park a sink for days. */
-const MAX_RETRY_AFTER_MS = 3_600_000;
-/** How much of an error response is quoted in the outcome's reason. */
-const SNIPPET_CHARS = 200;
 /** Error bodies up to this size are read to the end so the connection stays reusable. */
 const DRAIN_LIMIT_BYTES = 65_536;
 /** Formats whose events are JSON values, so they can form an array or be sent alone. */
@@ -121,27 +119,6 @@ function userAgent(): string {
   return `trailwarden/${VERSION}`;
 }
 
-/** Quotes untrusted text in a reason: first characters only, control characters escaped. */
-export function snippet(text: string, max = SNIPPET_CHARS): string {
-  const chars = Array.from(text);
-  const cut = chars.slice(0, max).join('');
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping control characters is the point
-  const escaped = cut.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => {
-    const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
-    return named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
-  });
-  return chars.length > max ? `${escaped}…` : escaped;
-}
-
-/** Milliseconds to wait from a Retry-After value (seconds or HTTP-date), clamped to an hour. */
-export function retryAfterMs(value: string | string[] | undefined, now: number): number | undefined {
-  const v = (Array.isArray(value) ? value[0] : value)?.trim();
-  if (!v) return undefined;
-  const wait = /^\d+$/.test(v) ? Number(v) * 1000 : Date.parse(v) - now;
-  if (Number.isNaN(wait)) return undefined;
-  return Math.min(Math.max(wait, 0), MAX_RETRY_AFTER_MS);
-}
-
 type ResponseBody = Awaited<ReturnType<typeof request>>['body'];
 
 /** Reads the start of an error body for the reason; drains small bodies so the connection is reused. */
@@ -182,14 +159,6 @@ async function classify(
     return retry(`HTTP ${status}${quoted}`, retryAfterMs(headers['retry-after'], now));
   }
   return permanent(`HTTP ${status}${quoted}`);
-}
-
-/** A connection-level failure in words; never includes the URL's path or query (they may hold tokens). */
-export function describeError(err: unknown, host: string): string {
-  const e = err as Error & { code?: string; errors?: Error[] };
-  const message = e.errors?.length ? e.errors.map((x) => x.message).join('; ') : (e.message ?? String(err));
-  const code = e.code && !message.includes(e.code) ? `${e.code}: ` : '';
-  return `cannot deliver to ${host}: ${code}${message}`;
 }
 
 function encodeBody(shape: WebhookBody, batch: DeliveryBatch): string {

@@ -1,11 +1,11 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { TrailwardenError } from '../../errors.js';
-import { ok, permanent, retry, type SinkContext, type SinkDefinition } from '../sink.js';
-import { forbiddenAddressIn, sinkNetworkGuard } from './network-guard.js';
+import { TrailwardenError } from '../../../errors.js';
+import { ok, permanent, retry, type SinkContext, type SinkDefinition } from '../../sink.js';
+import { forbiddenAddressIn, sinkNetworkGuard } from '../net/network-guard.js';
+import { TLS_HOST_OPTIONS, tlsConnectionOptions, tlsSchema } from '../net/tls-options.js';
 import { buildMessage, datagram, frameText, type SyslogMessageOptions } from './syslog-message.js';
 import { createTransport, SyslogTransportError } from './syslog-transport.js';
-import { TLS_HOST_OPTIONS, tlsConnectionOptions, tlsSchema } from './tls-options.js';
 
 /** RFC 5612 reserves 32473 for documentation; operators put their own PEN here. */
 const EXAMPLE_PEN = 32473;
