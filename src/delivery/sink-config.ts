@@ -103,25 +103,29 @@ function commonShape(def: SinkDefinition) {
   };
 }
 
-const perKind = Object.values(SINKS).map((def) =>
-  z.strictObject({ ...commonShape(def), ...def.options }).superRefine((sink, ctx) => {
-    for (const [path, message] of formatOptionsProblems(sink.format as string, sink.format_options)) {
+/** One kind's settings: the common fields with the kind's defaults, its own options, its format's options. */
+function kindSchema(def: SinkDefinition) {
+  return z.strictObject({ ...commonShape(def), ...def.options }).superRefine((sink, ctx) => {
+    for (const [path, message] of formatOptionsProblems(sink.format, sink.format_options)) {
       ctx.addIssue({ code: 'custom', path: ['format_options', ...path], message });
     }
-  }),
-);
+  });
+}
+
+const [firstKind, ...otherKinds] = Object.values(SINKS).map(kindSchema);
+if (firstKind === undefined) throw new Error('sinks/registry.ts lists no kind of sink');
 
 /** One sink's settings as written (config file or API). */
-export const sinkConfigSchema = z.discriminatedUnion(
-  'type',
-  perKind as unknown as [z.ZodObject, ...z.ZodObject[]],
-  {
-    error: (iss) =>
-      iss.code === 'invalid_union' && (iss.input as { type?: unknown } | undefined)?.type === undefined
-        ? `type is required: one of ${SINK_KINDS.join(', ')}`
-        : `type must be one of ${SINK_KINDS.join(', ')}`,
-  },
-);
+export const sinkConfigSchema = z.discriminatedUnion('type', [firstKind, ...otherKinds], {
+  error: (iss) =>
+    iss.code === 'invalid_union' && !hasType(iss.input)
+      ? `type is required: one of ${SINK_KINDS.join(', ')}`
+      : `type must be one of ${SINK_KINDS.join(', ')}`,
+});
+
+function hasType(input: unknown): boolean {
+  return typeof input === 'object' && input !== null && 'type' in input && input.type !== undefined;
+}
 
 /** A validated sink configuration with every default filled in. */
 export interface SinkConfig {

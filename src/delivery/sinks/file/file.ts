@@ -3,7 +3,7 @@ import { access } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import { TrailwardenError } from '../../../errors.js';
-import { type DeliveryOutcome, disable, ok, permanent, retry, type SinkDefinition } from '../../sink.js';
+import { type DeliveryOutcome, defineSink, disable, ok, permanent, retry } from '../../sink.js';
 import { confinementProblem, placeFile, placementProblemsOf } from './file-placement.js';
 import { DEFAULT_FILE_PATTERN, filePatternProblem } from './rotated-file-names.js';
 import { RotatingFileWriter } from './rotating-file-writer.js';
@@ -98,7 +98,7 @@ function outcomeOf(err: unknown, path: string): DeliveryOutcome {
  * write is cut back so the file never holds a torn line. Rotation, gzip and
  * pruning are the {@link RotatingFileWriter}'s.
  */
-export const fileSink: SinkDefinition<FileOptions> = {
+export const fileSink = defineSink({
   kind: 'file',
   description:
     'One line per event appended to a local file, rotated daily and/or by size, gzipped and pruned.',
@@ -187,4 +187,4 @@ export const fileSink: SinkDefinition<FileOptions> = {
       close: () => writer.close(),
     };
   },
-};
+});

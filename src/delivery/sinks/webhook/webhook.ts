@@ -7,12 +7,13 @@ import { formatByName } from '../../formats/registry.js';
 import {
   type DeliveryBatch,
   type DeliveryOutcome,
+  defineSink,
   disable,
   ok,
   permanent,
   retry,
   type SinkContext,
-  type SinkDefinition,
+  type SinkOptions,
 } from '../../sink.js';
 import { describeError, SNIPPET_CHARS, snippet } from '../net/describe-error.js';
 import { forbiddenAddressIn, sinkNetworkGuard } from '../net/network-guard.js';
@@ -106,7 +107,7 @@ const webhookOptionsShape = {
 };
 
 /** The webhook sink's options after validation (defaults applied). */
-export type WebhookOptions = z.output<z.ZodObject<typeof webhookOptionsShape>>;
+export type WebhookOptions = SinkOptions<typeof webhookOptionsShape>;
 
 /** How a batch becomes a request body. */
 export type WebhookBody = 'array' | 'object' | 'lines';
@@ -176,7 +177,7 @@ function encodeBody(shape: WebhookBody, batch: DeliveryBatch): string {
  * ranges are refused unless `allow_private_networks` is set (never for a
  * tenant-bound admin's sink).
  */
-export const webhookSink: SinkDefinition<WebhookOptions> = {
+export const webhookSink = defineSink({
   kind: 'webhook',
   description: 'HTTP(S) POST of event batches, signed with Standard Webhooks headers.',
   options: webhookOptionsShape,
@@ -286,4 +287,4 @@ export const webhookSink: SinkDefinition<WebhookOptions> = {
       },
     };
   },
-};
+});

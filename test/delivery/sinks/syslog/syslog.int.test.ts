@@ -8,7 +8,7 @@ import { rmSync } from 'node:fs';
 import { afterEach, describe, test } from 'node:test';
 import { z } from 'zod';
 import type { DeliveryBatch, OutgoingEvent, Sink, SinkContext } from '../../../../src/delivery/sink.js';
-import { type SyslogOptions, syslogSink } from '../../../../src/delivery/sinks/syslog/syslog.js';
+import { syslogSink } from '../../../../src/delivery/sinks/syslog/syslog.js';
 import {
   BOM,
   buildMessage,
@@ -60,9 +60,7 @@ function certificate(): TestCert {
 }
 
 async function sink(options: Record<string, unknown>): Promise<Sink> {
-  const parsed = z
-    .strictObject(syslogSink.options)
-    .parse({ host: '127.0.0.1', hostname: HOST, ...options }) as SyslogOptions;
+  const parsed = z.strictObject(syslogSink.options).parse({ host: '127.0.0.1', hostname: HOST, ...options });
   const s = await syslogSink.create(parsed, ctx);
   cleanup.push(() => s.close());
   return s;
