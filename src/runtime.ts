@@ -10,7 +10,6 @@ import { nodeIdOf } from './cluster/node-id.js';
 import type { Config } from './config/schema.js';
 import { parseListen } from './config/schema.js';
 import { DeliveryEngine } from './delivery/delivery-engine.js';
-import type { SinkConfig } from './delivery/sink-config.js';
 import { TrailwardenError } from './errors.js';
 import type { EventLimits } from './event/limits.js';
 import { IngestService } from './ingest/ingest-service.js';
@@ -159,7 +158,7 @@ export async function assemble(
       dataDir,
       secrets,
       allowedPrivateNetworks: config.allowed_private_networks,
-      configSinks: config.sinks.map((c) => ({ config: c as SinkConfig, raw: c as Record<string, unknown> })),
+      configSinks: config.sinks,
       emit: config.emit,
       log: engineLog(logger),
       nodeId: nodeIdOf(config.cluster.node_id),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TrailwardenError } from '../errors.js';
 import { FORMAT_NAMES, formatOptionsProblems } from './formats/registry.js';
 import { DEFAULT_RETRY, type RetryConfig, retrySchema } from './retry-policy.js';
 import type { BatchLimits, SinkDefinition } from './sink.js';
@@ -125,6 +126,28 @@ export const sinkConfigSchema = z.discriminatedUnion('type', [firstKind, ...othe
 
 function hasType(input: unknown): boolean {
   return typeof input === 'object' && input !== null && 'type' in input && input.type !== undefined;
+}
+
+/**
+ * Validates one sink's settings as given (an API body, a stored record, or
+ * a config-file entry the loader already substituted: API sinks never
+ * resolve `${…}`); problems name their field path.
+ */
+export function parseSinkConfig(raw: unknown): SinkConfig {
+  const parsed = sinkConfigSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const path = issue.path
+      .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+      .join('')
+      .replace(/^\./, '');
+    return { path: path || '(sink)', message: `${path || '(sink)'}: ${issue.message}` };
+  });
+  throw new TrailwardenError(
+    'TW_ERR_INVALID_SINK',
+    `the sink configuration is invalid: ${problems.map((p) => p.message).join('; ')}`,
+    { problems },
+  );
 }
 
 /** A validated sink configuration with every default filled in. */

@@ -175,10 +175,10 @@ describe('secrets of API sinks at rest', () => {
       leaseMs: 10_000,
     });
     const sink = { name: 'x', type: 'webhook', url: 'https://x.example/h', enabled: false };
-    await assert.rejects(engine.create({ ...sink, secret: newSecret() }, null), {
+    await assert.rejects(engine.admin.create({ ...sink, secret: newSecret() }, null), {
       code: 'TW_ERR_SECRETS_KEY_MISSING',
     });
-    await engine.create(sink, null);
+    await engine.admin.create(sink, null);
     await engine.stop();
   });
 });

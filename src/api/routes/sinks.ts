@@ -72,7 +72,7 @@ function servedLetter(d: DeadLetter) {
  * changed, never values.
  */
 export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
-  const engine = ctx.delivery;
+  const engine = ctx.delivery.admin;
   const admin = async (req: FastifyRequest): Promise<Principal> => {
     const p = await principalFor(ctx, req, 'admin');
     return p;
@@ -125,32 +125,17 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
       // An all-tenant admin may create a sink in a tenant's scope; it then obeys that tenant's rules.
       const tenantId = p.tenantId ?? asked ?? null;
       const raw = bodyObject(req);
-      if (tenantId !== null) {
-        // A tenant's sink only ever sees that tenant's events.
-        const filter = (raw['filter'] ?? {}) as Record<string, unknown>;
-        const tenants = filter['tenants'];
-        if (
-          tenants !== undefined &&
-          tenants !== null &&
-          JSON.stringify(tenants) !== JSON.stringify([tenantId])
-        ) {
-          throw new TrailwardenError(
-            'TW_ERR_FORBIDDEN',
-            `this sink belongs to tenant ${tenantId}; it can only carry that tenant's events`,
-          );
-        }
-        raw['filter'] = { ...filter, tenants: [tenantId] };
-      }
-      const config = await engine.create(raw, tenantId);
+      // A tenant's sink gets filter.tenants: [tenant] (delivery/sink-policy.ts), which the record lists.
+      const sink = await engine.create(raw, tenantId);
       await record(
         'sink.created',
         p,
         req,
-        config.name,
-        { sink_type: config.type, fields: Object.keys(raw).sort() },
+        sink.name,
+        { sink_type: sink.config.type, fields: Object.keys(sink.raw).sort() },
         tenantId,
       );
-      return reply.status(201).send(served(engine.entry({ name: config.name, tenantId }, p)));
+      return reply.status(201).send(served(sink));
     },
   );
 
@@ -182,10 +167,6 @@ export function sinkRoutes(app: FastifyInstance, ctx: AppContext): void {
       const patch = bodyObject(req);
       const e = engine.entry(ref, p);
       const merged = mergePatch(e.raw, patch) as Record<string, unknown>;
-      if (e.tenantId !== null) {
-        // A tenant's sink only ever sees that tenant's events, whoever changes it.
-        merged['filter'] = { ...((merged['filter'] ?? {}) as object), tenants: [e.tenantId] };
-      }
       const changed = await engine.update(ref, merged, p);
       await record('sink.updated', p, req, ref.name, { fields: changed.sort() }, e.tenantId);
       return served(engine.entry(ref, p));
