@@ -9,9 +9,7 @@ import { createApiKey, importApiKey } from './auth/api-keys.js';
 import { nodeIdOf } from './cluster/node-id.js';
 import type { Config } from './config/schema.js';
 import { parseListen } from './config/schema.js';
-import { loadSecretBox } from './config/secret-box.js';
 import { DeliveryEngine } from './delivery/delivery-engine.js';
-import type { SinkConfig } from './delivery/sink-config.js';
 import { TrailwardenError } from './errors.js';
 import type { EventLimits } from './event/limits.js';
 import { IngestService } from './ingest/ingest-service.js';
@@ -19,6 +17,7 @@ import { checkWitness, writeWitness } from './log/checkpoint-witness.js';
 import { Checkpointer } from './log/checkpointer.js';
 import { loadOrCreateSigningKey } from './log/signing-key.js';
 import { createLogger, flushLogSync } from './process-logger.js';
+import { loadSecretBox } from './secrets/secret-box.js';
 import { tightenDataDir } from './store/data-dir.js';
 import { openStore, type StoreSettings, sqliteFile } from './store/open-store.js';
 import { DataDirLock, describeHolder } from './store/sqlite/data-dir-lock.js';
@@ -173,7 +172,7 @@ export async function assemble(
       dataDir,
       secrets,
       allowedPrivateNetworks: config.allowed_private_networks,
-      configSinks: config.sinks.map((c) => ({ config: c as SinkConfig, raw: c as Record<string, unknown> })),
+      configSinks: config.sinks,
       emit: config.emit,
       log: engineLog(logger),
       nodeId: nodeIdOf(config.cluster.node_id),

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { generateSecretKey, SECRETS_KEY_ENV } from '../config/secret-box.js';
+import { generateSecretKey, SECRETS_KEY_ENV } from '../secrets/secret-box.js';
 
 /** Adds `trailwarden secrets`: the key that encrypts the secrets of API sinks at rest. */
 export function registerSecretsCommand(program: Command, out: NodeJS.WritableStream = process.stdout): void {

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { substituteEnv } from '../config/load-config.js';
+import { substituteEnv } from '../config/substitute-env.js';
 import type { ApiClient } from './http-client.js';
 import {
   describeSeconds,

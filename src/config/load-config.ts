@@ -3,6 +3,7 @@ import { type Document, isMap, isScalar, isSeq, LineCounter, parseDocument } fro
 import type { z } from 'zod';
 import { TrailwardenError } from '../errors.js';
 import { type Config, fileConfigSchema } from './schema.js';
+import { substituteEnv } from './substitute-env.js';
 
 /** Where settings come from besides the file: the process environment and CLI flags. */
 export interface LoadConfigOptions {
@@ -120,41 +121,6 @@ export function formatPath(path: readonly PropertyKey[]): string {
     else out += `[${JSON.stringify(String(seg))}]`;
   }
   return out || '(top level)';
-}
-
-const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-/**
- * Replaces `${NAME}` and `${NAME:-default}` in one string (`$${` is a literal
- * `${`). As in the shell, `:-` also applies when the variable is set but empty.
- * Returns the problems instead of throwing so a file's are all reported at once.
- */
-export function substituteEnv(value: string, env: NodeJS.ProcessEnv): { value: string; problems: string[] } {
-  const problems: string[] = [];
-  const out = value.replace(
-    /\$(\$?)\{([^}]*)(\}?)/g,
-    (whole, escaped: string, body: string, close: string) => {
-      if (escaped) return whole.slice(1);
-      if (!close) {
-        problems.push(`unclosed "\${" (write "$\${" for a literal "\${")`);
-        return whole;
-      }
-      const sep = body.indexOf(':-');
-      const name = sep === -1 ? body : body.slice(0, sep);
-      if (!VAR_NAME.test(name)) {
-        problems.push(`invalid variable reference "\${${body}}"`);
-        return whole;
-      }
-      const set = env[name];
-      if (sep !== -1) return set === undefined || set === '' ? body.slice(sep + 2) : set;
-      if (set === undefined) {
-        problems.push(`environment variable ${name} is not set (give a default with \${${name}:-value})`);
-        return whole;
-      }
-      return set;
-    },
-  );
-  return { value: out, problems };
 }
 
 /**

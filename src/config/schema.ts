@@ -1,7 +1,7 @@
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { emitSchema, sinkConfigSchema } from '../delivery/sink-config.js';
-import { cidrProblem } from '../delivery/sinks/network-guard.js';
+import { cidrProblem } from '../delivery/sinks/net/network-guard.js';
 
 /**
  * The config file's schema (docs/configuration.md documents every field).

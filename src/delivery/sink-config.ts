@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TrailwardenError } from '../errors.js';
 import { FORMAT_NAMES, formatOptionsProblems } from './formats/registry.js';
 import { DEFAULT_RETRY, type RetryConfig, retrySchema } from './retry-policy.js';
 import type { BatchLimits, SinkDefinition } from './sink.js';
@@ -103,25 +104,51 @@ function commonShape(def: SinkDefinition) {
   };
 }
 
-const perKind = Object.values(SINKS).map((def) =>
-  z.strictObject({ ...commonShape(def), ...def.options }).superRefine((sink, ctx) => {
-    for (const [path, message] of formatOptionsProblems(sink.format as string, sink.format_options)) {
+/** One kind's settings: the common fields with the kind's defaults, its own options, its format's options. */
+function kindSchema(def: SinkDefinition) {
+  return z.strictObject({ ...commonShape(def), ...def.options }).superRefine((sink, ctx) => {
+    for (const [path, message] of formatOptionsProblems(sink.format, sink.format_options)) {
       ctx.addIssue({ code: 'custom', path: ['format_options', ...path], message });
     }
-  }),
-);
+  });
+}
+
+const [firstKind, ...otherKinds] = Object.values(SINKS).map(kindSchema);
+if (firstKind === undefined) throw new Error('sinks/registry.ts lists no kind of sink');
 
 /** One sink's settings as written (config file or API). */
-export const sinkConfigSchema = z.discriminatedUnion(
-  'type',
-  perKind as unknown as [z.ZodObject, ...z.ZodObject[]],
-  {
-    error: (iss) =>
-      iss.code === 'invalid_union' && (iss.input as { type?: unknown } | undefined)?.type === undefined
-        ? `type is required: one of ${SINK_KINDS.join(', ')}`
-        : `type must be one of ${SINK_KINDS.join(', ')}`,
-  },
-);
+export const sinkConfigSchema = z.discriminatedUnion('type', [firstKind, ...otherKinds], {
+  error: (iss) =>
+    iss.code === 'invalid_union' && !hasType(iss.input)
+      ? `type is required: one of ${SINK_KINDS.join(', ')}`
+      : `type must be one of ${SINK_KINDS.join(', ')}`,
+});
+
+function hasType(input: unknown): boolean {
+  return typeof input === 'object' && input !== null && 'type' in input && input.type !== undefined;
+}
+
+/**
+ * Validates one sink's settings as given (an API body, a stored record, or
+ * a config-file entry the loader already substituted: API sinks never
+ * resolve `${…}`); problems name their field path.
+ */
+export function parseSinkConfig(raw: unknown): SinkConfig {
+  const parsed = sinkConfigSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const path = issue.path
+      .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+      .join('')
+      .replace(/^\./, '');
+    return { path: path || '(sink)', message: `${path || '(sink)'}: ${issue.message}` };
+  });
+  throw new TrailwardenError(
+    'TW_ERR_INVALID_SINK',
+    `the sink configuration is invalid: ${problems.map((p) => p.message).join('; ')}`,
+    { problems },
+  );
+}
 
 /** A validated sink configuration with every default filled in. */
 export interface SinkConfig {

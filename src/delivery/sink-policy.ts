@@ -1,10 +1,14 @@
-import type { FieldProblem } from '../errors.js';
+import { type FieldProblem, TrailwardenError } from '../errors.js';
+import type { SinkOwner, SinkPlacement } from './sink.js';
+import { parseSinkConfig, type SinkConfig } from './sink-config.js';
 import { SINKS } from './sinks/registry.js';
 
 type Obj = Record<string, unknown>;
 
 /**
- * What the admin API allows in a sink's settings, beyond their schema.
+ * What a sink may be set up to do, beyond its schema: the admin API's rules
+ * below, the tenant rule ({@link scopedToTenant}), and where a sink may act
+ * ({@link checkPlacement}, for every sink).
  *
  * - `${NAME}` references are the config file's: the operator writes that
  *   file, so it may name the server's environment. Through the API a
@@ -78,4 +82,76 @@ export function apiSinkProblems(raw: Obj, tenantId: string | null): SinkPolicyPr
     }
   }
   return { invalid, forbidden };
+}
+
+/**
+ * Checks settings sent through the admin API by an admin bound to
+ * `tenantId` against what the API allows ({@link apiSinkProblems}: 403 for
+ * what this admin may not use, 422 for what no admin may send), then
+ * validates them.
+ */
+export function parseApiSink(raw: Obj, tenantId: string | null): SinkConfig {
+  const { invalid, forbidden } = apiSinkProblems(raw, tenantId);
+  if (forbidden.length > 0) {
+    throw new TrailwardenError(
+      'TW_ERR_FORBIDDEN',
+      `this admin key is bound to tenant ${tenantId}: ${forbidden.map((p) => p.message).join('; ')}`,
+      { problems: forbidden },
+    );
+  }
+  if (invalid.length > 0) {
+    throw new TrailwardenError(
+      'TW_ERR_INVALID_SINK',
+      `the sink configuration is invalid: ${invalid.map((p) => p.message).join('; ')}`,
+      { problems: invalid },
+    );
+  }
+  return parseSinkConfig(raw);
+}
+
+/**
+ * A tenant's sink only ever sees that tenant's events: the settings with
+ * `filter.tenants` set to `[tenantId]`, whoever sends them (`null`: an
+ * operator's sink, unchanged). When a sink is created a filter naming other
+ * tenants is refused (403, `others: 'refuse'`); a change to an existing one
+ * has it overwritten (`'overwrite'`), so a PATCH cannot widen it.
+ */
+export function scopedToTenant(raw: Obj, tenantId: string | null, others: 'refuse' | 'overwrite'): Obj {
+  if (tenantId === null) return raw;
+  const filter: unknown = raw['filter'] ?? {};
+  const tenants =
+    typeof filter === 'object' && filter !== null && 'tenants' in filter ? filter.tenants : undefined;
+  if (
+    others === 'refuse' &&
+    tenants !== undefined &&
+    tenants !== null &&
+    JSON.stringify(tenants) !== JSON.stringify([tenantId])
+  ) {
+    throw new TrailwardenError(
+      'TW_ERR_FORBIDDEN',
+      `this sink belongs to tenant ${tenantId}; it can only carry that tenant's events`,
+    );
+  }
+  // Object.assign, like a spread, copies what a filter that is not an object holds, for the schema to refuse.
+  return { ...raw, filter: Object.assign({}, filter, { tenants: [tenantId] }) };
+}
+
+/**
+ * Refuses a sink whose kind finds fault with where it would act (a file
+ * sink outside `file_sink_root` or inside the data folder): a 422 through
+ * the API, a failed start for the config file.
+ */
+export function checkPlacement(
+  config: SinkConfig,
+  owner: SinkOwner,
+  where: Omit<SinkPlacement, 'owner'>,
+): void {
+  const problems = SINKS[config.type]?.placementProblems?.(config, { owner, ...where }) ?? [];
+  if (problems.length === 0) return;
+  const text = problems.map((p) => `${p.path}: ${p.message}`).join('; ');
+  throw owner.source === 'config'
+    ? new TrailwardenError('TW_ERR_CONFIG', `sink ${config.name} in the config file: ${text}`, { problems })
+    : new TrailwardenError('TW_ERR_INVALID_SINK', `the sink configuration is invalid: ${text}`, {
+        problems,
+      });
 }

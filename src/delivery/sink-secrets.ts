@@ -1,5 +1,5 @@
-import { SecretBox } from '../config/secret-box.js';
 import { TrailwardenError } from '../errors.js';
+import { SecretBox } from '../secrets/secret-box.js';
 import { SINKS } from './sinks/registry.js';
 
 type Obj = Record<string, unknown>;

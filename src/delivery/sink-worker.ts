@@ -1,40 +1,23 @@
-import { createHash } from 'node:crypto';
-import type { StoredEvent } from '../event/event.js';
-import { escapeLineSeparators } from '../event/line-safe-json.js';
-import type { CheckpointRecord, DeadLetterInput, RawStoredEvent, SinkState, Store } from '../store/store.js';
-import type { FilterFields } from './event-filter.js';
-import type { Encoder } from './formats/format.js';
+import type { DeadLetterInput, SinkState } from '../store/store.js';
+import { BatchReader, type BatchReaderDeps } from './batch-reader.js';
+import { checkpointEvent } from './checkpoint-record.js';
 import { nextDelay, type RetryConfig } from './retry-policy.js';
 import type { DeliveryBatch, DeliveryOutcome, OutgoingEvent, Sink } from './sink.js';
 import type { SinkConfig } from './sink-config.js';
+import { type FailureDetail, type SinkHealth, SinkHealthTracker } from './sink-health.js';
+import { WorkerWaits } from './worker-waits.js';
 
-/** How a sink is doing, as /v1/sinks/{name}/status shows it. */
-export type SinkHealth = 'healthy' | 'retrying' | 'failing' | 'disabled' | 'paused' | 'stopped';
-
-export interface WorkerDeps {
-  store: Store;
+/** What a worker delivers with: the sink, its settings, and how its events are read and encoded. */
+export interface WorkerDeps extends Omit<BatchReaderDeps, 'batch'> {
   sink: Sink;
   config: SinkConfig;
-  filter: (e: FilterFields) => boolean;
-  shape: (e: StoredEvent) => Record<string, unknown>;
-  encode: Encoder;
-  /**
-   * The shape is the identity and the format is plain JSON, so an event's
-   * text is its stored JSON as it is: no parse, no stringify (the object is
-   * parsed only if the sink reads it).
-   */
-  sendStoredJson: boolean;
   retry: RetryConfig;
-  now: () => number;
   /** Moves confirmed for the emit policy: everything up to `upTo` passed, `parked` were not delivered. */
   onProgress(upTo: number, parked: number[]): void;
   /** Persistent failure began (after `failing_after_ms`) or ended. */
-  onAlert(kind: 'failing' | 'recovered', detail: { reason: string; sinceMs: number }): void;
+  onAlert(kind: 'failing' | 'recovered', detail: FailureDetail): void;
   log: { warn(msg: string, extra?: object): void };
 }
-
-/** Events read from the log per step when a filter skips most of them. */
-const READ_WINDOW = 512;
 
 type Attempted =
   | { kind: 'ok' }
@@ -43,62 +26,24 @@ type Attempted =
   | { kind: 'interrupted' };
 
 /**
- * An event whose text is the stored JSON, byte-identical to what the `json`
- * format makes of it (the Unicode line separators escaped likewise: the
- * stored text keeps them raw, as JCS does); the object is parsed on first
- * read (syslog's structured data reads it, a webhook or file sink never does).
- */
-class StoredJsonEvent implements OutgoingEvent {
-  readonly seq: number;
-  readonly eventId: string;
-  readonly tenantId: string;
-  readonly action: string;
-  readonly text: string;
-  readonly header: NonNullable<OutgoingEvent['header']>;
-  #event: Record<string, unknown> | undefined;
-
-  constructor(row: RawStoredEvent) {
-    this.seq = row.seq;
-    this.eventId = row.event_id;
-    this.tenantId = row.tenant_id;
-    this.action = row.action;
-    this.text = escapeLineSeparators(row.body);
-    this.header = {
-      timestamp: row.timestamp,
-      outcome: row.outcome,
-      actorId: row.actor_id,
-      resourceId: row.resource_id,
-    };
-  }
-
-  get event(): Record<string, unknown> {
-    this.#event ??= JSON.parse(this.text) as Record<string, unknown>;
-    return this.#event;
-  }
-}
-
-/**
  * Delivers one sink: reads the log after the sink's cursor, in order, one
  * batch at a time (so memory is bounded however far behind it is), and moves
  * the cursor by compare-and-set only after the sink confirmed. A restart
  * resends exactly the in-flight batch with the same delivery id.
+ *
+ * Past 400 lines as one state machine: the loop, the retries of a delivery,
+ * replays and changes made through other nodes all read and move the same
+ * cursor, state and abort signal. What needs none of them lives apart:
+ * batch-reader.ts (what to send), sink-health.ts (failures and health),
+ * worker-waits.ts (waits), checkpoint-record.ts (checkpoint records).
  */
 export class SinkWorker {
   health: SinkHealth = 'healthy';
   cursor = 0;
   readonly counters = { delivered: 0, batches: 0, retries: 0, parked: 0, filtered: 0 };
-  lastError: { at: string; reason: string } | null = null;
-  lastSuccessAt: string | null = null;
-  private failingSince: number | null = null;
-  /**
-   * The last attempt failed for good and nothing was delivered since: every
-   * event is parked as it comes (a target the network guard refuses, a
-   * receiver refusing every request). The sink is failing now, not after
-   * `failing_after_ms`: no retry will change it.
-   */
-  private refusedSinceSuccess = false;
+  private readonly failures: SinkHealthTracker;
+  private readonly reader: BatchReader;
   private readonly recentParked = new Set<number>();
-  private alerted = false;
   private state!: SinkState;
   private stopped = false;
   private pendingReplay: number | undefined;
@@ -108,10 +53,7 @@ export class SinkWorker {
    * (the cursor or epoch moved) also abandons the delivery in flight.
    */
   private refreshDue: 'flags' | 'position' | undefined;
-  /** Ends an idle wait (new events, state changes). */
-  private idleWaker: (() => void) | undefined;
-  /** Ends any wait, retry back-off included (stop, pause, replay). */
-  private interruptWaker: (() => void) | undefined;
+  private readonly waits = new WorkerWaits();
   private abort = new AbortController();
   private running: Promise<void> | undefined;
   /**
@@ -124,7 +66,10 @@ export class SinkWorker {
   constructor(
     readonly name: string,
     private readonly deps: WorkerDeps,
-  ) {}
+  ) {
+    this.failures = new SinkHealthTracker(deps.now, deps.config.failing_after_ms);
+    this.reader = new BatchReader(name, { ...deps, batch: deps.config.batch });
+  }
 
   /** Loads (or creates) the sink's state and starts the delivery loop. */
   async start(): Promise<void> {
@@ -143,16 +88,11 @@ export class SinkWorker {
 
   /** New events arrived: stop an idle wait (never a retry back-off). */
   wake(): void {
-    const w = this.idleWaker;
-    this.idleWaker = undefined;
-    w?.();
+    this.waits.wake();
   }
 
   private interrupt(): void {
-    const w = this.interruptWaker;
-    this.interruptWaker = undefined;
-    this.wake();
-    w?.();
+    this.waits.interrupt();
   }
 
   async stop(): Promise<void> {
@@ -204,15 +144,19 @@ export class SinkWorker {
 
   /** Called periodically: raises the failing alert once a failure has lasted long enough. */
   checkHealth(): void {
-    if (this.failingSince === null || this.alerted) return;
-    if (this.deps.now() - this.failingSince >= this.deps.config.failing_after_ms) {
-      this.alerted = true;
-      this.updateHealth();
-      this.deps.onAlert('failing', {
-        reason: this.lastError?.reason ?? 'unknown',
-        sinceMs: this.failingSince,
-      });
-    }
+    const due = this.failures.alertDue();
+    if (due === undefined) return;
+    this.updateHealth();
+    this.deps.onAlert('failing', due);
+  }
+
+  /** The last failed attempt: when, and the reason its outcome gave. */
+  get lastError(): { at: string; reason: string } | null {
+    return this.failures.lastError;
+  }
+
+  get lastSuccessAt(): string | null {
+    return this.failures.lastSuccessAt;
   }
 
   get paused(): boolean {
@@ -228,42 +172,25 @@ export class SinkWorker {
   }
 
   private updateHealth(): void {
-    if (this.stopped) this.health = 'stopped';
-    else if (this.state?.disabledReason) this.health = 'disabled';
-    else if (this.state?.paused) this.health = 'paused';
-    else if (this.alerted || this.refusedSinceSuccess) this.health = 'failing';
-    else if (this.failingSince !== null) this.health = 'retrying';
-    else this.health = 'healthy';
+    this.health = this.failures.healthWith({
+      stopped: this.stopped,
+      disabled: Boolean(this.state?.disabledReason),
+      paused: Boolean(this.state?.paused),
+    });
   }
 
+  /** Starts the failure clock afresh (a resume), recording the recovery of an alerted failure. */
   private resetFailure(): void {
-    if (this.alerted) {
-      this.deps.onAlert('recovered', {
-        reason: this.lastError?.reason ?? '',
-        sinceMs: this.failingSince ?? 0,
-      });
-    }
-    this.alerted = false;
-    this.failingSince = null;
-    this.refusedSinceSuccess = false;
+    const recovered = this.failures.reset();
+    if (recovered) this.deps.onAlert('recovered', recovered);
   }
 
-  /** Waits `ms`; an idle wait also ends when new events arrive, a back-off only when interrupted. */
+  /** Waits `ms` ({@link WorkerWaits}), unless a stop, replay or change is already pending. */
   private sleep(ms: number, kind: 'idle' | 'backoff' = 'idle'): Promise<void> {
     // A stop (or replay, or a change through another node) that came while the loop was busy must not be slept through.
     if (this.stopped || this.pendingReplay !== undefined || this.refreshDue !== undefined)
       return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.idleWaker = undefined;
-        this.interruptWaker = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.interruptWaker = done;
-      if (kind === 'idle') this.idleWaker = done;
-    });
+    return this.waits.wait(ms, kind);
   }
 
   private async loop(): Promise<void> {
@@ -342,70 +269,22 @@ export class SinkWorker {
   }
 
   private deliveryId(first: number, last: number): string {
-    const h = createHash('sha256')
-      .update(`${this.name}/${this.state.epoch}/${first}/${last}`)
-      .digest('base64url');
-    return `msg_${h.slice(0, 26)}`;
-  }
-
-  private encode(row: RawStoredEvent): OutgoingEvent {
-    if (this.deps.sendStoredJson) return new StoredJsonEvent(row);
-    const e = JSON.parse(row.body) as StoredEvent;
-    const event = this.deps.shape(e);
-    return {
-      seq: e.seq,
-      eventId: e.event_id,
-      tenantId: e.tenant_id,
-      action: e.action,
-      event,
-      text: this.deps.encode(event),
-    };
+    return this.reader.deliveryId(this.state.epoch, first, last);
   }
 
   /**
    * The next delivery: the in-flight one after a restart, else events after
    * the cursor packed up to the batch limits. `undefined` when caught up.
    */
-  private async nextBatch(): Promise<DeliveryBatch | undefined> {
-    const { max_events, max_bytes, max_wait_ms } = this.deps.config.batch;
-    const first = this.cursor + 1;
-    if (this.state.inflightTo !== null && this.state.inflightTo > this.cursor) {
-      const events = await this.deps.store.readRangeRaw(this.cursor, this.state.inflightTo - this.cursor);
-      const out = events.filter(this.deps.filter).map((e) => this.encode(e));
-      return {
-        id: this.deliveryId(first, this.state.inflightTo),
-        attempt: 1,
-        firstSeq: first,
-        lastSeq: this.state.inflightTo,
-        events: out,
-      };
+  private nextBatch(): Promise<DeliveryBatch | undefined> {
+    const { cursor, state } = this;
+    if (state.inflightTo !== null && state.inflightTo > cursor) {
+      return this.reader.inflight(cursor, state.inflightTo, state.epoch);
     }
-    let window = await this.deps.store.readRangeRaw(this.cursor, Math.max(READ_WINDOW, max_events));
-    if (window.length === 0) return undefined;
-    // A partial batch of young events waits up to max_wait_ms for company.
-    const matching = window.filter(this.deps.filter).length;
-    if (matching > 0 && matching < max_events && max_wait_ms > 0) {
-      const age = this.deps.now() - Date.parse(receivedAtOf(window[0]!));
-      if (age < max_wait_ms) {
-        await this.sleep(max_wait_ms - age, 'backoff');
-        if (this.abandoned()) return undefined;
-        window = await this.deps.store.readRangeRaw(this.cursor, Math.max(READ_WINDOW, max_events));
-      }
-    }
-    const events: OutgoingEvent[] = [];
-    let bytes = 0;
-    let last = this.cursor;
-    for (const e of window) {
-      if (this.deps.filter(e)) {
-        const out = this.encode(e);
-        const size = Buffer.byteLength(out.text) + 1;
-        if (events.length > 0 && (events.length >= max_events || bytes + size > max_bytes)) break;
-        events.push(out);
-        bytes += size;
-      }
-      last = e.seq;
-    }
-    return { id: this.deliveryId(first, last), attempt: 1, firstSeq: first, lastSeq: last, events };
+    return this.reader.next(cursor, state.epoch, async (ms) => {
+      await this.sleep(ms, 'backoff');
+      return !this.abandoned();
+    });
   }
 
   private async deliverBatch(batch: DeliveryBatch): Promise<void> {
@@ -458,22 +337,12 @@ export class SinkWorker {
   private async sendCheckpoint(): Promise<boolean> {
     const cp = await this.deps.store.latestCheckpoint();
     if (cp === undefined || cp.treeSize > this.cursor || cp.treeSize <= this.checkpointSent) return false;
-    const record = checkpointRecord(cp, this.tenantOfRecords());
     const batch: DeliveryBatch = {
       id: this.deliveryId(0, cp.treeSize),
       attempt: 1,
       firstSeq: cp.treeSize,
       lastSeq: cp.treeSize,
-      events: [
-        {
-          seq: cp.treeSize,
-          eventId: String(record['event_id']),
-          tenantId: String(record['tenant_id'] ?? ''),
-          action: CHECKPOINT_ACTION,
-          event: record,
-          text: this.deps.encode(record),
-        },
-      ],
+      events: [checkpointEvent(cp, this.tenantOfRecords(), this.deps.encode)],
     };
     const result = await this.attempt(batch);
     if (result.kind === 'interrupted') return true;
@@ -501,7 +370,7 @@ export class SinkWorker {
   async redeliver(letter: { id: number; seq: number; attempts: number }): Promise<DeliveryOutcome> {
     const [event] = await this.deps.store.readRangeRaw(letter.seq - 1, 1);
     if (!event) return { kind: 'permanent', reason: `event ${letter.seq} is not in the log` };
-    const out = this.encode(event);
+    const out = this.reader.outgoing(event);
     const id = this.deliveryId(letter.seq, letter.seq);
     try {
       return await this.deps.sink.deliver(
@@ -540,22 +409,19 @@ export class SinkWorker {
       }
       if (this.abandoned()) return { kind: 'interrupted' };
       if (outcome.kind === 'ok') {
-        this.lastSuccessAt = new Date(this.deps.now()).toISOString();
-        this.resetFailure();
+        const recovered = this.failures.succeeded();
+        if (recovered) this.deps.onAlert('recovered', recovered);
         this.updateHealth();
         return { kind: 'ok' };
       }
-      this.lastError = { at: new Date(this.deps.now()).toISOString(), reason: outcome.reason };
+      this.failures.failed(outcome.kind, outcome.reason);
       if (outcome.kind === 'disable') return { kind: 'disable', reason: outcome.reason };
       if (outcome.kind === 'permanent') {
-        this.refusedSinceSuccess = true;
-        this.failingSince ??= this.deps.now();
         this.checkHealth();
         this.updateHealth();
         return { kind: 'park', reason: outcome.reason, attempts: attempt };
       }
       this.counters.retries += 1;
-      this.failingSince ??= this.deps.now();
       this.checkHealth();
       this.updateHealth();
       const delay = nextDelay(this.deps.retry, attempt);
@@ -603,33 +469,4 @@ export class SinkWorker {
     this.state = { ...this.state, disabledReason: reason };
     this.updateHealth();
   }
-}
-
-/** The action of the records `send_checkpoints` adds (in the catalog, so formats map it). */
-export const CHECKPOINT_ACTION = 'log.checkpoint.signed';
-
-/**
- * A signed checkpoint as an event-shaped record, so every format carries it:
- * `metadata` holds the tree size, root hash and the signed note itself, which
- * `trailwarden verify --trusted-checkpoint` takes. Not an event of the log:
- * it has no `seq` or `leaf_hash`.
- */
-export function checkpointRecord(cp: CheckpointRecord, tenantId?: string): Record<string, unknown> {
-  const origin = cp.note.slice(0, cp.note.indexOf('\n'));
-  return {
-    event_id: `checkpoint_${cp.treeSize}`,
-    timestamp: cp.issuedAt,
-    received_at: cp.issuedAt,
-    ...(tenantId === undefined ? {} : { tenant_id: tenantId }),
-    actor: { type: 'system', id: 'trailwarden', name: 'Trailwarden' },
-    action: CHECKPOINT_ACTION,
-    resource: { type: 'log', id: origin, name: origin },
-    outcome: 'success',
-    metadata: { tree_size: cp.treeSize, root_hash: cp.rootHash, note: cp.note },
-  };
-}
-
-/** When the event was received: one parse per partial batch, not per event. */
-function receivedAtOf(row: RawStoredEvent): string {
-  return (JSON.parse(row.body) as StoredEvent).received_at;
 }

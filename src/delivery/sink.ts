@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 
 /**
  * What one delivery attempt came to. The worker acts on it: `ok` moves the
@@ -108,16 +108,18 @@ export type SinkPlacement = { owner: SinkContext['owner']; fileRoot: string | nu
 /** Which retry schedule a kind uses unless its config says otherwise. */
 export type RetryDefault = 'webhook' | 'streaming';
 
-/**
- * A kind of sink: its own options (validated with the common ones), which of
- * them are secrets, its defaults, and how to build it. Registered once in
- * `sinks/registry.ts`.
- */
-export interface SinkDefinition<Options extends Record<string, unknown> = Record<string, unknown>> {
+/** A kind's own options as its schema leaves them (defaults filled in). */
+export type SinkOptions<Shape extends z.ZodRawShape> = z.output<z.ZodObject<Shape>>;
+
+/** A sink's settings as validated: the common fields and the kind's own options, side by side. */
+export type SinkSettings = Readonly<Record<string, unknown>>;
+
+/** What a kind of sink declares about itself, apart from what it does. */
+interface SinkKindFacts<Shape extends z.ZodRawShape> {
   kind: string;
   description: string;
   /** Zod shape of the kind-specific options (flat, beside the common fields). */
-  options: z.ZodRawShape;
+  options: Shape;
   /**
    * Options whose values are secrets (dotted paths, e.g. `tls.key`; an object
    * such as `headers` is secret in every value): never returned by the API or
@@ -134,15 +136,65 @@ export interface SinkDefinition<Options extends Record<string, unknown> = Record
   hostOptions?: readonly string[];
   retryDefault: RetryDefault;
   batchDefault: BatchLimits;
+}
+
+/**
+ * A kind of sink as its module writes it: its options schema, and what it
+ * does with options of exactly that shape. {@link defineSink} makes it the
+ * {@link SinkDefinition} listed in `sinks/registry.ts`.
+ */
+export interface SinkKind<Shape extends z.ZodRawShape> extends SinkKindFacts<Shape> {
   /** Limits the kind's options impose on batching (e.g. one event per request). */
-  batchCap?(options: Options): Partial<BatchLimits>;
+  batchCap?(options: SinkOptions<Shape>): Partial<BatchLimits>;
   /**
    * What is wrong with where the sink would act (a file sink's path outside
-   * `file_sink_root`, inside the data folder, through a symbolic link …), for
-   * options already validated. The engine asks before a sink is stored or
-   * started: problems refuse an API change (422 `TW_ERR_INVALID_SINK`) or the
-   * start with the config file (`TW_ERR_CONFIG`). `path` names the option.
+   * `file_sink_root`, inside the data folder, through a symbolic link …). The
+   * engine asks before a sink is stored or started: problems refuse an API
+   * change (422 `TW_ERR_INVALID_SINK`) or the start with the config file
+   * (`TW_ERR_CONFIG`). `path` names the option.
    */
-  placementProblems?(options: Options, placement: SinkPlacement): Array<{ path: string; message: string }>;
-  create(options: Options, ctx: SinkContext): Sink | Promise<Sink>;
+  placementProblems?(
+    options: SinkOptions<Shape>,
+    placement: SinkPlacement,
+  ): Array<{ path: string; message: string }>;
+  create(options: SinkOptions<Shape>, ctx: SinkContext): Sink | Promise<Sink>;
+}
+
+/**
+ * A kind of sink as the engine and the registry see it, whatever its
+ * options: each method takes a sink's validated settings and reads the
+ * kind's own options from them with the kind's schema (see
+ * {@link SinkKind} for what each method means).
+ */
+export interface SinkDefinition extends SinkKindFacts<z.ZodRawShape> {
+  batchCap?(settings: SinkSettings): Partial<BatchLimits>;
+  placementProblems?(
+    settings: SinkSettings,
+    placement: SinkPlacement,
+  ): Array<{ path: string; message: string }>;
+  create(settings: SinkSettings, ctx: SinkContext): Sink | Promise<Sink>;
+}
+
+/**
+ * Registers a kind's typed methods behind the registry's common signature.
+ * Each call reads the kind's options out of the settings with its own schema
+ * (the settings were validated with that schema, so this only narrows their
+ * type, at the cost of one parse when a sink is checked or started), so no
+ * cast stands between a sink's settings and the options its kind expects.
+ */
+export function defineSink<Shape extends z.ZodRawShape>(kind: SinkKind<Shape>): SinkDefinition {
+  const schema = z.object(kind.options);
+  const optionsOf = (settings: SinkSettings): SinkOptions<Shape> => schema.parse(settings);
+  const { batchCap, placementProblems, create, ...facts } = kind;
+  return {
+    ...facts,
+    ...(batchCap ? { batchCap: (settings: SinkSettings) => batchCap(optionsOf(settings)) } : {}),
+    ...(placementProblems
+      ? {
+          placementProblems: (settings: SinkSettings, placement: SinkPlacement) =>
+            placementProblems(optionsOf(settings), placement),
+        }
+      : {}),
+    create: (settings, ctx) => create(optionsOf(settings), ctx),
+  };
 }

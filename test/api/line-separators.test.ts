@@ -86,7 +86,7 @@ describe('U+0085, U+2028 and U+2029 in every JSON-family output', () => {
   for (const { name, format } of SINKS) {
     test(`${name} (${format} through a file sink): one record per event, each parsing back to it`, async () => {
       for (let i = 0; i < 200; i++) {
-        if ((await t.parts.ctx.delivery.status(name, null)).lag_events === 0) break;
+        if ((await t.parts.ctx.delivery.admin.status(name, null)).lag_events === 0) break;
         await new Promise((r) => setTimeout(r, 20));
       }
       const records = splitRecords(readFileSync(join(outDir, `${name}.log`), 'utf8'));

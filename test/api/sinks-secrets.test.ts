@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
-import { SecretBox, secretKeyId } from '../../src/config/secret-box.js';
 import { DeliveryEngine } from '../../src/delivery/delivery-engine.js';
 import { openSecrets, sealSecrets } from '../../src/delivery/sink-secrets.js';
+import { SecretBox, secretKeyId } from '../../src/secrets/secret-box.js';
 import { rawEvent, type TestApp, testApp } from '../helpers/app.js';
 import { newSecret, type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
 
@@ -175,10 +175,10 @@ describe('secrets of API sinks at rest', () => {
       leaseMs: 10_000,
     });
     const sink = { name: 'x', type: 'webhook', url: 'https://x.example/h', enabled: false };
-    await assert.rejects(engine.create({ ...sink, secret: newSecret() }, null), {
+    await assert.rejects(engine.admin.create({ ...sink, secret: newSecret() }, null), {
       code: 'TW_ERR_SECRETS_KEY_MISSING',
     });
-    await engine.create(sink, null);
+    await engine.admin.create(sink, null);
     await engine.stop();
   });
 });

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { Command } from 'commander';
 import { registerSecretsCommand } from '../../src/cli/secrets.js';
-import { loadSecretBox } from '../../src/config/secret-box.js';
+import { loadSecretBox } from '../../src/secrets/secret-box.js';
 
 async function generate(): Promise<string> {
   let out = '';

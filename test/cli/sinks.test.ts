@@ -115,7 +115,7 @@ function writeSinkFile(t: TestApp, file: string, text: string): string {
 }
 
 const caughtUp = (t: TestApp, name: string) => async () =>
-  (await t.parts.ctx.delivery.status(name, null)).lag_events === 0;
+  (await t.parts.ctx.delivery.admin.status(name, null)).lag_events === 0;
 
 describe('trailwarden sinks', { timeout: 30_000 }, () => {
   test('create reads a YAML or JSON file, and list, show and status report the sink with secrets masked', async () => {
@@ -255,7 +255,7 @@ describe('trailwarden sinks', { timeout: 30_000 }, () => {
     assert.match(resumed.out, /^Resumed sink from-config \(state: healthy/);
     await until(() => h.seqs().flat().length === 2, 'the paused event delivered');
 
-    const head = (await h.t.parts.ctx.delivery.status('from-config', null)).head_seq;
+    const head = (await h.t.parts.ctx.delivery.admin.status('from-config', null)).head_seq;
     const replay = await h.cli(['replay', 'from-config', '--from-seq', '1']);
     assert.equal(replay.out, 'Sink from-config delivers again from seq 1.\n');
     await until(() => h.seqs().flat().length === 4, 'both events delivered again');

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { z } from 'zod';
-import { formatPath, loadConfig, parseConfig, substituteEnv } from '../../src/config/load-config.js';
+import { formatPath, loadConfig, parseConfig } from '../../src/config/load-config.js';
 import { parseListen } from '../../src/config/schema.js';
 import { isTrailwardenError } from '../../src/errors.js';
 
@@ -155,13 +155,6 @@ describe('loadConfig', () => {
 });
 
 describe('environment substitution', () => {
-  test('replaces ${VAR} and falls back to ${VAR:-default} when unset or empty', () => {
-    const env = { DIR: '/srv/tw', EMPTY: '' };
-    assert.equal(substituteEnv('${DIR}/data', env).value, '/srv/tw/data');
-    assert.equal(substituteEnv('${NOPE:-x}-${EMPTY:-y}', env).value, 'x-y');
-    assert.equal(substituteEnv('$${DIR}', env).value, '${DIR}');
-  });
-
   test('a substituted value containing YAML syntax stays one string', () => {
     const config = parse('default_tenant: ${TENANT}\ndata_dir: "${DIR}"\n', {
       TENANT: 'acme: {}',

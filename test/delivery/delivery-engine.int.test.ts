@@ -111,7 +111,7 @@ describe('delivery engine with a webhook sink', { timeout: 30_000 }, () => {
       );
     }
     await until(
-      async () => (await t.parts.ctx.delivery.status('hook', null)).cursor === 240,
+      async () => (await t.parts.ctx.delivery.admin.status('hook', null)).cursor === 240,
       'cursor at 240',
     );
     assert.ok(
@@ -122,7 +122,7 @@ describe('delivery engine with a webhook sink', { timeout: 30_000 }, () => {
     // A retried delivery keeps its webhook-id.
     const ids = received(receiver).map((r) => r.id);
     assert.equal(ids[0], ids[1]);
-    const status = await t.parts.ctx.delivery.status('hook', null);
+    const status = await t.parts.ctx.delivery.admin.status('hook', null);
     assert.equal(status.state, 'healthy');
     assert.equal(status.lag_events, 0);
     assert.ok(status.counters!.retries >= 8);
@@ -149,7 +149,10 @@ describe('delivery engine with a webhook sink', { timeout: 30_000 }, () => {
     });
     await post(t, [rawEvent(), rawEvent({ reason: 'poison', event_id: 'evt_poison' }), rawEvent()]);
     await post(t, [rawEvent()]);
-    await until(async () => (await t.parts.ctx.delivery.status('hook', null)).cursor === 4, 'cursor at 4');
+    await until(
+      async () => (await t.parts.ctx.delivery.admin.status('hook', null)).cursor === 4,
+      'cursor at 4',
+    );
     const letters = await t.app.inject({
       method: 'GET',
       url: '/v1/sinks/hook/dead-letters',
@@ -182,7 +185,7 @@ describe('delivery engine with a webhook sink', { timeout: 30_000 }, () => {
       redrive.json().results.map((r: { status: string }) => r.status),
       ['delivered'],
     );
-    assert.equal((await t.parts.ctx.delivery.status('hook', null)).dead_letters, 0);
+    assert.equal((await t.parts.ctx.delivery.admin.status('hook', null)).dead_letters, 0);
     assert.equal(
       (receiver.requests.at(-1)!.parsed as Array<{ event_id: string }>)[0]!.event_id,
       'evt_poison',
@@ -204,13 +207,13 @@ describe('delivery engine with a webhook sink', { timeout: 30_000 }, () => {
     const { t, receiver } = await harness(() => (gone ? { status: 410 } : { status: 200 }));
     await post(t, [rawEvent()]);
     await until(
-      async () => (await t.parts.ctx.delivery.status('hook', null)).state === 'disabled',
+      async () => (await t.parts.ctx.delivery.admin.status('hook', null)).state === 'disabled',
       'disabled',
     );
     await post(t, [rawEvent()]);
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(receiver.requests.length, 1, 'nothing is sent to a disabled sink');
-    const status = await t.parts.ctx.delivery.status('hook', null);
+    const status = await t.parts.ctx.delivery.admin.status('hook', null);
     assert.match(status.disabled_reason ?? '', /410/);
     gone = false;
     const resumed = await t.app.inject({
@@ -221,7 +224,7 @@ describe('delivery engine with a webhook sink', { timeout: 30_000 }, () => {
     assert.equal(resumed.statusCode, 200);
     // Resuming is itself recorded (sink.resumed), so the log holds three events by now.
     await until(
-      async () => (await t.parts.ctx.delivery.status('hook', null)).lag_events === 0,
+      async () => (await t.parts.ctx.delivery.admin.status('hook', null)).lag_events === 0,
       'caught up after resume',
     );
     assert.equal(
@@ -235,10 +238,10 @@ describe('delivery engine with a webhook sink', { timeout: 30_000 }, () => {
     const { t, receiver } = await harness(() => ({ status: 200 }), { allow_private_networks: false });
     await post(t, [rawEvent()]);
     await until(
-      async () => (await t.parts.ctx.delivery.status('hook', null)).cursor === 1,
+      async () => (await t.parts.ctx.delivery.admin.status('hook', null)).cursor === 1,
       'cursor passes the event',
     );
-    const status = await t.parts.ctx.delivery.status('hook', null);
+    const status = await t.parts.ctx.delivery.admin.status('hook', null);
     // Every event is parked as it comes: the sink is failing at once, with the reason, not healthy.
     assert.equal(status.dead_letters, 1);
     assert.equal(status.state, 'failing', JSON.stringify(status));
@@ -249,7 +252,10 @@ describe('delivery engine with a webhook sink', { timeout: 30_000 }, () => {
   test('replay moves the cursor back and delivers again with fresh delivery ids', async () => {
     const { t, receiver } = await harness();
     await post(t, [rawEvent(), rawEvent(), rawEvent()]);
-    await until(async () => (await t.parts.ctx.delivery.status('hook', null)).cursor === 3, 'cursor at 3');
+    await until(
+      async () => (await t.parts.ctx.delivery.admin.status('hook', null)).cursor === 3,
+      'cursor at 3',
+    );
     const first = received(receiver);
     const res = await t.app.inject({
       method: 'POST',
@@ -291,7 +297,7 @@ describe('delivery engine with a webhook sink', { timeout: 30_000 }, () => {
         )
       ).map((e) => e.action);
     await until(async () => (await alerts()).includes('sink.delivery.failing'), 'failing alert', 5000);
-    assert.equal((await t.parts.ctx.delivery.status('hook', null)).state, 'failing');
+    assert.equal((await t.parts.ctx.delivery.admin.status('hook', null)).state, 'failing');
     down = false;
     await until(async () => (await alerts()).includes('sink.delivery.recovered'), 'recovered alert', 5000);
     assert.deepEqual(await alerts(), ['sink.delivery.failing', 'sink.delivery.recovered']);
@@ -321,7 +327,10 @@ describe('delivery engine with a webhook sink', { timeout: 30_000 }, () => {
       rawEvent({ action: 'user.password.change', metadata: { strength: 3 } }),
       rawEvent({ action: 'user.login', outcome: 'denied' }),
     ]);
-    await until(async () => (await t.parts.ctx.delivery.status('hook', null)).cursor === 5, 'cursor at 5');
+    await until(
+      async () => (await t.parts.ctx.delivery.admin.status('hook', null)).cursor === 5,
+      'cursor at 5',
+    );
     const events = receiver.requests.flatMap((q) => q.parsed as Array<Record<string, unknown>>);
     assert.deepEqual(
       events.map((e) => e['seq']),
@@ -374,14 +383,14 @@ describe('delivery engine with a webhook sink', { timeout: 30_000 }, () => {
         201,
       );
     await until(
-      async () => (await t.parts.ctx.delivery.status('good', null)).lag_events === 0,
+      async () => (await t.parts.ctx.delivery.admin.status('good', null)).lag_events === 0,
       'good sink caught up',
     );
     await until(
-      async () => (await t.parts.ctx.delivery.status('hook', null)).state === 'retrying',
+      async () => (await t.parts.ctx.delivery.admin.status('hook', null)).state === 'retrying',
       'hook retrying',
     );
-    const hook = await t.parts.ctx.delivery.status('hook', null);
+    const hook = await t.parts.ctx.delivery.admin.status('hook', null);
     assert.equal(hook.cursor, 0);
     assert.ok(hook.lag_events >= 100);
   });

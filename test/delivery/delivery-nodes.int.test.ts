@@ -13,11 +13,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import { SelfAudit } from '../../src/audit/self-audit.js';
-import { SecretBox } from '../../src/config/secret-box.js';
-import { DeliveryEngine, parseSinkConfig } from '../../src/delivery/delivery-engine.js';
-import type { EmitPolicy } from '../../src/delivery/sink-config.js';
+import { DeliveryEngine } from '../../src/delivery/delivery-engine.js';
+import { type EmitPolicy, parseSinkConfig } from '../../src/delivery/sink-config.js';
 import { sinkLeaseName } from '../../src/delivery/sink-lease.js';
 import type { TrailwardenError } from '../../src/errors.js';
+import { SecretBox } from '../../src/secrets/secret-box.js';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { makeEvent, prepare } from '../helpers/events.js';
 import { type PostgresCluster, postgresBinDir, startPostgres } from '../helpers/postgres.js';
@@ -96,7 +96,7 @@ async function startNode(
     dataDir,
     secrets: SECRETS,
     allowedPrivateNetworks: [],
-    configSinks: [{ config: parseSinkConfig(raw), raw }],
+    configSinks: [parseSinkConfig(raw)],
     emit,
     log: quiet,
     nodeId: id,
@@ -182,20 +182,23 @@ describe('sink leases across two nodes on one PostgreSQL', {
     const b = await startNode(url, 'node-b', hook);
 
     await append(a.store, 60);
-    await until(async () => (await a.engine.status('hook', null)).cursor === 60, 'node a caught up');
+    await until(async () => (await a.engine.admin.status('hook', null)).cursor === 60, 'node a caught up');
     await aLeasePeriodPasses(a);
     await append(b.store, 50);
-    await until(async () => (await a.engine.status('hook', null)).cursor === 110, 'node a caught up again');
+    await until(
+      async () => (await a.engine.admin.status('hook', null)).cursor === 110,
+      'node a caught up again',
+    );
     assert.ok(
       senders(hook.receiver).every((s) => s === 'node-a'),
       'only the holder delivered, though node b tried to take the lease all along',
     );
-    const remote = await b.engine.status('hook', null);
+    const remote = await b.engine.admin.status('hook', null);
     assert.equal(remote.state, 'remote');
     assert.equal(remote.node, 'node-a');
     assert.equal(remote.held_here, false);
     assert.equal(remote.cursor, 110, 'the non-holder shows the stored cursor');
-    const holder = await a.engine.status('hook', null);
+    const holder = await a.engine.admin.status('hook', null);
     assert.equal(holder.node, 'node-a');
     assert.equal(holder.held_here, true);
 
@@ -211,9 +214,12 @@ describe('sink leases across two nodes on one PostgreSQL', {
       'node-a',
       'the dead node still holds the lease until it expires',
     );
-    await until(async () => (await b.engine.status('hook', null)).cursor === 140, 'node b took over');
+    await until(async () => (await b.engine.admin.status('hook', null)).cursor === 140, 'node b took over');
     await append(b.store, 20);
-    await until(async () => (await b.engine.status('hook', null)).cursor === 160, 'node b delivered on');
+    await until(
+      async () => (await b.engine.admin.status('hook', null)).cursor === 160,
+      'node b delivered on',
+    );
 
     const from = senders(hook.receiver);
     const firstOfB = from.indexOf('node-b');
@@ -228,7 +234,7 @@ describe('sink leases across two nodes on one PostgreSQL', {
       'the new holder resends the batch that was in flight, with the same delivery id',
     );
     assertInOrderAndComplete(hook.receiver, 160);
-    const status = await b.engine.status('hook', null);
+    const status = await b.engine.admin.status('hook', null);
     assert.equal(status.node, 'node-b');
     assert.equal(status.held_here, true);
     assert.equal(status.state, 'healthy');
@@ -240,7 +246,7 @@ describe('sink leases across two nodes on one PostgreSQL', {
     const a = await startNode(url, 'node-a', hook);
     const b = await startNode(url, 'node-b', hook);
     await append(a.store, 25);
-    await until(async () => (await a.engine.status('hook', null)).cursor === 25, 'node a delivered');
+    await until(async () => (await a.engine.admin.status('hook', null)).cursor === 25, 'node a delivered');
     const lastOfA = await b.store.delivery.leaseHolder(sinkLeaseName('hook'));
     assert.equal(lastOfA?.holder, 'node-a');
 
@@ -258,7 +264,7 @@ describe('sink leases across two nodes on one PostgreSQL', {
       `taken at ${Date.parse(taken!.expiresAt) - LEASE_MS}, node a's lease ran to ${Date.parse(lastOfA!.expiresAt)}`,
     );
     await append(b.store, 5);
-    await until(async () => (await b.engine.status('hook', null)).cursor === 30, 'node b delivered');
+    await until(async () => (await b.engine.admin.status('hook', null)).cursor === 30, 'node b delivered');
     assertInOrderAndComplete(hook.receiver, 30);
     assert.deepEqual([...new Set(senders(hook.receiver))], ['node-a', 'node-b']);
   });
@@ -269,23 +275,29 @@ describe('sink leases across two nodes on one PostgreSQL', {
     const a = await startNode(url, 'node-a', hook);
     const b = await startNode(url, 'node-b', hook);
     await append(a.store, 10);
-    await until(async () => (await a.engine.status('hook', null)).cursor === 10, 'node a delivered');
+    await until(async () => (await a.engine.admin.status('hook', null)).cursor === 10, 'node a delivered');
 
-    await b.engine.setPaused('hook', true, null);
-    assert.equal((await b.engine.status('hook', null)).state, 'paused');
-    await until(async () => (await a.engine.status('hook', null)).state === 'paused', 'the holder paused');
+    await b.engine.admin.setPaused('hook', true, null);
+    assert.equal((await b.engine.admin.status('hook', null)).state, 'paused');
+    await until(
+      async () => (await a.engine.admin.status('hook', null)).state === 'paused',
+      'the holder paused',
+    );
     await append(b.store, 10);
     await aLeasePeriodPasses(a);
-    const whilePaused = await a.engine.status('hook', null);
+    const whilePaused = await a.engine.admin.status('hook', null);
     assert.equal(whilePaused.cursor, 10, 'nothing delivered while paused');
     assert.equal(hook.receiver.requests.length, 1);
 
-    await b.engine.setPaused('hook', false, null);
-    await until(async () => (await a.engine.status('hook', null)).cursor === 20, 'delivered after resume');
-    assert.equal((await a.engine.status('hook', null)).state, 'healthy');
+    await b.engine.admin.setPaused('hook', false, null);
+    await until(
+      async () => (await a.engine.admin.status('hook', null)).cursor === 20,
+      'delivered after resume',
+    );
+    assert.equal((await a.engine.admin.status('hook', null)).state, 'healthy');
 
     const before = hook.receiver.requests.length;
-    assert.equal(await b.engine.replay('hook', { seq: 6 }, null), 6);
+    assert.equal(await b.engine.admin.replay('hook', { seq: 6 }, null), 6);
     await until(
       () => hook.receiver.requests.slice(before).flatMap((q) => q.parsed as unknown[]).length >= 15,
       'seqs 6..20 delivered again',
@@ -320,19 +332,22 @@ describe('sink leases across two nodes on one PostgreSQL', {
     const b = await startNode(url, 'node-b', hook);
     await append(a.store, 2);
     await a.store.append([prepare(makeEvent({ reason: 'poison', event_id: 'evt_poison' }))]);
-    await until(async () => (await a.engine.status('hook', null)).cursor === 3, 'node a delivered up to 3');
-    const [letter] = await b.engine.deadLetters('hook', { limit: 10 }, null);
+    await until(
+      async () => (await a.engine.admin.status('hook', null)).cursor === 3,
+      'node a delivered up to 3',
+    );
+    const [letter] = await b.engine.admin.deadLetters('hook', { limit: 10 }, null);
     assert.equal(letter?.seq, 3);
     assert.equal(letter?.redriveRequestedAt, null);
 
     refuse = false;
     const before = hook.receiver.requests.length;
-    assert.deepEqual(await b.engine.redrive('hook', [letter!.id, 999_999], null), [
+    assert.deepEqual(await b.engine.admin.redrive('hook', [letter!.id, 999_999], null), [
       { id: letter!.id, seq: 3, status: 'queued' },
       { id: 999_999, seq: 0, status: 'missing' },
     ]);
     await until(
-      async () => (await b.engine.deadLetters('hook', { limit: 10 }, null)).length === 0,
+      async () => (await b.engine.admin.deadLetters('hook', { limit: 10 }, null)).length === 0,
       'the holder redrove the letter',
     );
     // Requests since: the redrive (the poison event alone), and the sink's normal delivery of the
@@ -372,25 +387,28 @@ describe('sink leases across two nodes on one PostgreSQL', {
       start_from: 'beginning',
       batch: { max_events: 10, max_wait_ms: 0 },
     };
-    await b.engine.create(raw, null);
+    await b.engine.admin.create(raw, null);
     const apiRequests = () => hook.receiver.requests.filter((q) => q.path.endsWith('/api-hook'));
-    await until(() => a.engine.list(null).some((s) => s.name === 'api-hook'), 'node a to know the new sink');
+    await until(
+      () => a.engine.admin.list(null).some((s) => s.name === 'api-hook'),
+      'node a to know the new sink',
+    );
     await append(a.store, 10);
     await until(() => apiRequests().length === 1, 'the new sink delivered');
     const holder = (await a.store.delivery.leaseHolder(sinkLeaseName('api-hook')))?.holder;
     const [deliverer, other] = holder === 'node-a' ? [a, b] : [b, a];
     assert.equal(holder, deliverer.id);
 
-    await other.engine.update('api-hook', { ...raw, enabled: false }, null);
+    await other.engine.admin.update('api-hook', { ...raw, enabled: false }, null);
     await until(
-      async () => (await deliverer.engine.status('api-hook', null)).state === 'disabled',
+      async () => (await deliverer.engine.admin.status('api-hook', null)).state === 'disabled',
       'the delivering node to see the sink disabled',
     );
     await append(a.store, 10);
     // Node a holds the config file's sink `hook` (it started first): its renewals measure the time.
     await aLeasePeriodPasses(a);
     assert.equal(apiRequests().length, 1, 'nothing delivered once disabled');
-    assert.equal((await deliverer.engine.status('api-hook', null)).held_here, false);
+    assert.equal((await deliverer.engine.admin.status('api-hook', null)).held_here, false);
   });
 
   test('the emit policy on one node waits for a sink the other node delivers, also for events not yet sequenced', async () => {
@@ -404,7 +422,7 @@ describe('sink leases across two nodes on one PostgreSQL', {
     const emit: EmitPolicy = { to_all_of: ['hook'], at_least_one_of: [], timeout_ms: 15_000 };
     const a = await startNode(url, 'node-a', hook, emit);
     const b = await startNode(url, 'node-b', hook, emit);
-    assert.equal((await b.engine.status('hook', null)).node, 'node-a');
+    assert.equal((await b.engine.admin.status('hook', null)).node, 'node-a');
 
     const e1 = makeEvent();
     // Node b does not sequence: its append is acknowledged with no seq yet.

@@ -62,7 +62,7 @@ describe('every format through the file sink', () => {
     test(`${format}: one line per event, and the line names the event`, async () => {
       const name = `file-${format.replace('_', '-')}`;
       for (let i = 0; i < 200; i++) {
-        if ((await t.parts.ctx.delivery.status(name, null)).lag_events === 0) break;
+        if ((await t.parts.ctx.delivery.admin.status(name, null)).lag_events === 0) break;
         await new Promise((r) => setTimeout(r, 20));
       }
       const text = readFileSync(join(out, `${format}.log`), 'utf8');

@@ -4,9 +4,8 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { Webhook } from 'standardwebhooks';
-import { z } from 'zod';
 import type { DeliveryBatch, OutgoingEvent, Sink, SinkContext } from '../../src/delivery/sink.js';
-import { type WebhookOptions, webhookSink } from '../../src/delivery/sinks/webhook.js';
+import { webhookSink } from '../../src/delivery/sinks/webhook/webhook.js';
 
 /** One request as the receiver saw it. */
 export interface ReceivedRequest {
@@ -196,8 +195,7 @@ export async function createWebhookSink(
   raw: Record<string, unknown>,
   ctx: Partial<SinkContext> = {},
 ): Promise<Sink> {
-  const options = z.object(webhookSink.options).parse(raw) as WebhookOptions;
-  return webhookSink.create(options, {
+  return webhookSink.create(raw, {
     name: 'test-webhook',
     owner: { source: 'config', tenantId: null },
     format: 'json',

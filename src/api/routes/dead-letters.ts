@@ -24,7 +24,7 @@ function servedLetter(d: DeadLetter) {
  * redrive. The sink is named as in the sink routes (sinks.ts `sinkRef`).
  */
 export const deadLetterRoutes: RoutePlugin = async (app, { ctx }) => {
-  const engine = ctx.delivery;
+  const engine = ctx.delivery.admin;
   const record = sinkAudit(ctx);
 
   app.get(

@@ -91,7 +91,7 @@ export function sinkAudit(ctx: AppContext) {
  * changed, never values.
  */
 export const sinkRoutes: RoutePlugin = async (app, { ctx }) => {
-  const engine = ctx.delivery;
+  const engine = ctx.delivery.admin;
   const record = sinkAudit(ctx);
 
   app.get(
@@ -143,32 +143,17 @@ export const sinkRoutes: RoutePlugin = async (app, { ctx }) => {
       // An all-tenant admin may create a sink in a tenant's scope; it then obeys that tenant's rules.
       const tenantId = p.tenantId ?? asked ?? null;
       const raw = bodyObject(req.body);
-      if (tenantId !== null) {
-        // A tenant's sink only ever sees that tenant's events.
-        const filter = (raw['filter'] ?? {}) as Record<string, unknown>;
-        const tenants = filter['tenants'];
-        if (
-          tenants !== undefined &&
-          tenants !== null &&
-          JSON.stringify(tenants) !== JSON.stringify([tenantId])
-        ) {
-          throw new TrailwardenError(
-            'TW_ERR_FORBIDDEN',
-            `this sink belongs to tenant ${tenantId}; it can only carry that tenant's events`,
-          );
-        }
-        raw['filter'] = { ...filter, tenants: [tenantId] };
-      }
-      const config = await engine.create(raw, tenantId);
+      // A tenant's sink gets filter.tenants: [tenant] (delivery/sink-policy.ts), which the record lists.
+      const sink = await engine.create(raw, tenantId);
       await record(
         'sink.created',
         p,
         req,
-        config.name,
-        { sink_type: config.type, fields: Object.keys(raw).sort() },
+        sink.name,
+        { sink_type: sink.config.type, fields: Object.keys(sink.raw).sort() },
         tenantId,
       );
-      return reply.status(201).send(served(engine.entry({ name: config.name, tenantId }, p)));
+      return reply.status(201).send(served(sink));
     },
   );
 
@@ -204,10 +189,6 @@ export const sinkRoutes: RoutePlugin = async (app, { ctx }) => {
       const patch = bodyObject(req.body);
       const e = engine.entry(ref, p);
       const merged = mergePatch(e.raw, patch) as Record<string, unknown>;
-      if (e.tenantId !== null) {
-        // A tenant's sink only ever sees that tenant's events, whoever changes it.
-        merged['filter'] = { ...((merged['filter'] ?? {}) as object), tenants: [e.tenantId] };
-      }
       const changed = await engine.update(ref, merged, p);
       await record('sink.updated', p, req, ref.name, { fields: changed.sort() }, e.tenantId);
       return served(engine.entry(ref, p));

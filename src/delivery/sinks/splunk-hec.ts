@@ -7,16 +7,18 @@ import { VERSION } from '../../version.js';
 import {
   type DeliveryBatch,
   type DeliveryOutcome,
+  defineSink,
   disable,
   ok,
   permanent,
   retry,
   type SinkContext,
-  type SinkDefinition,
+  type SinkOptions,
 } from '../sink.js';
-import { forbiddenAddressIn, sinkNetworkGuard } from './network-guard.js';
-import { TLS_HOST_OPTIONS, type TlsSettings, tlsConnectionOptions, tlsSchema } from './tls-options.js';
-import { describeError, retryAfterMs, snippet } from './webhook.js';
+import { describeError, snippet } from './net/describe-error.js';
+import { forbiddenAddressIn, sinkNetworkGuard } from './net/network-guard.js';
+import { retryAfterMs } from './net/retry-after.js';
+import { TLS_HOST_OPTIONS, tlsConnectionOptions, tlsSchema } from './net/tls-options.js';
 
 /** HEC answers are a few dozen bytes; anything past this is cut (and the connection dropped). */
 const RESPONSE_LIMIT_BYTES = 65_536;
@@ -92,9 +94,7 @@ const splunkHecOptionsShape = {
 };
 
 /** The splunk_hec sink's options after validation (defaults applied). */
-export type SplunkHecOptions = Omit<z.output<z.ZodObject<typeof splunkHecOptionsShape>>, 'tls'> & {
-  tls?: TlsSettings | undefined;
-};
+export type SplunkHecOptions = SinkOptions<typeof splunkHecOptionsShape>;
 
 /** What HEC answers, event and ack endpoints alike (fields as far as we read them). */
 interface HecReply {
@@ -167,10 +167,10 @@ function endpoint(base: URL, path: string): URL {
  * only once the indexers acknowledged the batch); 401/403 disables the sink
  * (the token was rejected); 408/429/5xx and network errors retry; other 4xx
  * (HEC's 400 "Invalid data format", "Incorrect index", …) are permanent.
- * Connection handling, TLS and the private-network guard are the webhook
- * sink's.
+ * Connections, TLS and the private-network guard are built as the webhook
+ * sink's are, from the shared helpers in `net/`.
  */
-export const splunkHecSink: SinkDefinition<SplunkHecOptions> = {
+export const splunkHecSink = defineSink({
   kind: 'splunk_hec',
   description: 'Splunk HTTP Event Collector, with optional indexer acknowledgement.',
   options: splunkHecOptionsShape,
@@ -330,4 +330,4 @@ export const splunkHecSink: SinkDefinition<SplunkHecOptions> = {
       },
     };
   },
-};
+});

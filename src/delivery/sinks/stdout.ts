@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import { ok, retry, type SinkDefinition } from '../sink.js';
+import { defineSink, ok, retry } from '../sink.js';
 
 /**
  * One line per event on standard output, for container logs (seed 000's
  * "log to stdout"). A batch is one write; the sink confirms once the stream
  * accepted it, and waits for `drain` so a slow pipe pushes back on the worker.
  */
-export const stdoutSink: SinkDefinition<{ stream?: 'stdout' | 'stderr' }> = {
+export const stdoutSink = defineSink({
   kind: 'stdout',
   description: 'One line per event on standard output (or standard error).',
   options: {
@@ -34,4 +34,4 @@ export const stdoutSink: SinkDefinition<{ stream?: 'stdout' | 'stderr' }> = {
       async close() {},
     };
   },
-};
+});

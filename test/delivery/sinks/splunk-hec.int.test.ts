@@ -3,10 +3,9 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { test } from 'node:test';
-import { z } from 'zod';
 import { createEncoder } from '../../../src/delivery/formats/registry.js';
 import type { DeliveryBatch, Sink } from '../../../src/delivery/sink.js';
-import { type SplunkHecOptions, splunkHecSink } from '../../../src/delivery/sinks/splunk-hec.js';
+import { splunkHecSink } from '../../../src/delivery/sinks/splunk-hec.js';
 
 /*
  * No Splunk can run here, so these tests talk to a small HEC emulator: a
@@ -142,8 +141,7 @@ function hecBatch(count: number): DeliveryBatch {
 }
 
 async function createSink(raw: Record<string, unknown>): Promise<Sink> {
-  const options = z.object(splunkHecSink.options).parse(raw) as SplunkHecOptions;
-  return splunkHecSink.create(options, {
+  return splunkHecSink.create(raw, {
     name: 'test-hec',
     owner: { source: 'config', tenantId: null },
     format: 'splunk_hec',

@@ -3,8 +3,8 @@ import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { rootCertificates } from 'node:tls';
 import { z } from 'zod';
-import { TrailwardenError } from '../../errors.js';
-import type { SinkContext } from '../sink.js';
+import { TrailwardenError } from '../../../errors.js';
+import type { SinkContext } from '../../sink.js';
 
 /** Largest inline PEM accepted (a CA bundle of a few dozen certificates). */
 const MAX_PEM_CHARS = 65_536;

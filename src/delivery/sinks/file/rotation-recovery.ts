@@ -1,8 +1,8 @@
 import type { Stats } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
-import { lstatOrNull, type RolledFileManifest, sameFile, sealedIdOf } from './rolled-file-manifest.js';
-import { listRotated, type RotatedNaming } from './rolled-file-names.js';
+import { listRotated, type RotatedNaming } from './rotated-file-names.js';
+import { lstatOrNull, type RotationManifest, sameFile, sealedIdOf } from './rotation-manifest.js';
 
 /**
  * Records in a fresh manifest the rotated files a version without manifests
@@ -12,7 +12,7 @@ import { listRotated, type RotatedNaming } from './rolled-file-names.js';
  * Returns how many rotated files were taken over.
  */
 export async function adoptEarlierRotated(
-  manifest: RolledFileManifest,
+  manifest: RotationManifest,
   naming: RotatedNaming,
   activePath: string,
 ): Promise<number> {
@@ -53,7 +53,7 @@ export async function adoptEarlierRotated(
  * otherwise forget the rotated entry.
  */
 export async function finishInterruptedRotation(
-  manifest: RolledFileManifest,
+  manifest: RotationManifest,
   activePath: string,
 ): Promise<void> {
   const active = manifest.active;

@@ -2,12 +2,12 @@ import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
-import { TrailwardenError } from '../../errors.js';
-import { type DeliveryOutcome, disable, ok, permanent, retry, type SinkDefinition } from '../sink.js';
+import { TrailwardenError } from '../../../errors.js';
+import { type DeliveryOutcome, defineSink, disable, ok, permanent, retry } from '../../sink.js';
 import { confinementProblem, placeFile, placementProblemsOf } from './file-placement.js';
-import { RefusedFileError } from './rolled-file-manifest.js';
-import { DEFAULT_FILE_PATTERN, filePatternProblem } from './rolled-file-names.js';
-import { RollingFileWriter } from './rolling-file.js';
+import { DEFAULT_FILE_PATTERN, filePatternProblem } from './rotated-file-names.js';
+import { RotatingFileWriter } from './rotating-file-writer.js';
+import { RefusedFileError } from './rotation-manifest.js';
 
 const KIB = 1024;
 const MIB = 1024 * KIB;
@@ -92,13 +92,13 @@ function outcomeOf(err: unknown, path: string): DeliveryOutcome {
 }
 
 /**
- * The audit log as a local file, one line per event (seed 003's rolling
- * logback file, seed 004's text log for syslog/SIEM shippers). A batch is one
+ * The audit log as a local file, one line per event (seed 003's logback
+ * appender's file, seed 004's text log for syslog/SIEM shippers). A batch is one
  * write, confirmed after it (and its fsync, per policy) succeeded; a failed
  * write is cut back so the file never holds a torn line. Rotation, gzip and
- * pruning are the {@link RollingFileWriter}'s.
+ * pruning are the {@link RotatingFileWriter}'s.
  */
-export const fileSink: SinkDefinition<FileOptions> = {
+export const fileSink = defineSink({
   kind: 'file',
   description:
     'One line per event appended to a local file, rotated daily and/or by size, gzipped and pruned.',
@@ -123,7 +123,7 @@ export const fileSink: SinkDefinition<FileOptions> = {
       );
     }
     const { path, confinement } = placed;
-    const writer = new RollingFileWriter({
+    const writer = new RotatingFileWriter({
       path,
       daily: options.rotate.daily,
       maxBytes: options.rotate.max_bytes,
@@ -187,4 +187,4 @@ export const fileSink: SinkDefinition<FileOptions> = {
       close: () => writer.close(),
     };
   },
-};
+});

@@ -1,6 +1,6 @@
-import { actionSeverity } from '../../event/catalog.js';
-import { SEVERITY_LEVELS } from '../../event/catalog-entry.js';
-import type { OutgoingEvent } from '../sink.js';
+import { actionSeverity } from '../../../event/catalog.js';
+import { SEVERITY_LEVELS } from '../../../event/catalog-entry.js';
+import type { OutgoingEvent } from '../../sink.js';
 
 /** Which syslog message layout to write. */
 export type SyslogRfc = '5424' | '3164';

@@ -17,21 +17,24 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { RefusedFileError } from '../../../src/delivery/sinks/rolled-file-manifest.js';
 import {
   DEFAULT_FILE_PATTERN,
   filePatternProblem,
   parseFilePattern,
   utcDay,
-} from '../../../src/delivery/sinks/rolled-file-names.js';
-import { type RollingFileOptions, RollingFileWriter } from '../../../src/delivery/sinks/rolling-file.js';
+} from '../../../../src/delivery/sinks/file/rotated-file-names.js';
+import {
+  type RotatingFileOptions,
+  RotatingFileWriter,
+} from '../../../../src/delivery/sinks/file/rotating-file-writer.js';
+import { RefusedFileError } from '../../../../src/delivery/sinks/file/rotation-manifest.js';
 
 const DAY_MS = 86_400_000;
 const T0 = Date.parse('2026-03-15T10:00:00Z');
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'tw-rolling-file-'));
+  const dir = await mkdtemp(join(tmpdir(), 'tw-rotating-file-'));
   dirs.push(dir);
   return dir;
 }
@@ -42,9 +45,9 @@ after(async () => {
 /** The files a shipper would see: the writer's manifest (a dotfile) left out. */
 const listed = async (dir: string) => (await readdir(dir)).filter((n) => !n.startsWith('.')).sort();
 
-function writer(path: string, overrides: Partial<RollingFileOptions> = {}, warnings: string[] = []) {
+function writer(path: string, overrides: Partial<RotatingFileOptions> = {}, warnings: string[] = []) {
   const c = { t: T0 };
-  const w = new RollingFileWriter({
+  const w = new RotatingFileWriter({
     path,
     daily: true,
     maxBytes: null,
@@ -115,7 +118,7 @@ describe('rotated file names', () => {
   });
 });
 
-describe('rolling file writer', () => {
+describe('rotating file writer', () => {
   test('leftovers of a crash during compression are finished: a stray .gz.tmp is dropped and the plain file compressed', async () => {
     const dir = await tempDir();
     await writeFile(join(dir, 'audit.2026-03-10.1.log'), 'a\nb\n');
@@ -222,7 +225,7 @@ describe('rolling file writer', () => {
   });
 });
 
-describe('rolling file writer: only its own files', () => {
+describe('rotating file writer: only its own files', () => {
   /** Files another program keeps beside the sink's, under names the rotated-file pattern matches. */
   const FOREIGN: Record<string, string> = {
     'audit.2026-03-01.1.log': 'foreign plain\n',
@@ -239,7 +242,7 @@ describe('rolling file writer: only its own files', () => {
     }
   }
   /** Appends a line a day for `days` days, so every append after the first rotates. */
-  async function writeDays(w: RollingFileWriter, clock: { t: number }, days: number): Promise<void> {
+  async function writeDays(w: RotatingFileWriter, clock: { t: number }, days: number): Promise<void> {
     for (let day = 0; day < days; day++) {
       await w.append(Buffer.from(`day ${day}\n`));
       clock.t += DAY_MS;

@@ -3,20 +3,20 @@ import { type FileHandle, open, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
+import { codeOf } from './rotated-file-names.js';
 import {
   CREATE_NEW,
   type FileId,
   fsyncDir,
   linkNoReplace,
   lstatOrNull,
-  type RolledFileManifest,
   type RotatedEntry,
+  type RotationManifest,
   sameFile,
   sealedIdOf,
-} from './rolled-file-manifest.js';
-import { codeOf } from './rolled-file-names.js';
+} from './rotation-manifest.js';
 
-/** The part of `RollingFileOptions` housekeeping reads; the fields mean the same there. */
+/** The part of `RotatingFileOptions` housekeeping reads; the fields mean the same there. */
 export interface HousekeepingOptions {
   compress: boolean;
   maxHistory: number | null;
@@ -43,7 +43,7 @@ export class RotatedFileHousekeeper {
   constructor(
     /** The active file's folder: manifest entries are relative to it. */
     private readonly dir: string,
-    private readonly manifest: RolledFileManifest,
+    private readonly manifest: RotationManifest,
     private readonly opts: HousekeepingOptions,
   ) {}
 

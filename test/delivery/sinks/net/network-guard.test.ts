@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cidrProblem, isForbiddenAddress, networkGuard } from '../../../src/delivery/sinks/network-guard.js';
-import { createWebhookSink, newSecret, startReceiver, testBatch } from '../../helpers/webhook-receiver.js';
+import {
+  cidrProblem,
+  isForbiddenAddress,
+  networkGuard,
+} from '../../../../src/delivery/sinks/net/network-guard.js';
+import { createWebhookSink, newSecret, startReceiver, testBatch } from '../../../helpers/webhook-receiver.js';
 
 const FORBIDDEN = [
   '0.0.0.0',

@@ -1,7 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { BlockList, isIP, isIPv4 } from 'node:net';
 import type { buildConnector } from 'undici';
-import type { SinkContext } from '../sink.js';
+import type { SinkContext } from '../../sink.js';
 
 /**
  * Refuses outgoing connections to addresses inside the operator's own network

@@ -1,7 +1,8 @@
 import { constants, type Stats } from 'node:fs';
 import { type FileHandle, mkdir, open, unlink } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
-import { RotatedFileHousekeeper } from './rolled-file-housekeeping.js';
+import { RotatedFileHousekeeper } from './rotated-file-housekeeper.js';
+import { codeOf, listRotated, parseFilePattern, type RotatedNaming, utcDay } from './rotated-file-names.js';
 import {
   CREATE_NEW,
   type FileId,
@@ -11,18 +12,17 @@ import {
   lstatOrNull,
   OPEN_EXISTING,
   RefusedFileError,
-  RolledFileManifest,
+  RotationManifest,
   sameFile,
   sealedIdOf,
-} from './rolled-file-manifest.js';
-import { codeOf, listRotated, parseFilePattern, type RotatedNaming, utcDay } from './rolled-file-names.js';
-import { adoptEarlierRotated, finishInterruptedRotation } from './rolled-file-recovery.js';
+} from './rotation-manifest.js';
+import { adoptEarlierRotated, finishInterruptedRotation } from './rotation-recovery.js';
 
 /** When the active file is flushed to disk. */
 export type FsyncPolicy = 'every_batch' | 'interval' | 'never';
 
-/** How a {@link RollingFileWriter} names, rotates and prunes its files. */
-export interface RollingFileOptions {
+/** How a {@link RotatingFileWriter} names, rotates and prunes its files. */
+export interface RotatingFileOptions {
   /** Absolute path of the active file. */
   path: string;
   /** Rotate when the UTC day of the last write is not today's. */
@@ -86,15 +86,15 @@ function mtimeMayMissDay(now: number): boolean {
  * back with ftruncate, so the file never ends in a torn line.
  *
  * It touches only files it created, listed in a manifest beside the active
- * file ({@link RolledFileManifest}): the active file is created exclusively
+ * file ({@link RotationManifest}): the active file is created exclusively
  * and opened without following a symbolic link; a rotation gives it its new
  * name by a hard link that never replaces a file; housekeeping acts only on
  * the rotated files listed, after checking each is still the same file.
  */
-export class RollingFileWriter {
+export class RotatingFileWriter {
   readonly naming: RotatedNaming;
   /** Loaded with the first open; from then on the writer's own record, saved at each change. */
-  private manifest: RolledFileManifest | null = null;
+  private manifest: RotationManifest | null = null;
   private housekeeper: RotatedFileHousekeeper | null = null;
   private fd: FileHandle | null = null;
   private ino = 0;
@@ -106,7 +106,7 @@ export class RollingFileWriter {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly opts: RollingFileOptions) {
+  constructor(private readonly opts: RotatingFileOptions) {
     this.naming = parseFilePattern(opts.filePattern, opts.path);
     if (opts.fsync === 'interval') {
       this.timer = setInterval(() => {
@@ -243,7 +243,7 @@ export class RollingFileWriter {
    * Opens the file at the path when it is this writer's, or creates it
    * exclusively (never following a symbolic link) and records it.
    */
-  private async openActive(manifest: RolledFileManifest): Promise<FileHandle> {
+  private async openActive(manifest: RotationManifest): Promise<FileHandle> {
     const path = this.opts.path;
     const st = await lstatOrNull(path);
     if (st === null) {
@@ -286,7 +286,7 @@ export class RollingFileWriter {
   }
 
   /** A file this writer did not create is at the path: adopt it (see `foreignFiles`) or refuse it. */
-  private judgeForeign(st: Stats, manifest: RolledFileManifest): void {
+  private judgeForeign(st: Stats, manifest: RotationManifest): void {
     const path = this.opts.path;
     if (st.isSymbolicLink()) {
       throw new RefusedFileError(
@@ -315,10 +315,10 @@ export class RollingFileWriter {
   }
 
   /** Loads the manifest once; adopts an earlier version's files; finishes a rotation a crash interrupted. */
-  private async loadManifest(): Promise<RolledFileManifest> {
+  private async loadManifest(): Promise<RotationManifest> {
     if (this.manifest !== null) return this.manifest;
     this.confine(dirname(this.opts.path));
-    const manifest = await RolledFileManifest.load(this.opts.path, this.opts.owner, this.opts.mode);
+    const manifest = await RotationManifest.load(this.opts.path, this.opts.owner, this.opts.mode);
     if (manifest.fresh && this.opts.foreignFiles === 'adopt') {
       const files = await adoptEarlierRotated(manifest, this.naming, this.opts.path);
       if (files > 0) {
@@ -375,7 +375,7 @@ export class RollingFileWriter {
    * the manifest first; never replaces a file that took the name meanwhile.
    */
   private async linkRotated(
-    manifest: RolledFileManifest,
+    manifest: RotationManifest,
     rotated: FileId,
     date: string,
   ): Promise<{ target: string; how: 'linked' | 'renamed' }> {

@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 import { z } from 'zod';
-import type { DeliveryOutcome, Sink } from '../../../src/delivery/sink.js';
-import { webhookSink } from '../../../src/delivery/sinks/webhook.js';
+import type { DeliveryOutcome, Sink } from '../../../../src/delivery/sink.js';
+import { webhookSink } from '../../../../src/delivery/sinks/webhook/webhook.js';
 import {
   createWebhookSink,
   newSecret,
@@ -13,7 +13,7 @@ import {
   type ReceiverResponse,
   startReceiver,
   testBatch,
-} from '../../helpers/webhook-receiver.js';
+} from '../../../helpers/webhook-receiver.js';
 
 /** Starts a receiver and a sink pointed at it (private networks allowed: the receiver is on 127.0.0.1). */
 async function setup(

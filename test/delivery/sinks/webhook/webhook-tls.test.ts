@@ -4,14 +4,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { TrailwardenError } from '../../../src/errors.js';
+import { TrailwardenError } from '../../../../src/errors.js';
 import {
   createWebhookSink,
   newSecret,
   type Receiver,
   startReceiver,
   testBatch,
-} from '../../helpers/webhook-receiver.js';
+} from '../../../helpers/webhook-receiver.js';
 
 let dir: string;
 const file = (name: string) => join(dir, name);

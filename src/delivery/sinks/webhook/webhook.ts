@@ -1,27 +1,26 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, buildConnector, request } from 'undici';
 import { z } from 'zod';
-import { TrailwardenError } from '../../errors.js';
-import { VERSION } from '../../version.js';
-import { formatByName } from '../formats/registry.js';
+import { TrailwardenError } from '../../../errors.js';
+import { VERSION } from '../../../version.js';
+import { formatByName } from '../../formats/registry.js';
 import {
   type DeliveryBatch,
   type DeliveryOutcome,
+  defineSink,
   disable,
   ok,
   permanent,
   retry,
   type SinkContext,
-  type SinkDefinition,
-} from '../sink.js';
-import { forbiddenAddressIn, sinkNetworkGuard } from './network-guard.js';
-import { TLS_HOST_OPTIONS, tlsConnectionOptions, tlsSchema } from './tls-options.js';
+  type SinkOptions,
+} from '../../sink.js';
+import { describeError, SNIPPET_CHARS, snippet } from '../net/describe-error.js';
+import { forbiddenAddressIn, sinkNetworkGuard } from '../net/network-guard.js';
+import { retryAfterMs } from '../net/retry-after.js';
+import { TLS_HOST_OPTIONS, tlsConnectionOptions, tlsSchema } from '../net/tls-options.js';
 import { decodeSecret, signatureHeader, webhookSecretSchema } from './webhook-signature.js';
 
-/** Retry-After values beyond this are clamped: a receiver cannot park a sink for days. */
-const MAX_RETRY_AFTER_MS = 3_600_000;
-/** How much of an error response is quoted in the outcome's reason. */
-const SNIPPET_CHARS = 200;
 /** Error bodies up to this size are read to the end so the connection stays reusable. */
 const DRAIN_LIMIT_BYTES = 65_536;
 /** Formats whose events are JSON values, so they can form an array or be sent alone. */
@@ -108,7 +107,7 @@ const webhookOptionsShape = {
 };
 
 /** The webhook sink's options after validation (defaults applied). */
-export type WebhookOptions = z.output<z.ZodObject<typeof webhookOptionsShape>>;
+export type WebhookOptions = SinkOptions<typeof webhookOptionsShape>;
 
 /** How a batch becomes a request body. */
 export type WebhookBody = 'array' | 'object' | 'lines';
@@ -119,27 +118,6 @@ function configError(ctx: SinkContext, message: string): TrailwardenError {
 
 function userAgent(): string {
   return `trailwarden/${VERSION}`;
-}
-
-/** Quotes untrusted text in a reason: first characters only, control characters escaped. */
-export function snippet(text: string, max = SNIPPET_CHARS): string {
-  const chars = Array.from(text);
-  const cut = chars.slice(0, max).join('');
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping control characters is the point
-  const escaped = cut.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => {
-    const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
-    return named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
-  });
-  return chars.length > max ? `${escaped}…` : escaped;
-}
-
-/** Milliseconds to wait from a Retry-After value (seconds or HTTP-date), clamped to an hour. */
-export function retryAfterMs(value: string | string[] | undefined, now: number): number | undefined {
-  const v = (Array.isArray(value) ? value[0] : value)?.trim();
-  if (!v) return undefined;
-  const wait = /^\d+$/.test(v) ? Number(v) * 1000 : Date.parse(v) - now;
-  if (Number.isNaN(wait)) return undefined;
-  return Math.min(Math.max(wait, 0), MAX_RETRY_AFTER_MS);
 }
 
 type ResponseBody = Awaited<ReturnType<typeof request>>['body'];
@@ -184,14 +162,6 @@ async function classify(
   return permanent(`HTTP ${status}${quoted}`);
 }
 
-/** A connection-level failure in words; never includes the URL's path or query (they may hold tokens). */
-export function describeError(err: unknown, host: string): string {
-  const e = err as Error & { code?: string; errors?: Error[] };
-  const message = e.errors?.length ? e.errors.map((x) => x.message).join('; ') : (e.message ?? String(err));
-  const code = e.code && !message.includes(e.code) ? `${e.code}: ` : '';
-  return `cannot deliver to ${host}: ${code}${message}`;
-}
-
 function encodeBody(shape: WebhookBody, batch: DeliveryBatch): string {
   const texts = batch.events.map((e) => e.text);
   if (shape === 'object') return texts[0] ?? '';
@@ -207,7 +177,7 @@ function encodeBody(shape: WebhookBody, batch: DeliveryBatch): string {
  * ranges are refused unless `allow_private_networks` is set (never for a
  * tenant-bound admin's sink).
  */
-export const webhookSink: SinkDefinition<WebhookOptions> = {
+export const webhookSink = defineSink({
   kind: 'webhook',
   description: 'HTTP(S) POST of event batches, signed with Standard Webhooks headers.',
   options: webhookOptionsShape,
@@ -317,4 +287,4 @@ export const webhookSink: SinkDefinition<WebhookOptions> = {
       },
     };
   },
-};
+});

@@ -3,7 +3,7 @@ import { constants, readFileSync, type Stats } from 'node:fs';
 import { link, lstat, open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
-import { codeOf } from './rolled-file-names.js';
+import { codeOf } from './rotated-file-names.js';
 
 /**
  * The file a sink keeps beside its active file, listing what it created
@@ -190,7 +190,7 @@ export function readManifestSync(activePath: string): ManifestData | null {
  * and every rotated file it produced. Changes are saved atomically (a new
  * file, fsynced, renamed over the old one) and one at a time, in order.
  */
-export class RolledFileManifest {
+export class RotationManifest {
   private saving: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -209,7 +209,7 @@ export class RolledFileManifest {
   }
 
   /** Loads the manifest of `activePath`, or starts an empty one when there is none. */
-  static async load(activePath: string, owner: FileOwner, mode: number): Promise<RolledFileManifest> {
+  static async load(activePath: string, owner: FileOwner, mode: number): Promise<RotationManifest> {
     const path = manifestPathOf(activePath);
     const st = await lstatOrNull(path);
     if (st === null) {
@@ -221,15 +221,10 @@ export class RolledFileManifest {
         creating_active: false,
         rotated: [],
       };
-      return new RolledFileManifest(path, empty, true, mode);
+      return new RotationManifest(path, empty, true, mode);
     }
     if (!st.isFile()) throw new RefusedFileError(`${path} is not a regular file; choose another path`);
-    return new RolledFileManifest(
-      path,
-      parseManifest(await readFile(path, 'utf8'), path, owner),
-      false,
-      mode,
-    );
+    return new RotationManifest(path, parseManifest(await readFile(path, 'utf8'), path, owner), false, mode);
   }
 
   get active(): FileId | null {

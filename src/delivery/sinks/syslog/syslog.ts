@@ -1,11 +1,11 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { TrailwardenError } from '../../errors.js';
-import { ok, permanent, retry, type SinkContext, type SinkDefinition } from '../sink.js';
-import { forbiddenAddressIn, sinkNetworkGuard } from './network-guard.js';
+import { TrailwardenError } from '../../../errors.js';
+import { defineSink, ok, permanent, retry, type SinkContext, type SinkOptions } from '../../sink.js';
+import { forbiddenAddressIn, sinkNetworkGuard } from '../net/network-guard.js';
+import { TLS_HOST_OPTIONS, tlsConnectionOptions, tlsSchema } from '../net/tls-options.js';
 import { buildMessage, datagram, frameText, type SyslogMessageOptions } from './syslog-message.js';
 import { createTransport, SyslogTransportError } from './syslog-transport.js';
-import { TLS_HOST_OPTIONS, tlsConnectionOptions, tlsSchema } from './tls-options.js';
 
 /** RFC 5612 reserves 32473 for documentation; operators put their own PEN here. */
 const EXAMPLE_PEN = 32473;
@@ -47,7 +47,7 @@ const syslogOptionsShape = {
 };
 
 /** The syslog sink's options after validation (defaults applied). */
-export type SyslogOptions = z.output<z.ZodObject<typeof syslogOptionsShape>>;
+export type SyslogOptions = SinkOptions<typeof syslogOptionsShape>;
 
 function configError(ctx: SinkContext, message: string): TrailwardenError {
   return new TrailwardenError('TW_ERR_CONFIG', `sink ${ctx.name}: ${message}`);
@@ -61,7 +61,7 @@ function configError(ctx: SinkContext, message: string): TrailwardenError {
  * Any failure is a `retry` (the streaming schedule backs off and never gives
  * up), but a target the network guard refuses, which no retry can change.
  */
-export const syslogSink: SinkDefinition<SyslogOptions> = {
+export const syslogSink = defineSink({
   kind: 'syslog',
   description: 'RFC 5424 (or RFC 3164) syslog messages over UDP, TCP or TLS.',
   options: syslogOptionsShape,
@@ -128,4 +128,4 @@ export const syslogSink: SinkDefinition<SyslogOptions> = {
       close: () => transport.close(),
     };
   },
-};
+});

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { OutgoingEvent } from '../../../src/delivery/sink.js';
+import type { OutgoingEvent } from '../../../../src/delivery/sink.js';
 import {
   BOM,
   buildMessage,
@@ -13,9 +13,9 @@ import {
   syslogSeverity,
   TRUNCATION_MARKER,
   utf8Prefix,
-} from '../../../src/delivery/sinks/syslog-message.js';
-import { HOSTILE_STRINGS, hostileEvent } from '../../helpers/hostile.js';
-import { parseStructuredData } from '../../helpers/rsyslog.js';
+} from '../../../../src/delivery/sinks/syslog/syslog-message.js';
+import { HOSTILE_STRINGS, hostileEvent } from '../../../helpers/hostile.js';
+import { parseStructuredData } from '../../../helpers/rsyslog.js';
 
 const OPTS: SyslogMessageOptions = {
   rfc: '5424',

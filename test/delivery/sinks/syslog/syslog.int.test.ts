@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { afterEach, describe, test } from 'node:test';
 import { z } from 'zod';
-import type { DeliveryBatch, OutgoingEvent, Sink, SinkContext } from '../../../src/delivery/sink.js';
-import { type SyslogOptions, syslogSink } from '../../../src/delivery/sinks/syslog.js';
+import type { DeliveryBatch, OutgoingEvent, Sink, SinkContext } from '../../../../src/delivery/sink.js';
+import { syslogSink } from '../../../../src/delivery/sinks/syslog/syslog.js';
 import {
   BOM,
   buildMessage,
@@ -17,9 +17,9 @@ import {
   type SyslogMessageOptions,
   syslogSeverity,
   TRUNCATION_MARKER,
-} from '../../../src/delivery/sinks/syslog-message.js';
-import { rawEvent, testApp } from '../../helpers/app.js';
-import { HOSTILE_STRINGS, hostileEvent } from '../../helpers/hostile.js';
+} from '../../../../src/delivery/sinks/syslog/syslog-message.js';
+import { rawEvent, testApp } from '../../../helpers/app.js';
+import { HOSTILE_STRINGS, hostileEvent } from '../../../helpers/hostile.js';
 import {
   makeCert,
   parseStructuredData,
@@ -27,7 +27,7 @@ import {
   type Rsyslog,
   startRsyslog,
   type TestCert,
-} from '../../helpers/rsyslog.js';
+} from '../../../helpers/rsyslog.js';
 
 const cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -60,9 +60,7 @@ function certificate(): TestCert {
 }
 
 async function sink(options: Record<string, unknown>): Promise<Sink> {
-  const parsed = z
-    .strictObject(syslogSink.options)
-    .parse({ host: '127.0.0.1', hostname: HOST, ...options }) as SyslogOptions;
+  const parsed = z.strictObject(syslogSink.options).parse({ host: '127.0.0.1', hostname: HOST, ...options });
   const s = await syslogSink.create(parsed, ctx);
   cleanup.push(() => s.close());
   return s;

@@ -8,8 +8,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { DeliveryBatch, SinkContext, SinkPlacement } from '../../../src/delivery/sink.js';
-import { type FileOptions, fileOptionsSchema, fileSink } from '../../../src/delivery/sinks/file.js';
+import type { DeliveryBatch, SinkContext, SinkPlacement } from '../../../../src/delivery/sink.js';
+import { type FileOptions, fileOptionsSchema, fileSink } from '../../../../src/delivery/sinks/file/file.js';
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {

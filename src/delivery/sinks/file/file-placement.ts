@@ -1,8 +1,8 @@
 import { lstatSync, realpathSync, type Stats } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import type { SinkPlacement } from '../sink.js';
-import { MANIFEST_SUFFIX, readManifestSync, sameFile } from './rolled-file-manifest.js';
-import { codeOf, DEFAULT_FILE_PATTERN, parseFilePattern } from './rolled-file-names.js';
+import type { SinkPlacement } from '../../sink.js';
+import { codeOf, DEFAULT_FILE_PATTERN, parseFilePattern } from './rotated-file-names.js';
+import { MANIFEST_SUFFIX, readManifestSync, sameFile } from './rotation-manifest.js';
 
 /** One thing wrong with where a file sink would write; `path` names the option. */
 export interface PlacementProblem {

@@ -2,7 +2,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import type { LookupAddress } from 'node:dns';
 import { isIP, isIPv6, connect as netConnect, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
-import type { NetworkGuard } from './network-guard.js';
+import type { NetworkGuard } from '../net/network-guard.js';
 
 export type SyslogProtocol = 'udp' | 'tcp' | 'tls';
 

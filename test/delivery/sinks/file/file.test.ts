@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import type { DeliveryBatch, Sink, SinkContext } from '../../../src/delivery/sink.js';
-import { type FileOptions, fileOptionsSchema, fileSink } from '../../../src/delivery/sinks/file.js';
+import type { DeliveryBatch, Sink, SinkContext } from '../../../../src/delivery/sink.js';
+import { type FileOptions, fileOptionsSchema, fileSink } from '../../../../src/delivery/sinks/file/file.js';
 
 const DAY_MS = 86_400_000;
 const T0 = Date.parse('2026-03-15T10:00:00Z');
