@@ -264,7 +264,7 @@ export const fileConfigSchema = z
     }
     const names = new Set<string>();
     c.sinks.forEach((sink, i) => {
-      const name = (sink as { name: string }).name;
+      const name = sink.name;
       if (names.has(name)) {
         ctx.addIssue({
           code: 'custom',

@@ -1,3 +1,5 @@
+// Past 400 lines on purpose: one idea, the writer of the active file (append whole, rotate, reopen,
+// never touch a file it did not make); its background work and crash recovery are files of their own.
 import { constants, type Stats } from 'node:fs';
 import { type FileHandle, mkdir, open, unlink } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
