@@ -99,15 +99,15 @@ export class EmitWaiters {
    * otherwise. An event without a seq yet (acknowledged before it was
    * sequenced) is waited for first.
    */
-  async wait(positions: EventSeq[], events: unknown): Promise<void> {
+  async wait(acknowledged: EventSeq[], events: unknown): Promise<void> {
     const policy = this.policy;
-    if (!this.active || policy === null || positions.length === 0) return;
-    const seqs = positions.flatMap((p) => (p.seq === null ? [] : [p.seq]));
+    if (!this.active || policy === null || acknowledged.length === 0) return;
+    const seqs = acknowledged.flatMap((p) => (p.seq === null ? [] : [p.seq]));
     const missing = await new Promise<string[] | null>((resolve) => {
       const w: Waiter = {
         seqs: new Set(seqs),
         maxSeq: Math.max(0, ...seqs),
-        unsequenced: positions.filter((p) => p.seq === null),
+        unsequenced: acknowledged.filter((p) => p.seq === null),
         pendingAll: new Set(policy.to_all_of),
         anyDone: policy.at_least_one_of.length > 0 ? false : null,
         failed: new Set(),

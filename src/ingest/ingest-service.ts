@@ -22,7 +22,7 @@ export interface IngestResult {
    * yet). Not part of the answer: with several nodes an event is
    * acknowledged before it is sequenced.
    */
-  positions: EventSeq[];
+  acknowledged: EventSeq[];
 }
 
 /** A tenant-bound key tried to write into another tenant (audited by the caller). */
@@ -99,7 +99,7 @@ export class IngestService {
     return {
       accepted: prepared.length,
       events: outcomes.map((o, i) => ({ event_id: prepared[i]!.event.event_id, status: o.status })),
-      positions: outcomes.map((o, i) => {
+      acknowledged: outcomes.map((o, i) => {
         const { event } = prepared[i]!;
         return { seq: o.seq, eventId: event.event_id, tenantId: event.tenant_id };
       }),

@@ -35,9 +35,9 @@ export const ingestRoutes: RoutePlugin = async (app, { ctx }) => {
         max_body_bytes: ctx.config.limits.max_body_bytes,
       });
       try {
-        const { positions, ...answer } = await ctx.ingest.ingest(raws, principal);
+        const { acknowledged, ...answer } = await ctx.ingest.ingest(raws, principal);
         // With an emit policy the answer also waits for the chosen sinks (seed 003).
-        await ctx.delivery.emit.wait(positions, answer.events);
+        await ctx.delivery.emit.wait(acknowledged, answer.events);
         return reply.status(201).send(answer);
       } catch (err) {
         if (err instanceof ForeignTenantWrite) {
