@@ -78,9 +78,12 @@ export interface Sink {
   /**
    * A cheap check that the peer (or the file system, the stream) would take
    * a delivery now: a connection or TLS handshake, a health endpoint, a
-   * writable check. It sends no event and is no delivery attempt. It must
-   * settle within the kind's own timeouts, and report a failure as
-   * `ok: false` rather than throw. `close()` ends one in progress.
+   * writable check. It sends no event and is no delivery attempt. The worker
+   * probes with it while it waits out a long retry delay, and retries at once
+   * when a peer the probe had found unreachable answers again
+   * (retry-wait.ts); the status shows the last result. It must settle within
+   * the kind's own timeouts, and report a failure as `ok: false` rather than
+   * throw (a throw is taken as one). `close()` ends one in progress.
    */
   healthcheck(): Promise<HealthcheckResult>;
   close(): Promise<void>;
