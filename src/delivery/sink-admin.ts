@@ -181,10 +181,12 @@ export class SinkAdmin {
   }
 
   /**
-   * The health of a sink: state, lag in events and seconds, last error,
-   * counters, and which node delivers it (`node`, `held_here`). Health and
-   * counters are known only to the node that delivers the sink; another node
-   * answers `remote` with the stored cursor and flags.
+   * The health of a sink: state, lag in events and seconds, last error, when
+   * the next attempt is due while a retry delay runs, the last healthcheck,
+   * counters, and which node delivers it (`node`, `held_here`). Health,
+   * retries, healthchecks and counters are known only to the node that
+   * delivers the sink; another node answers `remote` with the stored cursor
+   * and flags.
    */
   async status(address: SinkAddress, principal: Principal | null) {
     const { store, now } = this.deps;
@@ -219,6 +221,8 @@ export class SinkAdmin {
       disabled_reason: disabledReason,
       last_error: w?.lastError ?? null,
       last_success_at: w?.lastSuccessAt ?? null,
+      next_attempt_at: w?.nextAttemptAt ?? null,
+      last_healthcheck: w?.lastHealthcheck ?? null,
       counters: w ? { ...w.counters } : null,
       dead_letters: await delivery.countDeadLetters(key),
       node: lease?.holder ?? null,

@@ -2,7 +2,8 @@ import type { DeadLetterInput, SinkState } from '../store/store.js';
 import { BatchReader, type BatchReaderDeps } from './batch-reader.js';
 import { checkpointEvent } from './checkpoint-record.js';
 import { nextDelay, type RetryConfig } from './retry-policy.js';
-import type { DeliveryBatch, DeliveryOutcome, OutgoingEvent, Sink } from './sink.js';
+import { type LastHealthcheck, PROBE_INTERVAL_MS, RetryWait } from './retry-wait.js';
+import type { DeliveryBatch, DeliveryOutcome, OutgoingEvent, Sink, SinkContext } from './sink.js';
 import type { SinkConfig } from './sink-config.js';
 import { type FailureDetail, type SinkHealth, SinkHealthTracker } from './sink-health.js';
 import { WorkerWaits } from './worker-waits.js';
@@ -16,7 +17,7 @@ export interface WorkerDeps extends Omit<BatchReaderDeps, 'batch'> {
   onProgress(upTo: number, parked: number[]): void;
   /** Persistent failure began (after `failing_after_ms`) or ended. */
   onAlert(kind: 'failing' | 'recovered', detail: FailureDetail): void;
-  log: { warn(msg: string, extra?: object): void };
+  log: SinkContext['log'];
 }
 
 type Attempted =
@@ -35,7 +36,8 @@ type Attempted =
  * replays and changes made through other nodes all read and move the same
  * cursor, state and abort signal. What needs none of them lives apart:
  * batch-reader.ts (what to send), sink-health.ts (failures and health),
- * worker-waits.ts (waits), checkpoint-record.ts (checkpoint records).
+ * worker-waits.ts (waits), retry-wait.ts (retry delays and the probes that
+ * end them early), checkpoint-record.ts (checkpoint records).
  */
 export class SinkWorker {
   health: SinkHealth = 'healthy';
@@ -54,6 +56,7 @@ export class SinkWorker {
    */
   private refreshDue: 'flags' | 'position' | undefined;
   private readonly waits = new WorkerWaits();
+  private readonly retryWait: RetryWait;
   private abort = new AbortController();
   private running: Promise<void> | undefined;
   /**
@@ -69,6 +72,13 @@ export class SinkWorker {
   ) {
     this.failures = new SinkHealthTracker(deps.now, deps.config.failing_after_ms);
     this.reader = new BatchReader(name, { ...deps, batch: deps.config.batch });
+    this.retryWait = new RetryWait({
+      sink: deps.sink,
+      waits: this.waits,
+      now: deps.now,
+      probeIntervalMs: PROBE_INTERVAL_MS,
+      interrupted: () => this.abandoned() || this.state.paused || this.refreshDue !== undefined,
+    });
   }
 
   /** Loads (or creates) the sink's state and starts the delivery loop. */
@@ -157,6 +167,17 @@ export class SinkWorker {
 
   get lastSuccessAt(): string | null {
     return this.failures.lastSuccessAt;
+  }
+
+  /** When the next attempt of the delivery in flight is due, while a retry delay runs. */
+  get nextAttemptAt(): string | null {
+    const at = this.retryWait.nextAttemptAt;
+    return at === null ? null : new Date(at).toISOString();
+  }
+
+  /** The last healthcheck (run while waiting out a long retry delay), since the worker started. */
+  get lastHealthcheck(): LastHealthcheck | null {
+    return this.retryWait.lastHealthcheck;
   }
 
   get paused(): boolean {
@@ -432,8 +453,13 @@ export class SinkWorker {
           attempts: attempt,
         };
       }
-      await this.sleep(outcome.afterMs ?? delay, 'backoff');
+      const end = await this.retryWait.wait(outcome.afterMs ?? delay, outcome.afterMs !== undefined);
       if (this.state.paused || this.refreshDue !== undefined) return { kind: 'interrupted' };
+      if (end === 'peer_back') {
+        this.deps.log.info(`sink ${this.name}: the peer answers again; retrying now`, {
+          healthcheck: this.retryWait.lastHealthcheck?.detail,
+        });
+      }
     }
   }
 

@@ -65,11 +65,27 @@ export interface BatchLimits {
   max_wait_ms: number;
 }
 
+/** What a healthcheck found: whether the sink could deliver now, and what it saw (never a secret). */
+export interface HealthcheckResult {
+  ok: boolean;
+  /** What was tried and what came of it, e.g. `connected to siem.example.com` or the connection error. */
+  detail: string;
+}
+
 /** A running sink: delivers batches and confirms only once the peer has them. */
 export interface Sink {
   deliver(batch: DeliveryBatch, signal: AbortSignal): Promise<DeliveryOutcome>;
-  /** Cheap reachability check for /status; no event is sent. */
-  healthcheck?(): Promise<{ ok: boolean; detail?: string }>;
+  /**
+   * A cheap check that the peer (or the file system, the stream) would take
+   * a delivery now: a connection or TLS handshake, a health endpoint, a
+   * writable check. It sends no event and is no delivery attempt. The worker
+   * probes with it while it waits out a long retry delay, and retries at once
+   * when a peer the probe had found unreachable answers again
+   * (retry-wait.ts); the status shows the last result. It must settle within
+   * the kind's own timeouts, and report a failure as `ok: false` rather than
+   * throw (a throw is taken as one). `close()` ends one in progress.
+   */
+  healthcheck(): Promise<HealthcheckResult>;
   close(): Promise<void>;
 }
 

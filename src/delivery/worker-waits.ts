@@ -26,6 +26,28 @@ export class WorkerWaits {
     });
   }
 
+  /**
+   * Waits for `work` to settle, at most `ms`; an interruption ends the wait
+   * as it ends a back-off. `undefined` when `work` did not settle in time or
+   * failed: it is left to finish on its own.
+   */
+  within<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+    return new Promise((resolve) => {
+      let settled = false;
+      const done = (value: T | undefined) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (this.interruptWaker === interrupted) this.interruptWaker = undefined;
+        resolve(value);
+      };
+      const interrupted = () => done(undefined);
+      const timer = setTimeout(interrupted, ms);
+      this.interruptWaker = interrupted;
+      work.then(done, interrupted);
+    });
+  }
+
   /** New events arrived: end an idle wait (never a back-off). */
   wake(): void {
     const w = this.idleWaker;

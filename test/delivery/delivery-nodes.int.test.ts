@@ -198,6 +198,11 @@ describe('sink leases across two nodes on one PostgreSQL', {
     assert.equal(remote.node, 'node-a');
     assert.equal(remote.held_here, false);
     assert.equal(remote.cursor, 110, 'the non-holder shows the stored cursor');
+    assert.deepEqual(
+      { next_attempt_at: remote.next_attempt_at, last_healthcheck: remote.last_healthcheck },
+      { next_attempt_at: null, last_healthcheck: null },
+      'retries and healthchecks are known to the holder only',
+    );
     const holder = await a.engine.admin.status('hook', null);
     assert.equal(holder.node, 'node-a');
     assert.equal(holder.held_here, true);

@@ -205,6 +205,8 @@ export const splunkHecSink = defineSink({
       'x-splunk-request-channel': channel,
     };
     let warnedNoAck = false;
+    // Ends a healthcheck in flight at close(), which would otherwise wait for it (the agent closes gracefully).
+    const closing = new AbortController();
 
     /** One POST to HEC; a thrown error is a connection-level failure turned into an outcome. */
     async function post(
@@ -314,18 +316,21 @@ export const splunkHecSink = defineSink({
             dispatcher: agent,
             method: 'GET',
             headers: { 'user-agent': headers['user-agent'] },
-            signal: AbortSignal.timeout(options.request_timeout_ms),
+            signal: AbortSignal.any([closing.signal, AbortSignal.timeout(options.request_timeout_ms)]),
           });
           const { raw, reply } = await readReply(res.body);
           const detail = describeReply(res.statusCode, raw, reply);
           return { ok: res.statusCode === 200, detail };
         } catch (err) {
+          if (closing.signal.aborted)
+            return { ok: false, detail: 'healthcheck aborted: the sink is closing' };
           const forbidden = forbiddenAddressIn(err);
           return { ok: false, detail: forbidden ? forbidden.message : describeError(err, base.host) };
         }
       },
 
       async close() {
+        closing.abort();
         await agent.close();
       },
     };

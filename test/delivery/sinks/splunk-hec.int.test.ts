@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { createEncoder } from '../../../src/delivery/formats/registry.js';
 import type { DeliveryBatch, Sink } from '../../../src/delivery/sink.js';
 import { splunkHecSink } from '../../../src/delivery/sinks/splunk-hec.js';
+import { until } from '../../helpers/until.js';
 
 /*
  * No Splunk can run here, so these tests talk to a small HEC emulator: a
@@ -290,9 +291,35 @@ test('private addresses are refused unless allowed, like the webhook sink', asyn
 
 test('the health check asks /services/collector/health without sending an event', async () => {
   await withHec('ok', {}, async (hec, sink) => {
-    assert.deepEqual(await sink.healthcheck?.(), { ok: true, detail: 'HTTP 200: HEC is healthy (code 17)' });
+    assert.deepEqual(await sink.healthcheck(), { ok: true, detail: 'HTTP 200: HEC is healthy (code 17)' });
     assert.equal(hec.events.length, 0);
   });
+});
+
+test('close() ends a health check the HEC has not answered, without waiting for request_timeout_ms', {
+  timeout: 10_000,
+}, async () => {
+  const asked: Array<() => void> = [];
+  const server = createServer((req) => {
+    asked.push(() => req.socket.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  try {
+    const sink = await createSink({
+      url: `http://127.0.0.1:${port}`,
+      token: TOKEN,
+      allow_private_networks: true,
+      request_timeout_ms: 600_000,
+    });
+    const probing = sink.healthcheck();
+    await until(() => asked.length > 0, 'the health request');
+    await sink.close();
+    assert.deepEqual(await probing, { ok: false, detail: 'healthcheck aborted: the sink is closing' });
+  } finally {
+    for (const hangUp of asked) hangUp();
+    server.close();
+  }
 });
 
 test('the sink config defaults the format to splunk_hec and refuses another', async () => {

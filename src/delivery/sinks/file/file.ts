@@ -169,12 +169,21 @@ export const fileSink = defineSink({
         }
       },
       async healthcheck() {
-        // The writer creates missing directories, so the nearest existing one must be writable.
+        // Healthy: the file can be appended to or, while it does not exist, created (the writer
+        // makes missing folders, so the nearest existing one must be writable). Nothing is written.
+        try {
+          await access(path, constants.W_OK);
+          return { ok: true, detail: `can write to ${path}` };
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+            return { ok: false, detail: `cannot write to ${path}: ${(err as Error).message}` };
+          }
+        }
         let dir = dirname(path);
         for (;;) {
           try {
             await access(dir, constants.W_OK);
-            return { ok: true };
+            return { ok: true, detail: `can create ${path} in ${dir}` };
           } catch (err) {
             const parent = dirname(dir);
             if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || parent === dir) {

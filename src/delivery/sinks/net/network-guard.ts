@@ -247,7 +247,8 @@ export function networkGuard(opts: {
         callback(err as Error, null);
         return;
       }
-      connect(options, callback);
+      // undici's connector returns the socket it opens (not in its types): passed on for a caller that ends it early.
+      return connect(options, callback);
     },
   };
 }

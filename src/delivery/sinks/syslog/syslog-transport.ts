@@ -32,6 +32,7 @@ export interface SyslogTransport {
   send(payload: Buffer[], signal: AbortSignal): Promise<void>;
   /** Opens (and closes) a connection, or resolves the host for UDP; no message is sent. */
   probe(): Promise<void>;
+  /** Closes the connection; a probe still connecting fails. */
   close(): Promise<void>;
 }
 
@@ -116,6 +117,8 @@ class StreamTransport implements SyslogTransport {
   private recent: Array<{ data: Buffer; at: number }> = [];
   /** What to send first on the next connection. */
   private resend: Buffer[] = [];
+  /** Ends a probe's connection attempt at close(). */
+  private readonly closing = new AbortController();
 
   constructor(private readonly o: SyslogTransportOptions) {}
 
@@ -185,10 +188,11 @@ class StreamTransport implements SyslogTransport {
   }
 
   async probe(): Promise<void> {
-    (await openStream(this.o)).destroy();
+    (await openStream(this.o, this.closing.signal)).destroy();
   }
 
   async close(): Promise<void> {
+    this.closing.abort();
     const s = this.socket;
     this.socket = undefined;
     if (!s || s.destroyed) return;

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { Socket } from 'node:net';
 import { Agent, buildConnector, request } from 'undici';
 import { z } from 'zod';
 import { TrailwardenError } from '../../../errors.js';
@@ -9,6 +10,7 @@ import {
   type DeliveryOutcome,
   defineSink,
   disable,
+  type HealthcheckResult,
   ok,
   permanent,
   retry,
@@ -220,6 +222,8 @@ export const webhookSink = defineSink({
     const agent = new Agent({ connections: options.max_connections, connect });
     const fixedHeaders: Record<string, string> = { 'content-type': contentType, 'user-agent': userAgent() };
     for (const [name, value] of Object.entries(options.headers)) fixedHeaders[name.toLowerCase()] = value;
+    /** Healthchecks in flight, each with what ends it (close() ends them all). */
+    const probes = new Set<() => void>();
 
     return {
       async deliver(batch, signal) {
@@ -270,19 +274,33 @@ export const webhookSink = defineSink({
             protocol: target.protocol,
             port: target.port,
           };
-          connect(opts, (err, socket) => {
-            if (err) {
-              const forbidden = forbiddenAddressIn(err);
-              resolve({ ok: false, detail: forbidden ? forbidden.message : describeError(err, target.host) });
+          const settle = (result: HealthcheckResult) => {
+            probes.delete(end);
+            resolve(result);
+          };
+          const end = () => {
+            if (socket instanceof Socket) socket.destroy();
+            settle({ ok: false, detail: 'healthcheck aborted: the sink is closing' });
+          };
+          probes.add(end);
+          const socket: unknown = connect(opts, (err, connected) => {
+            if (!probes.has(end)) {
+              connected?.destroy();
               return;
             }
-            socket?.destroy();
-            resolve({ ok: true, detail: `connected to ${target.host}` });
+            if (err) {
+              const forbidden = forbiddenAddressIn(err);
+              settle({ ok: false, detail: forbidden ? forbidden.message : describeError(err, target.host) });
+              return;
+            }
+            connected?.destroy();
+            settle({ ok: true, detail: `connected to ${target.host}` });
           });
         });
       },
 
       async close() {
+        for (const end of [...probes]) end();
         await agent.close();
       },
     };

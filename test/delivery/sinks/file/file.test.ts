@@ -297,6 +297,22 @@ describe('file sink', () => {
     assert.deepEqual(await fileLines(join(dir, 'logs/audit.log')), textsOf(batch));
   });
 
+  test('the healthcheck tells whether the file can be written, without writing: not while its folder is a file, again once fixed', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'logs'), 'not a folder');
+    const path = join(dir, 'logs/audit.log');
+    const sink = await makeSink(dir, { path: 'logs/audit.log' }, clock().now);
+    const blocked = await sink.healthcheck();
+    assert.equal(blocked.ok, false);
+    assert.match(blocked.detail, new RegExp(`^cannot write to ${path}: ENOTDIR`));
+    await rm(join(dir, 'logs'));
+    assert.deepEqual(await sink.healthcheck(), { ok: true, detail: `can create ${path} in ${dir}` });
+    assert.deepEqual(await listed(dir), [], 'the healthcheck created nothing');
+    await deliverOk(sink, batchOf(lines(1, 'x')));
+    assert.deepEqual(await sink.healthcheck(), { ok: true, detail: `can write to ${path}` });
+    await sink.close();
+  });
+
   test('every fsync policy writes the same lines and closes cleanly', async () => {
     for (const fsync of ['every_batch', 'interval', 'never'] as const) {
       const dir = await tempDir();

@@ -96,7 +96,7 @@ test('a target on 127.0.0.1 is refused before any byte is sent unless private ne
       kind: 'permanent',
       reason,
     });
-    assert.deepEqual(await refused.healthcheck?.(), { ok: false, detail: reason });
+    assert.deepEqual(await refused.healthcheck(), { ok: false, detail: reason });
     assert.equal(receiver.connections(), 0);
     assert.equal(receiver.requests.length, 0);
 

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { afterEach, describe, test } from 'node:test';
 import { z } from 'zod';
 import type { DeliveryBatch, OutgoingEvent, Sink, SinkContext } from '../../../../src/delivery/sink.js';
@@ -28,6 +29,7 @@ import {
   startRsyslog,
   type TestCert,
 } from '../../../helpers/rsyslog.js';
+import { until } from '../../../helpers/until.js';
 
 const cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -221,7 +223,7 @@ describe('syslog sink with rsyslog', () => {
         assert.equal(got[i]!.input, 'tls');
         assertReceived(got[i]!, e);
       }
-      assert.deepEqual((await s.healthcheck!()).ok, true);
+      assert.equal((await s.healthcheck()).ok, true);
     });
   }
 
@@ -233,7 +235,7 @@ describe('syslog sink with rsyslog', () => {
     assert.equal(out.kind, 'retry');
     assert.match((out as { reason: string }).reason, /self-signed certificate.*tls\.ca_file/);
     assert.equal(r.messages().length, 0);
-    const health = await s.healthcheck!();
+    const health = await s.healthcheck();
     assert.equal(health.ok, false);
     assert.match(health.detail ?? '', /tls\.ca_file/);
   });
@@ -249,6 +251,36 @@ describe('syslog sink with rsyslog', () => {
       (out as { reason: string }).reason,
       new RegExp(`tcp://127\\.0\\.0\\.1:${port}.*ECONNREFUSED`),
     );
+  });
+
+  test('close() ends a healthcheck still in its TLS handshake, hanging up the connection', {
+    timeout: 10_000,
+  }, async () => {
+    // A peer that accepts the connection and never answers the TLS hello: the handshake hangs.
+    const sockets: Socket[] = [];
+    const server = createServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => undefined);
+      socket.resume(); // reads (and drops) the hello, so the hang-up is seen
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanup.push(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const socket of sockets) socket.destroy();
+          server.close(() => resolve());
+        }),
+    );
+    const { port } = server.address() as AddressInfo;
+    const s = await sink({ port, protocol: 'tls', connect_timeout_ms: 600_000 });
+    const probing = s.healthcheck();
+    await until(() => sockets.length > 0, 'the healthcheck connection');
+    const hungUp = new Promise((resolve) => sockets[0]!.once('close', resolve));
+    await s.close();
+    const health = await probing;
+    assert.equal(health.ok, false);
+    assert.match(health.detail, /aborted: the sink is stopping/);
+    await hungUp;
   });
 
   for (const protocol of ['tcp', 'tls'] as const) {

@@ -67,7 +67,7 @@ test('mutual TLS: with the custom CA and a client certificate the batch is deliv
   try {
     assert.deepEqual(await sink.deliver(testBatch(2), new AbortController().signal), { kind: 'ok' });
     assert.ok(receiver.requests[0]?.verified, receiver.requests[0]?.verifyError);
-    assert.equal((await sink.healthcheck?.())?.ok, true);
+    assert.equal((await sink.healthcheck()).ok, true);
   } finally {
     await sink.close();
     await receiver.close();
@@ -106,7 +106,7 @@ test('a server certificate from an unknown CA is refused unless its CA is config
     const outcome = await untrusted.deliver(testBatch(), new AbortController().signal);
     assert.equal(outcome.kind, 'retry');
     assert.match((outcome as { reason: string }).reason, /certificate/i);
-    assert.equal((await untrusted.healthcheck?.())?.ok, false);
+    assert.equal((await untrusted.healthcheck()).ok, false);
     assert.equal((await trusted.deliver(testBatch(), new AbortController().signal)).kind, 'ok');
     assert.equal(receiver.requests.length, 1);
   } finally {

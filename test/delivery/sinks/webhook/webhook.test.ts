@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 import { z } from 'zod';
 import type { DeliveryOutcome, Sink } from '../../../../src/delivery/sink.js';
 import { webhookSink } from '../../../../src/delivery/sinks/webhook/webhook.js';
+import { until } from '../../../helpers/until.js';
 import {
   createWebhookSink,
   newSecret,
@@ -255,7 +256,7 @@ test('a refused connection gives a retry naming the error', async () => {
       /ECONNREFUSED/,
     );
     assert.doesNotMatch(outcome.reason, /s3cret/);
-    assert.deepEqual(await sink.healthcheck?.(), { ok: false, detail: outcome.reason });
+    assert.deepEqual(await sink.healthcheck(), { ok: false, detail: outcome.reason });
   } finally {
     await sink.close();
   }
@@ -320,13 +321,43 @@ test('consecutive deliveries reuse one kept-alive connection, also after error a
 test('healthcheck connects without sending a request', async () => {
   const t = await setup();
   try {
-    assert.deepEqual(await t.sink.healthcheck?.(), {
+    assert.deepEqual(await t.sink.healthcheck(), {
       ok: true,
       detail: `connected to 127.0.0.1:${t.receiver.port}`,
     });
     assert.equal(t.receiver.requests.length, 0);
   } finally {
     await t.close();
+  }
+});
+
+test('close() ends a healthcheck still in its TLS handshake, hanging up the connection', {
+  timeout: 10_000,
+}, async () => {
+  // A peer that accepts the connection and never answers the TLS hello: the handshake hangs.
+  const sockets: Socket[] = [];
+  const server = createNetServer((socket) => {
+    sockets.push(socket);
+    socket.on('error', () => undefined);
+    socket.resume(); // reads (and drops) the hello, so the hang-up is seen
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  try {
+    const sink = await createWebhookSink({
+      url: `https://127.0.0.1:${port}/hook`,
+      allow_private_networks: true,
+      connect_timeout_ms: 600_000,
+    });
+    const probing = sink.healthcheck();
+    await until(() => sockets.length > 0, 'the healthcheck connection');
+    const hungUp = new Promise((resolve) => sockets[0]!.once('close', resolve));
+    await sink.close();
+    assert.deepEqual(await probing, { ok: false, detail: 'healthcheck aborted: the sink is closing' });
+    await hungUp;
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    server.close();
   }
 });
 
