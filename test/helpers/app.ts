@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import { stringify } from 'yaml';
 import { buildApp } from '../../src/api/app.js';
 import { createApiKey } from '../../src/auth/api-keys.js';
@@ -21,17 +22,19 @@ export interface TestApp {
 
 /**
  * A full application on a fresh data folder (or `settings.data_dir`, which is
- * then left in place), for `inject()` tests; `env` is the server's environment.
+ * then left in place), for `inject()` tests; `env` is the server's environment,
+ * `logger` receives its logs (default: none).
  */
 export async function testApp(
   settings: Record<string, unknown> = {},
   env: NodeJS.ProcessEnv = {},
+  logger?: Logger,
 ): Promise<TestApp> {
   const fresh = mkdtempSync(join(tmpdir(), 'tw-app-'));
   const config = parseConfig(stringify({ data_dir: fresh, ...settings }), { env: {} });
   const dataDir = config.data_dir;
-  const parts = await assemble(config, env);
-  const app = await buildApp(parts.ctx);
+  const parts = await assemble(config, env, logger);
+  const app = await buildApp(parts.ctx, logger);
   parts.setReady(true);
   const admin = `Bearer ${parts.createdAdminToken}`;
   return {

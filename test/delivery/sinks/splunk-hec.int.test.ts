@@ -1,121 +1,16 @@
 import assert from 'node:assert/strict';
-import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { test } from 'node:test';
 import { createEncoder } from '../../../src/delivery/formats/registry.js';
 import type { DeliveryBatch, Sink } from '../../../src/delivery/sink.js';
 import { splunkHecSink } from '../../../src/delivery/sinks/splunk-hec.js';
+import { HEC_TOKEN, type HecMode, type HecReceiver, startHec } from '../../helpers/hec-receiver.js';
 import { until } from '../../helpers/until.js';
 
-/*
- * No Splunk can run here, so these tests talk to a small HEC emulator: a
- * stand-in for Splunk's documented HTTP Event Collector API
- * (/services/collector/event, /services/collector/ack, /services/collector/health),
- * with its answers and codes ({"text":"Success","code":0,"ackId":N},
- * 403 "Invalid token" code 4, 400 "Invalid data format" code 6, 503 "Server is busy" code 9).
- */
-
-const TOKEN = '11111111-2222-3333-4444-555555555555';
-
-interface HecRequest {
-  path: string;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-type Mode = 'ok' | 'bad-data' | 'busy' | 'ack-never';
-
-/**
- * Splits HEC's batch format, JSON objects one after another (whitespace
- * between them allowed, no array, no commas), like HEC does.
- */
-function parseConcatenated(body: string): unknown[] {
-  const out: unknown[] = [];
-  let depth = 0;
-  let inString = false;
-  let escaped = false;
-  let start = -1;
-  for (let i = 0; i < body.length; i++) {
-    const c = body[i];
-    if (inString) {
-      if (escaped) escaped = false;
-      else if (c === '\\') escaped = true;
-      else if (c === '"') inString = false;
-    } else if (c === '"') inString = true;
-    else if (c === '{') {
-      if (depth === 0) start = i;
-      depth++;
-    } else if (c === '}') {
-      depth--;
-      if (depth === 0) out.push(JSON.parse(body.slice(start, i + 1)));
-    } else if (depth === 0 && !/\s/.test(c ?? '')) throw new Error(`unexpected ${c} between events at ${i}`);
-  }
-  if (depth !== 0 || inString) throw new Error('truncated event');
-  return out;
-}
-
-async function startHec(mode: Mode, opts: { acksTrueAfterPolls?: number } = {}) {
-  const requests: HecRequest[] = [];
-  const events: unknown[] = [];
-  const polls = new Map<number, number>();
-  let nextAckId = 0;
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
-      const path = req.url ?? '';
-      requests.push({ path, headers: req.headers, body });
-      const answer = (status: number, json: object) => {
-        res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(json));
-      };
-      if (req.method === 'GET' && path === '/services/collector/health')
-        return answer(200, { text: 'HEC is healthy', code: 17 });
-      if (req.headers.authorization !== `Splunk ${TOKEN}`)
-        return answer(403, { text: 'Invalid token', code: 4 });
-      const channel = req.headers['x-splunk-request-channel'];
-      if (typeof channel !== 'string' || !/^[0-9a-f-]{36}$/.test(channel))
-        return answer(400, { text: 'Data channel is missing', code: 10 });
-      if (path === '/services/collector/event') {
-        if (mode === 'busy') return answer(503, { text: 'Server is busy', code: 9 });
-        if (mode === 'bad-data') return answer(400, { text: 'Invalid data format', code: 6 });
-        let parsed: unknown[];
-        try {
-          parsed = parseConcatenated(body);
-        } catch {
-          return answer(400, { text: 'Invalid data format', code: 6 });
-        }
-        events.push(...parsed);
-        return answer(200, { text: 'Success', code: 0, ackId: nextAckId++ });
-      }
-      if (path === '/services/collector/ack') {
-        const ids = (JSON.parse(body) as { acks: number[] }).acks;
-        const acks: Record<string, boolean> = {};
-        for (const id of ids) {
-          const n = (polls.get(id) ?? 0) + 1;
-          polls.set(id, n);
-          acks[String(id)] = mode !== 'ack-never' && n >= (opts.acksTrueAfterPolls ?? 2);
-        }
-        return answer(200, { acks });
-      }
-      answer(404, { text: 'The requested URL was not found on this server.', code: 404 });
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    requests,
-    events,
-    polls,
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
+// No Splunk runs here: test/helpers/hec-receiver.ts emulates its documented HEC API.
+const TOKEN = HEC_TOKEN;
 
 const formatCtx = { vendor: 'Trailwarden', product: 'Trailwarden', version: '0.1.0', hostname: 'tw-host' };
 
@@ -155,9 +50,9 @@ async function createSink(raw: Record<string, unknown>): Promise<Sink> {
 }
 
 async function withHec(
-  mode: Mode,
+  mode: HecMode,
   options: Record<string, unknown>,
-  fn: (hec: Awaited<ReturnType<typeof startHec>>, sink: Sink) => Promise<void>,
+  fn: (hec: HecReceiver, sink: Sink) => Promise<void>,
 ) {
   const hec = await startHec(mode);
   const sink = await createSink({ url: hec.url, token: TOKEN, allow_private_networks: true, ...options });
