@@ -15,6 +15,11 @@ export interface SinkStatus {
   disabled_reason: string | null;
   last_error: { at: string; reason: string } | null;
   last_success_at: string | null;
+  /** When the next attempt of a failed delivery is due (null when none waits). */
+  next_attempt_at: string | null;
+  /** The sink's last probe of its peer (no event sent). */
+  last_healthcheck: { at: string; ok: boolean; detail: string } | null;
+  tenant_id?: string | null;
   counters: { delivered: number; batches: number; retries: number; parked: number; filtered: number } | null;
   dead_letters: number;
   /** The node holding the sink's lease (the one delivering it), or null when none does. */
@@ -57,6 +62,11 @@ export function formatStatus(s: SinkStatus): string {
     `  last success:  ${s.last_success_at ?? 'none since start'}`,
     `  last error:    ${s.last_error ? `${s.last_error.at} ${s.last_error.reason}` : 'none since start'}`,
   ];
+  if (s.next_attempt_at) lines.push(`  next attempt:  ${s.next_attempt_at}`);
+  if (s.last_healthcheck) {
+    const h = s.last_healthcheck;
+    lines.push(`  healthcheck:   ${h.at} ${h.ok ? 'ok' : 'failed'}: ${h.detail}`);
+  }
   if (s.counters) {
     const c = s.counters;
     lines.push(

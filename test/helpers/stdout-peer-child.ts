@@ -52,7 +52,7 @@ async function handle(
     case 'deliver':
       return opened().deliver(req.batch, new AbortController().signal);
     case 'healthcheck':
-      return (await opened().healthcheck?.()) ?? null;
+      return opened().healthcheck();
     case 'close':
       await opened().close();
       sink = undefined;
