@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { z } from 'zod';
+import type { SinkPlacement } from '../../../../../src/delivery/sink.js';
 import {
   bucketNameProblem,
   hostOptions,
@@ -8,7 +9,6 @@ import {
   s3OptionsShape,
   secretFields,
 } from '../../../../../src/delivery/sinks/archive/s3/s3-options.js';
-import type { SinkPlacement } from '../../../../../src/delivery/sink.js';
 
 const schema = z.strictObject(s3OptionsShape);
 const operator: SinkPlacement = {
