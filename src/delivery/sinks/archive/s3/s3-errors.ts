@@ -94,7 +94,8 @@ export function serviceFacts(err: unknown): ServiceFacts | undefined {
   // Without a body the SDK calls the error after the status ("NotFound", "403").
   const generic =
     err.name === 'NotFound' || err.name === 'Forbidden' || /^\d+$/.test(err.name) || err.name === 'Unknown';
-  const code = generic && statusCode !== undefined ? (HEAD_CODES[statusCode] ?? err.name) : err.name;
+  const code =
+    generic && statusCode !== undefined ? (HEAD_CODES[statusCode] ?? String(statusCode)) : err.name;
   return {
     code,
     status: statusCode,

@@ -9,13 +9,36 @@ import { s3Failure, serviceFacts } from './s3-errors.js';
 import { hasExplicitKeys, placementProblems, type S3Options } from './s3-options.js';
 
 /**
- * Attempts per SDK call: one retry of the SDK's own, for a keep-alive
- * connection the store closed under us (the common transient failure, and a
- * failed part otherwise restarts the whole multipart upload). Everything
- * longer is the sink's: its retry schedule, Retry-After hints and health
- * probes, which show the error code in the status meanwhile.
+ * Attempts per SDK call: one retry of the SDK's own, and only for a
+ * transient failure (a keep-alive connection the store closed under us, a
+ * timeout), after {@link SDK_RETRY_DELAY_MS}: a failed part would otherwise
+ * restart the whole multipart upload. Throttling and 5xx go back to the sink
+ * at once with the store's Retry-After (the SDK would wait it out inside the
+ * attempt, up to 20 s each time); the sink's retry schedule and health
+ * probes do the rest and show the error code in the status meanwhile.
  */
 const SDK_MAX_ATTEMPTS = 2;
+const SDK_RETRY_DELAY_MS = 100;
+
+type RetryStrategyV2 = Extract<NonNullable<S3ClientConfig['retryStrategy']>, { recordSuccess: unknown }>;
+type RetryToken = Awaited<ReturnType<RetryStrategyV2['acquireInitialRetryToken']>>;
+
+const retryToken = (count: number, delay: number): RetryToken => ({
+  getRetryCount: () => count,
+  getRetryDelay: () => delay,
+});
+
+/** {@link SDK_MAX_ATTEMPTS} as the SDK's retry strategy. */
+const ONE_TRANSIENT_RETRY: RetryStrategyV2 = {
+  acquireInitialRetryToken: async () => retryToken(0, 0),
+  refreshRetryTokenForRetry: async (token, info) => {
+    // The SDK rethrows the request's own error when this throws.
+    if (info.errorType !== 'TRANSIENT' || token.getRetryCount() + 1 >= SDK_MAX_ATTEMPTS)
+      throw new Error('no retry');
+    return retryToken(token.getRetryCount() + 1, SDK_RETRY_DELAY_MS);
+  },
+  recordSuccess: () => undefined,
+};
 /** How long aborting a multipart upload at the store may take once the put itself was abandoned. */
 const ABORT_UPLOAD_TIMEOUT_MS = 10_000;
 
@@ -88,7 +111,7 @@ export async function createS3ObjectStore(options: S3Options, ctx: SinkContext):
     ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
     forcePathStyle: options.force_path_style,
     maxAttempts: SDK_MAX_ATTEMPTS,
-    retryMode: 'standard',
+    retryStrategy: ONE_TRANSIENT_RETRY,
     requestChecksumCalculation: options.checksum === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
     responseChecksumValidation: options.checksum === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
     requestHandler: {
