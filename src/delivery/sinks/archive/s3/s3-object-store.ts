@@ -1,8 +1,7 @@
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
 import type { PutObjectCommandInput, S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { TrailwardenError } from '../../../../errors.js';
 import type { HealthcheckResult, SinkContext } from '../../../sink.js';
+import { guardedAgents } from '../../net/guarded-agents.js';
 import { sinkNetworkGuard } from '../../net/network-guard.js';
 import { type ArchiveObject, OBJECT_METADATA, type ObjectStore, type PutResult } from '../object-store.js';
 import { s3Failure, serviceFacts } from './s3-errors.js';
@@ -99,13 +98,7 @@ export async function createS3ObjectStore(options: S3Options, ctx: SinkContext):
   const guard = sinkNetworkGuard(options.allow_private_networks, ctx);
   // Agents of our own, not options: the SDK builds a fresh agent (without the
   // guard's lookup) for `Expect: 100-continue` requests unless it was given one.
-  const agentOptions = {
-    keepAlive: true,
-    maxSockets: options.max_concurrent_parts + 1,
-    ...(guard.active ? { lookup: guard.lookup } : {}),
-  };
-  const httpAgent = new HttpAgent(agentOptions);
-  const httpsAgent = new HttpsAgent(agentOptions);
+  const agents = guardedAgents(guard, { keepAlive: true, maxSockets: options.max_concurrent_parts + 1 });
   const client: S3Client = new sdk.S3Client({
     ...identityConfig(options, tenantBound),
     ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
@@ -115,8 +108,8 @@ export async function createS3ObjectStore(options: S3Options, ctx: SinkContext):
     requestChecksumCalculation: options.checksum === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
     responseChecksumValidation: options.checksum === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
     requestHandler: {
-      httpAgent,
-      httpsAgent,
+      httpAgent: agents.http,
+      httpsAgent: agents.https,
       connectionTimeout: options.connect_timeout_ms,
       requestTimeout: options.request_timeout_ms,
     },
@@ -129,7 +122,6 @@ export async function createS3ObjectStore(options: S3Options, ctx: SinkContext):
   }
 
   const bucket = options.bucket;
-  const endpointHost = options.endpoint !== undefined ? new URL(options.endpoint).hostname : null;
   const target = `s3://${bucket}${options.endpoint !== undefined ? ` at ${new URL(options.endpoint).origin}` : ''}`;
   /** Ends every call in progress at close(). */
   const closing = new AbortController();
@@ -145,15 +137,7 @@ export async function createS3ObjectStore(options: S3Options, ctx: SinkContext):
     if (closing.signal.aborted)
       throw s3Failure(new Error('the object store is closed'), target, operation, now);
     const combined = AbortSignal.any([signal, closing.signal]);
-    const p = (async () => {
-      // Node connects to an IP literal without a lookup, so the guard checks it here.
-      try {
-        if (endpointHost !== null) guard.checkLiteral(endpointHost);
-      } catch (err) {
-        throw s3Failure(err, target, operation, now);
-      }
-      return run(combined);
-    })();
+    const p = run(combined);
     inFlight.add(p);
     try {
       return await p;
@@ -275,8 +259,7 @@ export async function createS3ObjectStore(options: S3Options, ctx: SinkContext):
       closing.abort();
       await Promise.allSettled([...inFlight]);
       client.destroy();
-      httpAgent.destroy();
-      httpsAgent.destroy();
+      agents.destroy();
     },
   };
 }

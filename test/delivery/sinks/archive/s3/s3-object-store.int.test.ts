@@ -234,3 +234,55 @@ test("a tenant-bound admin's store is not created without its own keys (never th
       ),
   );
 });
+
+test("an endpoint the SDK reads from AWS_ENDPOINT_URL_S3 is guarded too, and a tenant-bound admin's client ignores it", async () => {
+  const before = process.env.AWS_ENDPOINT_URL_S3;
+  process.env.AWS_ENDPOINT_URL_S3 = peer.endpoint;
+  const common = {
+    bucket: 'audit',
+    region: 'us-east-1',
+    force_path_style: true,
+    connect_timeout_ms: 2_000,
+    ...S3RVER_KEYS,
+  };
+  const { store: open } = await s3Store({ ...common, allow_private_networks: true });
+  const { store: guarded } = await s3Store(common);
+  const { store: tenant } = await s3Store(common, { tenantId: 'acme' });
+  try {
+    const readFromEnv = archiveObject('env-endpoint.jsonl.gz', Buffer.from('x'));
+    assert.deepEqual(
+      await open.put(readFromEnv, soon()),
+      { status: 'created' },
+      'the operator may point the SDK at a store',
+    );
+    assert.ok(!(await absent(readFromEnv.key)));
+
+    const err = await guarded.put(archiveObject('env-guarded.jsonl.gz', Buffer.from('x')), soon()).then(
+      () => assert.fail('put succeeded'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof ObjectStoreError);
+    assert.equal(err.code, 'TW_FORBIDDEN_ADDRESS', err.message);
+
+    const tenantObj = archiveObject('env-tenant.jsonl.gz', Buffer.from('x'));
+    // It goes to AWS's own endpoint instead: refused or unreachable from here, but not the host's private one.
+    const tenantErr = await tenant.put(tenantObj, soon()).then(
+      () => assert.fail('the tenant-bound put reached a store'),
+      (e: unknown) => e,
+    );
+    assert.ok(tenantErr instanceof ObjectStoreError);
+    assert.notEqual(tenantErr.code, 'TW_FORBIDDEN_ADDRESS', tenantErr.message);
+    assert.doesNotMatch(tenantErr.message, /127\.0\.0\.1/);
+    assert.ok(!peer.log.some((l) => l.includes('env-tenant')), 's3rver saw no request for it');
+    assert.ok(
+      await absent(tenantObj.key),
+      "the tenant's object did not go to the host's configured endpoint",
+    );
+  } finally {
+    if (before === undefined) delete process.env.AWS_ENDPOINT_URL_S3;
+    else process.env.AWS_ENDPOINT_URL_S3 = before;
+    await open.close();
+    await guarded.close();
+    await tenant.close();
+  }
+});
