@@ -19,7 +19,12 @@ export type FakeS3Answer = FakeS3Reply | 'hang';
 /** A small HTTP server speaking as much S3 as a test scripts, recording every request. */
 export interface FakeS3 {
   endpoint: string;
+  /** Requests whose body arrived in full, in that order. */
   requests: FakeS3Request[];
+  /** `METHOD /path?query` of every request as it started (its body may never arrive). */
+  started: string[];
+  /** How many requests left unanswered (`hang`) still have their connection open. */
+  hanging(): number;
   close(): Promise<void>;
 }
 
@@ -56,8 +61,15 @@ export function multipartAnswer(req: FakeS3Request): FakeS3Answer | undefined {
  */
 export async function startFakeS3(answer: (req: FakeS3Request) => FakeS3Answer): Promise<FakeS3> {
   const requests: FakeS3Request[] = [];
+  const started: string[] = [];
+  let hanging = 0;
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
+    started.push(`${req.method} ${req.url}`);
+    let hung = false;
+    res.on('close', () => {
+      if (hung) hanging--;
+    });
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -69,7 +81,11 @@ export async function startFakeS3(answer: (req: FakeS3Request) => FakeS3Answer):
       };
       requests.push(seen);
       const a = answer(seen);
-      if (a === 'hang') return;
+      if (a === 'hang') {
+        hung = true;
+        hanging++;
+        return;
+      }
       res.writeHead(a.status, { 'x-amz-request-id': '4442587FB7D0A2F9', ...a.headers });
       res.end(a.body ?? '');
     });
@@ -83,6 +99,8 @@ export async function startFakeS3(answer: (req: FakeS3Request) => FakeS3Answer):
   return {
     endpoint: `http://127.0.0.1:${port}`,
     requests,
+    started,
+    hanging: () => hanging,
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

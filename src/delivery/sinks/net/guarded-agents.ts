@@ -8,12 +8,12 @@ import type { NetworkGuard } from './network-guard.js';
 export interface GuardedAgents {
   http: HttpAgent;
   https: HttpsAgent;
-  /** Ends their sockets (kept-alive and in use). */
+  /** Ends their sockets (kept-alive and in use); a connection asked for afterwards fails at once. */
   destroy(): void;
 }
 
 /** The guard's refusal of the host a connection is for, or `null`. */
-function refusal(
+function guardRefusal(
   guard: NetworkGuard,
   options: { host?: string | null; hostname?: string | null },
 ): Error | null {
@@ -43,12 +43,16 @@ function refusedSocket(err: Error): Socket {
  */
 export function guardedAgents(guard: NetworkGuard, options: AgentOptions): GuardedAgents {
   const agentOptions: AgentOptions = { ...options, ...(guard.active ? { lookup: guard.lookup } : {}) };
+  // An SDK may still retry or clean up after its owner closed (lib-storage does): no socket is opened then.
+  let destroyed = false;
+  const refusal = (opts: { host?: string | null; hostname?: string | null }): Error | null =>
+    destroyed ? new Error('the sink is closed') : guardRefusal(guard, opts);
   class GuardedHttpAgent extends HttpAgent {
     override createConnection(
       opts: ClientRequestArgs,
       callback?: (err: Error | null, stream: Duplex) => void,
     ): Duplex | null | undefined {
-      const refused = refusal(guard, opts);
+      const refused = refusal(opts);
       return refused ? refusedSocket(refused) : super.createConnection(opts, callback);
     }
   }
@@ -57,7 +61,7 @@ export function guardedAgents(guard: NetworkGuard, options: AgentOptions): Guard
       opts: HttpsRequestOptions,
       callback?: (err: Error | null, stream: Duplex) => void,
     ): Duplex | null | undefined {
-      const refused = refusal(guard, opts);
+      const refused = refusal(opts);
       return refused ? refusedSocket(refused) : super.createConnection(opts, callback);
     }
   }
@@ -67,6 +71,7 @@ export function guardedAgents(guard: NetworkGuard, options: AgentOptions): Guard
     http,
     https,
     destroy() {
+      destroyed = true;
       http.destroy();
       https.destroy();
     },

@@ -61,3 +61,22 @@ test('a private network the operator allowed is reachable through a guarded agen
     agents.destroy();
   }
 });
+
+test('after destroy() the agents open no connection: a late request (an SDK retry, a clean-up) fails at once', async () => {
+  const agents = guardedAgents(networkGuard({ allowPrivate: true }), { keepAlive: true });
+  let connections = 0;
+  const count = () => {
+    connections++;
+  };
+  server.on('connection', count);
+  try {
+    assert.equal(await get(agents.http, '127.0.0.1'), 'ok');
+    agents.destroy();
+    const late = await get(agents.http, '127.0.0.1');
+    assert.ok(late instanceof Error);
+    assert.match(late.message, /the sink is closed/);
+    assert.equal(connections, 1, 'only the request before destroy() connected');
+  } finally {
+    server.off('connection', count);
+  }
+});

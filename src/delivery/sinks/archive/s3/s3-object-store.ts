@@ -160,10 +160,24 @@ export async function createS3ObjectStore(options: S3Options, ctx: SinkContext):
     }
   }
 
+  /**
+   * The client as lib-storage gets it: every call it makes carries `signal`
+   * (it passes none itself, so a part in flight would go on after the put
+   * was abandoned, and be retried).
+   */
+  function abortableClient(signal: AbortSignal): S3Client {
+    return new Proxy(client, {
+      get(target, prop, receiver) {
+        if (prop !== 'send') return Reflect.get(target, prop, receiver);
+        return (command: Parameters<S3Client['send']>[0]) => target.send(command, { abortSignal: signal });
+      },
+    });
+  }
+
   /** Parts of `params.Body` through lib-storage; on abandon, the upload is aborted at the store too. */
   async function multipart(params: PutObjectCommandInput, signal: AbortSignal): Promise<void> {
     const upload = new Upload({
-      client,
+      client: abortableClient(signal),
       params,
       partSize: options.part_size_bytes,
       queueSize: options.max_concurrent_parts,
@@ -176,8 +190,8 @@ export async function createS3ObjectStore(options: S3Options, ctx: SinkContext):
       await upload.done();
     } catch (err) {
       // lib-storage aborts the upload itself on a failed part or completion,
-      // but when abandoned it answers at once and aborts only after the parts
-      // in flight end: abort now, before close() can end the client.
+      // but not once abandoned (its own abort request carries the aborted
+      // signal): abort it here, before close() can end the client.
       if (signal.aborted && upload.uploadId !== undefined)
         await abortUpload(params.Key ?? '', upload.uploadId);
       throw err;

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { inspect } from 'node:util';
 import { ObjectStoreError } from '../../../../../src/delivery/sinks/archive/object-store.js';
 import {
+  type FakeS3,
   type FakeS3Answer,
   type FakeS3Reply,
   type FakeS3Request,
@@ -45,7 +46,9 @@ const isAbort = (r: FakeS3Request) => r.method === 'DELETE' && r.url.includes('u
 async function withFake(
   answer: (req: FakeS3Request) => FakeS3Answer,
   raw: Record<string, unknown>,
-  body: (ctx: Awaited<ReturnType<typeof s3Store>> & { requests: FakeS3Request[] }) => Promise<void>,
+  body: (
+    ctx: Awaited<ReturnType<typeof s3Store>> & { requests: FakeS3Request[]; fake: FakeS3 },
+  ) => Promise<void>,
 ): Promise<void> {
   const fake = await startFakeS3(answer);
   const made = await s3Store({
@@ -57,11 +60,22 @@ async function withFake(
     ...raw,
   });
   try {
-    await body({ ...made, requests: fake.requests });
+    await body({ ...made, requests: fake.requests, fake });
   } finally {
     await made.store.close();
     await fake.close();
   }
+}
+
+/**
+ * Waits out the SDK's retry delay (100 ms) a few times over, then checks
+ * that no part was sent twice: a part in flight when its upload was
+ * abandoned is not retried (lib-storage sends parts without the put's signal).
+ */
+async function noPartRetried(started: string[]): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const parts = started.filter((s) => s.includes('partNumber='));
+  assert.deepEqual(parts, [...new Set(parts)], `a part sent twice: ${parts.join(', ')}`);
 }
 
 async function putError(promise: Promise<unknown>): Promise<ObjectStoreError> {
@@ -237,19 +251,21 @@ test('each class of S3 error maps to its kind: wrong region refused (naming the 
   }
 });
 
-test('an abandoned multipart upload is aborted at the store, and the put fails transient', async () => {
+test('an abandoned multipart upload is aborted at the store, its parts in flight cut off, and the put fails transient', async () => {
   await withFake(
     (req) => (req.url.includes('partNumber=') ? 'hang' : (multipartAnswer(req) ?? { status: 500 })),
     { single_put_max_bytes: 1024 * 1024 },
-    async ({ store, requests }) => {
+    async ({ store, requests, fake }) => {
       const abandon = new AbortController();
-      const put = store.put(archiveObject('big.jsonl.gz', randomBytes(6 * 1024 * 1024)), abandon.signal);
+      const put = store.put(archiveObject('big.jsonl.gz', randomBytes(12 * 1024 * 1024)), abandon.signal);
       await until(() => requests.some((r) => r.url.includes('partNumber=')), 'a part to arrive');
       abandon.abort();
       const err = await putError(put);
       assert.equal(err.kind, 'transient');
       assert.equal(err.code, 'Aborted');
       assert.ok(requests.some(isAbort), 'AbortMultipartUpload sent before the put settled');
+      await until(() => fake.hanging() === 0, 'the parts in flight to be cut off', 2_000);
+      await noPartRetried(fake.started);
     },
   );
 });
@@ -267,7 +283,7 @@ test('close() ends a multipart upload in progress, aborts it at the store and le
     ...keys,
   });
   try {
-    const put = store.put(archiveObject('big.jsonl.gz', randomBytes(6 * 1024 * 1024)), soon());
+    const put = store.put(archiveObject('big.jsonl.gz', randomBytes(12 * 1024 * 1024)), soon());
     await until(() => fake.requests.some((r) => r.url.includes('partNumber=')), 'a part to arrive');
     await store.close();
     const err = await putError(put);
@@ -276,6 +292,8 @@ test('close() ends a multipart upload in progress, aborts it at the store and le
     // Both ends are in this process: the fake's side closes once the client's has.
     const sockets = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
     await until(() => sockets() === 0, 'every socket to close', 2_000);
+    await noPartRetried(fake.started);
+    assert.equal(sockets(), 0, 'no socket opened after close()');
   } finally {
     await fake.close();
   }
