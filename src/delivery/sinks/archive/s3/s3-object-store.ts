@@ -3,7 +3,13 @@ import { TrailwardenError } from '../../../../errors.js';
 import type { HealthcheckResult, SinkContext } from '../../../sink.js';
 import { guardedAgents } from '../../net/guarded-agents.js';
 import { sinkNetworkGuard } from '../../net/network-guard.js';
-import { type ArchiveObject, OBJECT_METADATA, type ObjectStore, type PutResult } from '../object-store.js';
+import {
+  type ArchiveObject,
+  OBJECT_METADATA,
+  type ObjectStore,
+  ObjectStoreError,
+  type PutResult,
+} from '../object-store.js';
 import { s3Failure, serviceFacts } from './s3-errors.js';
 import { hasExplicitKeys, placementProblems, type S3Options } from './s3-options.js';
 
@@ -135,7 +141,7 @@ export async function createS3ObjectStore(options: S3Options, ctx: SinkContext):
     run: (signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
     if (closing.signal.aborted)
-      throw s3Failure(new Error('the object store is closed'), target, operation, now);
+      throw new ObjectStoreError('transient', 'Closed', `${target}: ${operation}: the sink is closed`);
     const combined = AbortSignal.any([signal, closing.signal]);
     const p = run(combined);
     inFlight.add(p);

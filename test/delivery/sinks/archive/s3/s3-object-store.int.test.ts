@@ -122,6 +122,23 @@ test('the healthcheck asks HeadBucket: ok for the bucket, NoSuchBucket for a mis
   }
 });
 
+test('a closed store answers every call with Closed, without a request', async () => {
+  const { store } = await s3Store(onPeer());
+  const seen = peer.log.length;
+  await store.close();
+  const err = await store.put(archiveObject('after-close.jsonl.gz', Buffer.from('x')), soon()).then(
+    () => assert.fail('put succeeded'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof ObjectStoreError);
+  assert.deepEqual([err.kind, err.code], ['transient', 'Closed']);
+  assert.deepEqual(await store.healthcheck(soon()), {
+    ok: false,
+    detail: `s3://audit at ${peer.endpoint}: HeadBucket audit: the sink is closed`,
+  });
+  assert.equal(peer.log.length, seen);
+});
+
 test('a put to a missing bucket is refused with NoSuchBucket', async () => {
   const { store } = await s3Store(onPeer({ bucket: 'no-such-bucket' }));
   try {
