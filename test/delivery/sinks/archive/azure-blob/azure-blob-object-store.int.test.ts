@@ -414,7 +414,9 @@ async function silentServer(): Promise<{ server: Server; url: string; closed: Pr
   };
 }
 
-test('a request without an answer fails as transient after request_timeout_ms', async () => {
+test('a request without an answer fails as transient after request_timeout_ms', {
+  timeout: 30_000,
+}, async () => {
   const silent = await silentServer();
   try {
     await withStore(
@@ -437,7 +439,7 @@ test('a request without an answer fails as transient after request_timeout_ms', 
   }
 });
 
-test('close() ends an upload in progress and its connection', async () => {
+test('close() ends an upload in progress and its connection', { timeout: 30_000 }, async () => {
   const silent = await silentServer();
   try {
     const store = await openStore({
