@@ -119,6 +119,14 @@ async function serviceClient(
   }
 }
 
+/** Denials of a container read to a SAS scoped to the container or to objects; the healthcheck then reads a blob. */
+const CONTAINER_READ_DENIED = new Set([
+  'AuthorizationPermissionMismatch',
+  'AuthorizationResourceTypeMismatch',
+]);
+/** A key no archive writes (the writer's keys end in .jsonl, .log, .gz or .note), read by the healthcheck. */
+const HEALTHCHECK_KEY = '.trailwarden-healthcheck';
+
 /** Deterministic block ids (same object, same ids), of equal length as Azure requires. */
 function blockId(index: number): string {
   return Buffer.from(`trailwarden-block-${String(index).padStart(6, '0')}`).toString('base64');
@@ -265,6 +273,13 @@ class AzureBlobObjectStore implements ObjectStore {
     return ids;
   }
 
+  /**
+   * Reads the container's properties. A SAS scoped to the container (or to
+   * objects) may not read them (AuthorizationPermissionMismatch,
+   * AuthorizationResourceTypeMismatch); then the properties of a blob that
+   * is not there are read instead: BlobNotFound proves the container, the
+   * credentials and the read permission as well. Nothing is written.
+   */
   async healthcheck(signal: AbortSignal): Promise<HealthcheckResult> {
     try {
       await this.call(`read the properties of container ${this.target}`, signal, (abortSignal) =>
@@ -275,8 +290,23 @@ class AzureBlobObjectStore implements ObjectStore {
         detail: `container ${this.target} answered (container properties read, nothing written)`,
       };
     } catch (err) {
-      return { ok: false, detail: err instanceof Error ? err.message : String(err) };
+      if (!(err instanceof ObjectStoreError) || !CONTAINER_READ_DENIED.has(err.code)) {
+        return { ok: false, detail: err instanceof Error ? err.message : String(err) };
+      }
     }
+    try {
+      await this.call(`read the properties of ${HEALTHCHECK_KEY} in ${this.target}`, signal, (abortSignal) =>
+        this.container.getBlobClient(HEALTHCHECK_KEY).getProperties({ abortSignal }),
+      );
+    } catch (err) {
+      if (!(err instanceof ObjectStoreError) || err.code !== 'BlobNotFound') {
+        return { ok: false, detail: err instanceof Error ? err.message : String(err) };
+      }
+    }
+    return {
+      ok: true,
+      detail: `container ${this.target} answered (the credentials may not read container properties; a blob read answered, nothing written)`,
+    };
   }
 
   async close(): Promise<void> {

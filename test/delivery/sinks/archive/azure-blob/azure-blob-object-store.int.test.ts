@@ -272,7 +272,7 @@ test('account_url with account_name and account_key writes, reads back and check
   );
 });
 
-test('a SAS token with only the read, create and write permissions is enough to write and to find an existing object', async () => {
+test('a SAS token with only the read, create and write permissions is enough to write, to find an existing object and for the healthcheck', async () => {
   const sas = generateBlobSASQueryParameters(
     {
       containerName: CONTAINER,
@@ -285,6 +285,10 @@ test('a SAS token with only the read, create and write permissions is enough to 
   await withStore(
     { account_url: azurite.accountUrl, sas_token: sas, allow_private_networks: true },
     async (store) => {
+      const health = await store.healthcheck(signal());
+      assert.equal(health.ok, true, health.detail);
+      // A container SAS may not read the container's properties: the healthcheck read a blob that is not there.
+      assert.match(health.detail, /may not read container properties; a blob read answered/);
       const obj = archiveObject('sas/0000000000000001-0000000000000002.jsonl.gz');
       assert.deepEqual(await store.put(obj, signal()), { status: 'created' });
       assert.deepEqual(await store.put(obj, signal()), { status: 'exists', sha256: obj.sha256 });
