@@ -25,6 +25,7 @@ const REFUSED = new Set([
   'AccountIsDisabled',
   'KeyVaultEncryptionKeyNotFound',
   // @azure/identity: DefaultAzureCredential found no identity, or it was refused.
+  'AggregateAuthenticationError',
   'CredentialUnavailableError',
   'AuthenticationError',
   'AuthenticationRequiredError',
@@ -53,6 +54,13 @@ const TRANSIENT = new Set([
   'Md5Mismatch',
   'InvalidBlockList',
   'BlobNotFound',
+]);
+
+/** @azure/identity errors, whose message names each credential tried and why it failed. */
+const IDENTITY_ERRORS = new Set([
+  'AggregateAuthenticationError',
+  'CredentialUnavailableError',
+  'AuthenticationError',
 ]);
 
 /** What a failed SDK call tells, read without trusting its type. */
@@ -125,7 +133,8 @@ export function toObjectStoreError(
   const f = azureFailure(err);
   const kind = azureErrorKind(f.code, f.status);
   // The service's message ends with RequestId and Time lines; the first line says what went wrong.
-  const firstLine = f.message.split('\n')[0] ?? '';
+  // An identity error lists each credential it tried, one a line: those lines are the point.
+  const firstLine = IDENTITY_ERRORS.has(f.code) ? f.message : (f.message.split('\n')[0] ?? '');
   const status = f.status === undefined ? '' : ` (HTTP ${f.status})`;
   const message = `${what}: ${f.code}${status}: ${snippet(redact(firstLine, secrets))}`;
   const wait = kind === 'throttled' || kind === 'transient' ? retryAfterMs(f.retryAfter, now) : undefined;

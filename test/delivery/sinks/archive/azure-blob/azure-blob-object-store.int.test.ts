@@ -465,6 +465,59 @@ test('close() ends an upload in progress and its connection', { timeout: 30_000 
   }
 });
 
+test('a put aborted by its caller fails as transient and ends its request', { timeout: 30_000 }, async () => {
+  const silent = await silentServer();
+  try {
+    await withStore(
+      {
+        account_url: silent.url,
+        account_name: AZURITE_ACCOUNT,
+        account_key: AZURITE_KEY,
+        allow_private_networks: true,
+      },
+      async (store) => {
+        const abort = new AbortController();
+        const put = refusal(store.put(archiveObject('aborted/a.jsonl.gz'), abort.signal));
+        await new Promise((r) => silent.server.once('request', r));
+        abort.abort();
+        const err = await put;
+        assert.equal(err.kind, 'transient');
+        assert.equal(err.code, 'Aborted');
+        await silent.closed;
+      },
+    );
+  } finally {
+    silent.server.closeAllConnections();
+    await new Promise((r) => silent.server.close(r));
+  }
+});
+
+test("an operator's store with account_url alone uses DefaultAzureCredential, and no identity on the host is refused with the reason", async () => {
+  // This machine has no Azure identity: no AZURE_* variables (cleared here), no managed identity, no CLI login.
+  const saved = Object.entries(process.env).filter(([k]) => k.startsWith('AZURE_'));
+  for (const [k] of saved) delete process.env[k];
+  try {
+    // https (bearer tokens are never sent over http) to a port nobody listens on: the token is asked for first.
+    await withStore(
+      { account_url: 'https://127.0.0.1:9/devstoreaccount1', allow_private_networks: true },
+      async (store) => {
+        const err = await refusal(store.put(archiveObject('dac/a.jsonl.gz'), signal()));
+        assert.equal(err.kind, 'refused', err.message);
+        assert.equal(err.code, 'AggregateAuthenticationError');
+        assert.match(
+          err.message,
+          /ChainedTokenCredential authentication failed\.\\nCredentialUnavailableError: EnvironmentCredential is unavailable/,
+        );
+        const health = await store.healthcheck(signal());
+        assert.equal(health.ok, false);
+        assert.match(health.detail, /AggregateAuthenticationError/);
+      },
+    );
+  } finally {
+    for (const [k, v] of saved) process.env[k] = v;
+  }
+});
+
 test('no secret appears in an error, a healthcheck detail or a log line', () => {
   const sasSig = /sig=([^&]+)/.exec(secretsSeen.find((s) => s.includes('sig=')) ?? '')?.[1];
   assert.ok(sasSig, 'the SAS test ran');
