@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { z } from 'zod';
 import type { SinkPlacement } from '../../../../../src/delivery/sink.js';
@@ -184,4 +185,17 @@ test("DefaultAzureCredential is for the operator's and all-tenant admins' sinks 
 test('the secrets are the connection string, the SAS token and the account key; allow_private_networks is a host option', () => {
   assert.deepEqual([...azureBlobSecretFields].sort(), ['account_key', 'connection_string', 'sas_token']);
   assert.deepEqual([...azureBlobHostOptions], ['allow_private_networks']);
+});
+
+test('no Azure SDK is loaded with the options or the error mapping, and the store imports it only when created', () => {
+  const dir = new URL('../../../../../src/delivery/sinks/archive/azure-blob/', import.meta.url);
+  const source = (file: string) => readFileSync(new URL(file, dir), 'utf8');
+  // A static import other than `import type` would load the SDK with the registry, on every server.
+  const staticSdkImport = /^import(?!\s+type\b)[^;]*from\s+'@azure\//m;
+  for (const file of ['azure-blob-options.ts', 'azure-blob-errors.ts', 'azure-blob-object-store.ts']) {
+    assert.doesNotMatch(source(file), staticSdkImport, file);
+  }
+  const store = source('azure-blob-object-store.ts');
+  assert.match(store, /await import\('@azure\/storage-blob'\)/);
+  assert.match(store, /await import\('@azure\/identity'\)/);
 });
