@@ -20,7 +20,12 @@ import {
   type PutResult,
 } from '../object-store.js';
 import { azureFailure, toObjectStoreError } from './azure-blob-errors.js';
-import { type AzureBlobAuth, type AzureBlobOptions, azureBlobAuth } from './azure-blob-options.js';
+import {
+  type AzureBlobAuth,
+  type AzureBlobOptions,
+  azureBlobAuth,
+  connectionStringFields,
+} from './azure-blob-options.js';
 
 /** Blocks staged at once for one object above the single-put size. */
 const BLOCK_CONCURRENCY = 4;
@@ -71,16 +76,22 @@ function guardedAgent(protocol: string, guard: NetworkGuard, maxSockets: number)
   })(options);
 }
 
+/** The signature of a SAS token (the part that grants access), raw and URL-decoded. */
+function sasSignatures(sas: string): string[] {
+  const sig = new URLSearchParams(sas).get('sig');
+  return sig ? [sig, encodeURIComponent(sig)] : [];
+}
+
 /** The secret values of an authentication, removed from every message. */
 function secretsOf(auth: AzureBlobAuth): string[] {
   switch (auth.kind) {
-    case 'connection_string':
-      return [
-        auth.connectionString,
-        ...auth.connectionString.split(';').map((p) => p.slice(p.indexOf('=') + 1)),
-      ];
+    case 'connection_string': {
+      const f = connectionStringFields(auth.connectionString);
+      const sas = f.get('sharedaccesssignature');
+      return [auth.connectionString, f.get('accountkey') ?? '', ...(sas ? [sas, ...sasSignatures(sas)] : [])];
+    }
     case 'sas':
-      return [auth.sasToken, ...auth.sasToken.split('&').map((p) => p.slice(p.indexOf('=') + 1))];
+      return [auth.sasToken, ...sasSignatures(auth.sasToken)];
     case 'account_key':
       return [auth.accountKey];
     case 'default_credential':

@@ -1,3 +1,10 @@
+/**
+ * The Azure Blob object store against real peers: Azurite 3.35 (started once
+ * for the file, test/helpers/azurite.ts), a server answering 503 ServerBusy
+ * and a server that never answers. Over 400 lines because every case shares
+ * the one Azurite and the secrets they hand the store, which the last test
+ * looks for in every error, detail and log line.
+ */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
