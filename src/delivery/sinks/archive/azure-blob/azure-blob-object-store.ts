@@ -169,7 +169,16 @@ export async function createAzureBlobObjectStore(
     );
   }
   const sdk = await import('@azure/storage-blob');
-  const url = serviceUrl(auth, (cs) => sdk.BlobServiceClient.fromConnectionString(cs).url);
+  let url: string;
+  try {
+    url = serviceUrl(auth, (cs) => sdk.BlobServiceClient.fromConnectionString(cs).url);
+  } catch {
+    // The SDK's message may quote the connection string: not passed on.
+    throw new TrailwardenError(
+      'TW_ERR_CONFIG',
+      `sink ${ctx.name}: connection_string: the Azure SDK cannot read it; copy it again from the portal (Access keys) or use account_url`,
+    );
+  }
   const guard = sinkNetworkGuard(options.allow_private_networks, ctx);
   const agent = guardedAgent(new URL(url).protocol, guard, options.max_connections);
   // StoragePipelineOptions does not declare `agent`, but the SDK hands its

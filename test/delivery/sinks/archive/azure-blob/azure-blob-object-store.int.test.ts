@@ -542,3 +542,13 @@ test('no secret appears in an error, a healthcheck detail or a log line', () => 
     }
   }
 });
+
+test('a connection string the SDK cannot read is a config error that does not quote it', async () => {
+  const unreadable = `AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};EndpointSuffix=`;
+  await assert.rejects(openStore({ connection_string: unreadable }), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'TW_ERR_CONFIG');
+    assert.match(err.message, /connection_string: the Azure SDK cannot read it/);
+    assert.ok(!err.message.includes(AZURITE_KEY));
+    return true;
+  });
+});
