@@ -53,6 +53,8 @@ export interface GcsFake {
   /** Holds every upload request's answer until the returned function is called. */
   stall(): () => void;
   object(bucket: string, name: string): GcsFakeObject | undefined;
+  /** Connections open to the fake now. */
+  connections(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -271,6 +273,10 @@ export async function startGcsFake(): Promise<GcsFake> {
       };
     },
     object: (bucket, name) => objects.get(`${bucket}/${name}`),
+    connections: () =>
+      new Promise<number>((resolve, reject) =>
+        server.getConnections((err, n) => (err ? reject(err) : resolve(n))),
+      ),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

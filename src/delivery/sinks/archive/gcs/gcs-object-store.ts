@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import { isIP, Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { finished } from 'node:stream/promises';
 import type { Storage, StorageOptions } from '@google-cloud/storage';
 import type { HealthcheckResult, SinkContext } from '../../../sink.js';
@@ -16,13 +16,15 @@ import {
   type PutResult,
 } from '../object-store.js';
 import type { GcsOptions } from './gcs-options.js';
+import { type GcsAgents, routeJsonApi } from './gcs-transport.js';
 
 /**
- * Retries the SDK makes itself, inside one put or healthcheck, for 429, 5xx
- * and dropped connections (metadata reads and resumable chunks; a multipart
- * upload's body is a stream the SDK does not replay). One only: the sink's
- * own retry schedule, with back-off, status and alerts, handles anything
- * longer, and every SDK retry holds the delivery without showing why.
+ * Retries the SDK makes itself, inside one put, for 429, 5xx and dropped
+ * connections of a resumable upload (its session start and chunks). The
+ * JSON API requests gcs-transport.ts carries (multipart uploads, metadata
+ * reads) are not retried in-process. One only: the sink's own retry
+ * schedule, with back-off, status and alerts, handles anything longer, and
+ * every SDK retry holds the delivery without showing why.
  */
 const SDK_MAX_RETRIES = 1;
 /** The SDK's back-off ceiling (seconds) for that one retry. */
@@ -113,7 +115,7 @@ export function gcsError(
  * addresses a hostname resolves to, and IP-literal hosts (which Node does
  * not look up) are checked as the connection is created.
  */
-function guardedAgents(guard: NetworkGuard, timeoutMs: number): { http: http.Agent; https: https.Agent } {
+function guardedAgents(guard: NetworkGuard, timeoutMs: number): GcsAgents {
   const options = { keepAlive: true, timeout: timeoutMs, ...(guard.active ? { lookup: guard.lookup } : {}) };
   const agents = { http: new http.Agent(options), https: new https.Agent(options) };
   if (guard.active) {
@@ -136,31 +138,15 @@ function guardedAgents(guard: NetworkGuard, timeoutMs: number): { http: http.Age
 }
 
 /**
- * The JSON API requests of @google-cloud/storage 7 (bucket and object
- * metadata, multipart uploads) go through teeny-request, which always uses
- * its own process-wide agent and takes none from the caller; only the
- * resumable upload (gaxios) takes ours. So before each call the endpoint's
- * host is checked here: an IP literal at once, a hostname through the
- * guard's lookup. `api_endpoint` is a host option (the operator's), so a
- * tenant-bound admin's sink always talks to storage.googleapis.com.
+ * Refuses an IP-literal endpoint the guard forbids before anything is sent:
+ * with credentials, the SDK would first fetch a token from Google, and the
+ * refusal would hide behind that request's own failure. (Every connection
+ * is still checked by the agents; this only answers sooner and clearer.)
  */
-function endpointCheck(guard: NetworkGuard, endpoint: URL | undefined): () => Promise<void> {
-  if (!guard.active || endpoint === undefined) return async () => undefined;
-  const host = endpoint.hostname.replace(/^\[(.*)\]$/, '$1');
-  return () =>
-    new Promise<void>((resolve, reject) => {
-      try {
-        guard.checkLiteral(host);
-      } catch (err) {
-        reject(err);
-        return;
-      }
-      if (isIP(host) !== 0) {
-        resolve();
-        return;
-      }
-      guard.lookup(host, { all: true }, (err) => (err ? reject(err) : resolve()));
-    });
+function endpointCheck(guard: NetworkGuard, endpoint: URL | undefined): () => void {
+  if (!guard.active || endpoint === undefined) return () => undefined;
+  const host = endpoint.hostname;
+  return () => guard.checkLiteral(host);
 }
 
 /** Removes the inline key's private key (and the whole key text) from a message, should a library ever quote it. */
@@ -218,16 +204,17 @@ function storageOptions(options: GcsOptions): StorageOptions {
  * off (the writer gzips), and its CRC32C/MD5 check of what GCS stored is on.
  */
 export async function createGcsObjectStore(options: GcsOptions, ctx: SinkContext): Promise<ObjectStore> {
-  const { Storage } = await import('@google-cloud/storage');
+  const sdk = await import('@google-cloud/storage');
   const target = `gs://${options.bucket}`;
   const endpoint = options.api_endpoint === undefined ? undefined : new URL(options.api_endpoint);
   const guard = sinkNetworkGuard(options.allow_private_networks, ctx);
   const agents = guardedAgents(guard, options.request_timeout_ms);
   const checkEndpoint = endpointCheck(guard, endpoint);
   const redact = redactor(options.credentials_json);
-  const storage: Storage = new Storage(storageOptions(options));
+  const storage: Storage = new sdk.Storage(storageOptions(options));
+  const endRequests = routeJsonApi(storage, sdk, agents, options.request_timeout_ms);
   storage.interceptors.push({
-    // Read by the resumable upload (gaxios); teeny-request ignores `agent` (see endpointCheck).
+    // Read by the resumable upload (gaxios); the JSON API requests go through gcs-transport.ts.
     request: (reqOpts) => ({
       ...reqOpts,
       uri: 'uri' in reqOpts ? reqOpts.uri : reqOpts.url,
@@ -252,7 +239,7 @@ export async function createGcsObjectStore(options: GcsOptions, ctx: SinkContext
     inFlight.add(controller);
     try {
       if (signal.aborted) throw new ObjectStoreError('transient', 'aborted', `${what}: aborted`);
-      await checkEndpoint();
+      checkEndpoint();
       return await run(controller.signal);
     } catch (err) {
       if (controller.signal.aborted) throw new ObjectStoreError('transient', 'aborted', `${what}: aborted`);
@@ -317,6 +304,7 @@ export async function createGcsObjectStore(options: GcsOptions, ctx: SinkContext
     async close() {
       closed = true;
       for (const controller of inFlight) controller.abort(new Error('sink closing'));
+      endRequests();
       agents.http.destroy();
       agents.https.destroy();
     },

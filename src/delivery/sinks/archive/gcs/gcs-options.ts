@@ -95,7 +95,7 @@ export const gcsOptionsShape = {
     .min(1, { error: 'key_file: expected a path' })
     .max(4096, { error: 'key_file: at most 4096 characters' })
     .optional(),
-  /** The JSON API's origin instead of https://storage.googleapis.com (an emulator, a Private Service Connect endpoint): a host option. */
+  /** The JSON API's origin instead of https://storage.googleapis.com (an emulator, a Private Service Connect endpoint); held to public addresses unless allow_private_networks. */
   api_endpoint: apiEndpoint.optional(),
   allow_private_networks: z.boolean().default(false),
   /** Objects larger than this go up in a resumable upload (in chunks of this size), smaller ones in one multipart request. */
@@ -127,10 +127,10 @@ export const gcsSecretFields: readonly string[] = ['credentials_json'];
 
 /**
  * Options that reach the server's host or its networks: a key file on the
- * host, an endpoint of the operator's choosing, private addresses. A
- * tenant-bound admin may not set them.
+ * host, private addresses. A tenant-bound admin may not set them; its
+ * `api_endpoint` is held to public addresses by the network guard.
  */
-export const gcsHostOptions: readonly string[] = ['key_file', 'api_endpoint', 'allow_private_networks'];
+export const gcsHostOptions: readonly string[] = ['key_file', 'allow_private_networks'];
 
 /**
  * What is wrong with the credentials of a gcs sink where it would run: one

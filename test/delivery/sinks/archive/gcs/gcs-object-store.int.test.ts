@@ -214,7 +214,7 @@ test('the healthcheck reads the bucket metadata and writes nothing', async () =>
   await store.close();
 });
 
-test('close() ends an upload in progress: put fails at once and no object is left', async () => {
+test('close() ends an upload in progress: the put fails at once, while GCS has not answered', async () => {
   const store = await createGcsObjectStore(options(), context(OPERATOR));
   const release = fake.stall();
   const key = freshKey();
@@ -222,9 +222,42 @@ test('close() ends an upload in progress: put fails at once and no object is lef
   while (!fake.requests.some((r) => r.query.get('name') === key)) await new Promise((r) => setTimeout(r, 10));
   await store.close();
   const err = await put;
-  release();
   assert.ok(err instanceof ObjectStoreError, String(err));
   assert.equal(err.kind, 'transient');
+  release();
+});
+
+test('close() leaves no connection open to the endpoint, after multipart, resumable and metadata requests', async () => {
+  const store = await createGcsObjectStore(
+    options({ resumable_threshold_bytes: 262_144 }),
+    context(OPERATOR),
+  );
+  await store.healthcheck(never());
+  await store.put(archiveObject(freshKey(), Buffer.from('x\n')), never());
+  await store.put(archiveObject(freshKey(), Buffer.alloc(300_000, 2)), never());
+  assert.ok((await fake.connections()) > 0, 'keep-alive connections while open');
+  await store.close();
+  for (let i = 0; i < 100 && (await fake.connections()) > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(await fake.connections(), 0);
+});
+
+test('an endpoint whose name resolves to a loopback address is refused when connecting, not only IP literals', async () => {
+  const store = await createGcsObjectStore(
+    options({ allow_private_networks: false, api_endpoint: fake.url.replace('127.0.0.1', 'localhost') }),
+    context(OPERATOR),
+  );
+  const before = fake.requests.length;
+  for (const size of [10, 300_000]) {
+    const err = await store.put(archiveObject(freshKey(), Buffer.alloc(size, 3)), never()).catch((e) => e);
+    assert.ok(err instanceof ObjectStoreError, String(err));
+    assert.equal(err.kind, 'refused');
+    assert.equal(err.code, 'TW_FORBIDDEN_ADDRESS');
+  }
+  const health = await store.healthcheck(never());
+  assert.equal(health.ok, false);
+  assert.match(health.detail, /TW_FORBIDDEN_ADDRESS/);
+  assert.equal(fake.requests.length, before, 'no request reached the fake');
+  await store.close();
 });
 
 test("an api_endpoint at 127.0.0.1 is refused without allow_private_networks, and reached with it (the operator's)", async () => {

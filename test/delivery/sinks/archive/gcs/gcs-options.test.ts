@@ -85,9 +85,9 @@ test('credentials_json must be a service-account key of googleapis.com, and no m
   }
 });
 
-test('the inline key is secret; the key file, endpoint and private networks are host options', () => {
+test('the inline key is secret; the key file and private networks are host options', () => {
   assert.deepEqual([...gcsSecretFields], ['credentials_json']);
-  assert.deepEqual([...gcsHostOptions].sort(), ['allow_private_networks', 'api_endpoint', 'key_file']);
+  assert.deepEqual([...gcsHostOptions].sort(), ['allow_private_networks', 'key_file']);
 });
 
 test("a tenant-bound admin's sink without an inline key is refused (no application default credentials); others may use them", () => {
