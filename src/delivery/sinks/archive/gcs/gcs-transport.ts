@@ -39,7 +39,8 @@ function field(value: unknown, name: string): unknown {
 async function bytesOf(body: string | Readable): Promise<Buffer> {
   if (typeof body === 'string') return Buffer.from(body, 'utf8');
   const chunks: Buffer[] = [];
-  for await (const chunk of body) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk));
+  for await (const chunk of body)
+    chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk));
   return Buffer.concat(chunks);
 }
 
@@ -97,33 +98,37 @@ export function routeJsonApi(storage: Storage, sdk: Sdk, agents: GcsAgents, time
     };
     const request = url.protocol === 'http:' ? http.request : https.request;
     return new Promise((resolve, reject) => {
-      const req = request(url, { method: opts.method ?? 'GET', headers, agent, timeout: timeoutMs }, (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size <= MAX_RESPONSE_BYTES) chunks.push(chunk);
-        });
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let body: unknown = text;
-          try {
-            body = text === '' ? undefined : JSON.parse(text);
-          } catch {
-            // Not JSON (a proxy's HTML page): kept as text.
-          }
-          const resp: SdkResponse = {
-            statusCode: res.statusCode ?? 0,
-            ...(res.statusMessage === undefined ? {} : { statusMessage: res.statusMessage }),
-            headers: res.headers,
-            body: text,
-            // The SDK reads nothing of the request but its URL: no agent is handed out.
-            request: Object.assign(new PassThrough(), { agent: false as const, headers, href: url.href }),
-          };
-          resolve({ resp, body });
-        });
-      });
+      const req = request(
+        url,
+        { method: opts.method ?? 'GET', headers, agent, timeout: timeoutMs },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size <= MAX_RESPONSE_BYTES) chunks.push(chunk);
+          });
+          res.on('error', reject);
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let body: unknown = text;
+            try {
+              body = text === '' ? undefined : JSON.parse(text);
+            } catch {
+              // Not JSON (a proxy's HTML page): kept as text.
+            }
+            const resp: SdkResponse = {
+              statusCode: res.statusCode ?? 0,
+              ...(res.statusMessage === undefined ? {} : { statusMessage: res.statusMessage }),
+              headers: res.headers,
+              body: text,
+              // The SDK reads nothing of the request but its URL: no agent is handed out.
+              request: Object.assign(new PassThrough(), { agent: false as const, headers, href: url.href }),
+            };
+            resolve({ resp, body });
+          });
+        },
+      );
       inFlight.add(req);
       req.on('close', () => inFlight.delete(req));
       req.on('timeout', () =>
@@ -152,7 +157,8 @@ export function routeJsonApi(storage: Storage, sdk: Sdk, agents: GcsAgents, time
           callback(
             new sdk.ApiError({
               code: resp.statusCode,
-              message: typeof message === 'string' ? message : (resp.statusMessage ?? `HTTP ${resp.statusCode}`),
+              message:
+                typeof message === 'string' ? message : (resp.statusMessage ?? `HTTP ${resp.statusCode}`),
               errors: Array.isArray(errors) ? errors : [],
               response: resp,
             }),

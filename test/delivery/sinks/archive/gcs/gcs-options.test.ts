@@ -2,13 +2,13 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
 import { z } from 'zod';
+import type { SinkPlacement } from '../../../../../src/delivery/sink.js';
 import {
   gcsHostOptions,
   gcsOptionsShape,
   gcsPlacementProblems,
   gcsSecretFields,
 } from '../../../../../src/delivery/sinks/archive/gcs/gcs-options.js';
-import type { SinkPlacement } from '../../../../../src/delivery/sink.js';
 
 const schema = z.object(gcsOptionsShape);
 const pem = String(
