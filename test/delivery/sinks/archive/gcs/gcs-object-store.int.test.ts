@@ -228,17 +228,22 @@ test('close() ends an upload in progress: the put fails at once, while GCS has n
 });
 
 test('close() leaves no connection open to the endpoint, after multipart, resumable and metadata requests', async () => {
+  // A fake of its own: connections other tests' stores left would be counted too.
+  const own = await startGcsFake();
+  own.addBucket(BUCKET);
   const store = await createGcsObjectStore(
-    options({ resumable_threshold_bytes: 262_144 }),
+    options({ api_endpoint: own.url, resumable_threshold_bytes: 262_144 }),
     context(OPERATOR),
   );
   await store.healthcheck(never());
   await store.put(archiveObject(freshKey(), Buffer.from('x\n')), never());
   await store.put(archiveObject(freshKey(), Buffer.alloc(300_000, 2)), never());
-  assert.ok((await fake.connections()) > 0, 'keep-alive connections while open');
+  assert.ok((await own.connections()) > 0, 'keep-alive connections while open');
   await store.close();
-  for (let i = 0; i < 100 && (await fake.connections()) > 0; i++) await new Promise((r) => setTimeout(r, 10));
-  assert.equal(await fake.connections(), 0);
+  for (let i = 0; i < 100 && (await own.connections()) > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  const left = await own.connections();
+  await own.close();
+  assert.equal(left, 0);
 });
 
 test('an endpoint whose name resolves to a loopback address is refused when connecting, not only IP literals', async () => {
