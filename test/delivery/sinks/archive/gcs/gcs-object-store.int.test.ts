@@ -227,6 +227,22 @@ test('close() ends an upload in progress: the put fails at once, while GCS has n
   release();
 });
 
+test('put honours its signal: aborted while GCS has not answered, it fails at once as transient', async () => {
+  const store = await createGcsObjectStore(options(), context(OPERATOR));
+  const release = fake.stall();
+  const key = freshKey();
+  const controller = new AbortController();
+  const put = store.put(archiveObject(key, Buffer.from('x\n')), controller.signal).catch((e) => e);
+  while (!fake.requests.some((r) => r.query.get('name') === key)) await new Promise((r) => setTimeout(r, 10));
+  controller.abort();
+  const err = await put;
+  release();
+  assert.ok(err instanceof ObjectStoreError, String(err));
+  assert.equal(err.kind, 'transient');
+  assert.equal(err.code, 'aborted');
+  await store.close();
+});
+
 test('close() leaves no connection open to the endpoint, after multipart, resumable and metadata requests', async () => {
   // A fake of its own: connections other tests' stores left would be counted too.
   const own = await startGcsFake();
@@ -248,10 +264,15 @@ test('close() leaves no connection open to the endpoint, after multipart, resuma
 
 test('an endpoint whose name resolves to a loopback address is refused when connecting, not only IP literals', async () => {
   const store = await createGcsObjectStore(
-    options({ allow_private_networks: false, api_endpoint: fake.url.replace('127.0.0.1', 'localhost') }),
+    options({
+      allow_private_networks: false,
+      api_endpoint: fake.url.replace('127.0.0.1', 'localhost'),
+      resumable_threshold_bytes: 262_144,
+    }),
     context(OPERATOR),
   );
   const before = fake.requests.length;
+  // 10 bytes: multipart (gcs-transport.ts); 300,000: resumable (the SDK's gaxios, given the agent).
   for (const size of [10, 300_000]) {
     const err = await store.put(archiveObject(freshKey(), Buffer.alloc(size, 3)), never()).catch((e) => e);
     assert.ok(err instanceof ObjectStoreError, String(err));
