@@ -84,7 +84,9 @@ export function gcsError(
   if (forbidden) return new ObjectStoreError('refused', forbidden.code, `${what}: ${forbidden.message}`);
   if (err instanceof ObjectStoreError) return err;
   const status = statusOf(err);
-  const message = redact(snippet(err instanceof Error ? err.message : String(err)));
+  // A URL's query is left out: a resumable session's upload_id lets anyone holding it write to the session.
+  const text = (err instanceof Error ? err.message : String(err)).replace(/\?\S*/g, '?…');
+  const message = redact(snippet(text));
   if (status !== undefined) {
     const kind: ObjectStoreErrorKind = REFUSED_STATUSES.has(status)
       ? 'refused'
@@ -104,6 +106,8 @@ export function gcsError(
   }
   const errno = field(err, 'code');
   const code = typeof errno === 'string' && /^[A-Z0-9_]{2,40}$/.test(errno) ? errno : 'network';
+  // node-fetch (the resumable upload's gaxios) wraps the guard's refusal, keeping only its code.
+  if (code === 'TW_FORBIDDEN_ADDRESS') return new ObjectStoreError('refused', code, `${what}: ${message}`);
   // The auth library fails this way when no credentials are found at all: the settings, not the network.
   const kind: ObjectStoreErrorKind = /default credentials/i.test(message) ? 'refused' : 'transient';
   return new ObjectStoreError(kind, code, `${what}: ${message}`);
