@@ -110,7 +110,7 @@ export class ArchiveEvents {
         if (top === undefined) {
           const after = this.#files[next];
           if (after === undefined) return;
-          throw this.#gap(expected, this.#first(after), after, undefined);
+          throw this.#gap(expected, this.#first(after), after, []);
         }
         const seq = top.head.seq;
         if (seq > expected) throw await this.#missing(expected, top, heap);
@@ -157,35 +157,40 @@ export class ArchiveEvents {
         if (seq !== undefined) previous = seq;
       }
     }
-    return this.#gap(expected, top.head.seq, top.file, top.line);
+    return this.#gap(expected, top.head.seq, top.file, heap.all());
   }
 
-  #gap(expected: number, found: number, file: ArchiveFile, line: number | undefined): ArchiveProblem {
+  /**
+   * Names where `expected..found-1` went missing: the open objects whose
+   * range spans it (tenants interleave, so the name cannot say which lost
+   * it), and the objects either side of it.
+   */
+  #gap(expected: number, found: number, next: ArchiveFile, open: readonly Cursor[]): ArchiveProblem {
     const missing = found - 1 === expected ? `seq ${expected} is` : `seqs ${expected}..${found - 1} are`;
-    const before = this.#last;
-    const at = line === undefined ? '' : ` (line ${line})`;
-    const where =
-      before === file
-        ? `object ${file.name} goes from seq ${expected - 1} to seq ${found}${at}: lines were removed from it`
-        : before === undefined
-          ? `the first object, ${file.name}, starts at seq ${found}`
-          : `the last event before the gap (seq ${expected - 1}) is in object ${before.name}, ` +
-            `the next (seq ${found}) in object ${file.name}${at}: an object or lines were removed, ` +
-            'or the sink has a filter (verify --archive needs an unfiltered sink)';
-    return new ArchiveProblem('gap', `${missing} in no object: ${where}`, expected);
+    const spanning = open
+      .filter((c) => (c.file.named?.last ?? Number.POSITIVE_INFINITY) >= expected)
+      .map((c) => `${c.file.name}${rangeOf(c.file)}`);
+    const span = spanning.length === 0 ? '' : `; object(s) whose range spans it: ${spanning.join(', ')}`;
+    return new ArchiveProblem(
+      'gap',
+      `${missing} in no object: lines or an object were removed, or the sink has a filter ` +
+        '(verify --archive needs an unfiltered sink). ' +
+        `The last event before it (seq ${expected - 1}) is in ${this.#last?.name ?? '(none)'}, ` +
+        `the next (seq ${found}) in ${next.name}${span}`,
+      expected,
+    );
   }
 
+  /**
+   * `top` holds a `seq` already handed on. The merge hands on the smallest
+   * `seq` first, so that was the last one, from the last object read.
+   */
   #duplicate(top: Cursor): ArchiveProblem {
     const seq = top.head.seq;
-    const other = this.#files.find((f) => {
-      const r = this.#seen.get(f);
-      return f !== top.file && r !== undefined && r.first <= seq && r.last >= seq;
-    });
-    const where = other === undefined ? 'another object' : `object ${other.name}`;
     return new ArchiveProblem(
       'duplicate',
-      `seq ${seq} is in ${where} and again at line ${top.line} of object ${top.file.name}: ` +
-        'an object or lines were duplicated',
+      `seq ${seq} is in object ${this.#last?.name ?? '(none)'} and again at line ${top.line} of object ` +
+        `${top.file.name}: an object or lines were duplicated`,
       seq,
     );
   }
@@ -236,6 +241,10 @@ async function advance(cursor: Cursor): Promise<boolean> {
   cursor.head = event;
   cursor.line = next.value.line;
   return true;
+}
+
+function rangeOf(file: ArchiveFile): string {
+  return file.named ? ` (named for seqs ${file.named.first}..${file.named.last})` : '';
 }
 
 function rangeProblem(file: ArchiveFile, what: string, seq: number): ArchiveProblem {
