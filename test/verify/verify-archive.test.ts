@@ -226,12 +226,15 @@ describe('verify --archive catches each tampering and names it', () => {
   });
 
   test('a removed object is a gap naming the objects either side', async () => {
-    let removed = '';
+    let around: string[] = [];
     const r = await verifyBuilt({}, (a) => {
-      removed = a.objects[4]!;
-      rmSync(a.path(removed));
+      // objects[4] is acme's 21..29; globex's 12..20 ends before it, globex's 22..30 comes after.
+      around = [a.objects[3]!, a.objects[5]!];
+      rmSync(a.path(a.objects[4]!));
     });
-    expectFailure(r, 'gap', /in no object: lines or an object were removed/);
+    const f = expectFailure(r, 'gap', /seq 21 is in no object: lines or an object were removed/);
+    assert.ok(f.message.includes(`(seq 20) is in ${around[0]}`), f.message);
+    assert.ok(f.message.includes(`(seq 22) in ${around[1]}`), f.message);
   });
 
   test('a duplicated object (a copy under another prefix) names both copies', async () => {
@@ -262,6 +265,26 @@ describe('verify --archive catches each tampering and names it', () => {
       renameSync(a.path(name), a.path(name.replace(`-${String(last).padStart(16, '0')}.`, `-${shorter}.`)));
     });
     expectFailure(r, 'range', /is named for seqs \d+\.\.\d+, but line \d+ holds seq \d+/);
+  });
+
+  test('an object renamed to start one seq earlier fails its range check on its first line', async () => {
+    const r = await verifyBuilt({}, (a) => {
+      const name = a.objects[2]!;
+      const { first } = rangeOf(name);
+      const pad = (n: number) => String(n).padStart(16, '0');
+      renameSync(a.path(name), a.path(name.replace(`/${pad(first)}-`, `/${pad(first - 1)}-`)));
+    });
+    expectFailure(r, 'range', /is named for seqs \d+\.\.\d+, but its first line holds seq/);
+  });
+
+  test("an object's last line removed fails its range check on its end", async () => {
+    let name = '';
+    const r = await verifyBuilt({}, (a) => {
+      name = objectWith(a, 2).name;
+      editObject(a, name, (lines) => lines.slice(0, -1));
+    });
+    const f = expectFailure(r, 'range', /but its last line holds seq/);
+    assert.ok(f.message.includes(name), f.message);
   });
 
   test('a forged note (its root changed, its signature kept) fails as a bad signature, named', async () => {
