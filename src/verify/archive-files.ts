@@ -93,6 +93,12 @@ export interface ObjectLine {
 }
 
 const NEWLINE = 0x0a;
+/**
+ * Far above any stored event (`max_event_bytes` is at most 1 MiB, and the
+ * server's fields and escapes add little): a longer line is not one, and is
+ * not held in memory.
+ */
+const MAX_LINE_BYTES = 16 * 1024 * 1024;
 
 /**
  * Streams an object's lines (gunzipped on the fly), holding one chunk and one
@@ -106,6 +112,7 @@ export async function* objectLines(file: ArchiveFile): AsyncGenerator<ObjectLine
   const input: NodeJS.ReadableStream = gunzip ? raw.pipe(gunzip) : raw;
   if (gunzip) raw.on('error', (err) => gunzip.destroy(err));
   let carry: Buffer[] = [];
+  let carried = 0;
   let line = 0;
   try {
     for await (const chunk of input as AsyncIterable<Buffer>) {
@@ -114,14 +121,24 @@ export async function* objectLines(file: ArchiveFile): AsyncGenerator<ObjectLine
         const piece = chunk.subarray(start, nl);
         const bytes = carry.length === 0 ? piece : Buffer.concat([...carry, piece]);
         carry = [];
+        carried = 0;
         line += 1;
         yield { text: bytes.toString('utf8'), line };
         start = nl + 1;
       }
-      if (start < chunk.length) carry.push(chunk.subarray(start));
+      if (start < chunk.length) {
+        carry.push(chunk.subarray(start));
+        carried += chunk.length - start;
+        if (carried > MAX_LINE_BYTES) {
+          throw new ArchiveProblem(
+            'malformed',
+            `line ${line + 1} of object ${file.name} runs past ${MAX_LINE_BYTES} bytes: it is not a stored event`,
+          );
+        }
+      }
     }
   } catch (err) {
-    if (gunzip === undefined) throw err;
+    if (gunzip === undefined || err instanceof ArchiveProblem) throw err;
     throw new ArchiveProblem(
       'corrupt',
       `object ${file.name} is not a complete gzip stream after line ${line} (${(err as Error).message}): ` +

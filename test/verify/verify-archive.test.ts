@@ -394,6 +394,15 @@ describe('verify --archive on archives it cannot check', () => {
     expectFailure(edited, 'edited', /does not match its leaf hash/);
   });
 
+  test('a line longer than any event is refused without being held whole', async () => {
+    let name = '';
+    const r = await verifyBuilt({}, (a) => {
+      name = a.objects[0]!;
+      writeObject(a.path(name), ['x'.repeat(17 * 1024 * 1024)], true);
+    });
+    expectFailure(r, 'malformed', new RegExp(`line 1 of object ${name} runs past \\d+ bytes`));
+  });
+
   test('a folder without data objects fails as empty', async () => {
     const r = await verifyBuilt({}, (a) => {
       for (const name of a.objects) rmSync(a.path(name));
