@@ -22,10 +22,14 @@ import { DataSet } from './dataset.js';
 const EVENTS = Number(process.env['BENCH_ARCHIVE_EVENTS'] ?? '1000000');
 const BATCH = 1000;
 const NOTE_EVERY = 10_000;
+/** When set, the verifying process gets this V8 heap limit (MB): it must still finish. */
+const HEAP_MB = process.env['BENCH_VERIFY_HEAP_MB'];
 const ORIGIN = 'bench.trailwarden/log';
 const pad = (n: number) => String(n).padStart(16, '0');
 
-const dir = mkdtempSync(join(tmpdir(), 'tw-bench-archive-'));
+/** When set, the archive is written there and kept (for profiling). */
+const KEEP = process.env['BENCH_ARCHIVE_DIR'];
+const dir = KEEP ?? mkdtempSync(join(tmpdir(), 'tw-bench-archive-'));
 try {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const signer = { name: ORIGIN, privateKey, publicKeyRaw: rawPublicKey(publicKey) };
@@ -62,21 +66,18 @@ try {
     }
   }
   const vkey = verifierKeyString(signer.name, signer.publicKeyRaw);
+  if (KEEP !== undefined) console.log(`archive kept in ${dir}, verifier key ${vkey}`);
   const bin = new URL('../bin/trailwarden.js', import.meta.url).pathname;
-  const run = spawnSync(
-    '/usr/bin/time',
-    ['-f', '%M %e', process.execPath, bin, 'verify', '--archive', dir, '--vkey', vkey],
-    {
-      encoding: 'utf8',
-    },
-  );
+  const heap = HEAP_MB === undefined ? [] : [`--max-old-space-size=${HEAP_MB}`];
+  const argv = [...heap, bin, 'verify', '--archive', dir, '--vkey', vkey];
+  const run = spawnSync('/usr/bin/time', ['-f', '%M %e', process.execPath, ...argv], { encoding: 'utf8' });
   const [rssKb = 'NaN', seconds = 'NaN'] = run.stderr.trim().split('\n').at(-1)!.split(' ');
   process.stdout.write(run.stdout);
   console.log(
     `verify --archive: ${EVENTS} events in ${objects} gzip objects (${(bytes / 1e6).toFixed(1)} MB): ` +
       `exit ${run.status}, ${Number(seconds).toFixed(1)} s (${Math.round(EVENTS / Number(seconds))} events/s), ` +
-      `peak RSS ${(Number(rssKb) / 1024).toFixed(0)} MB`,
+      `peak RSS ${(Number(rssKb) / 1024).toFixed(0)} MB${HEAP_MB === undefined ? '' : ` (heap limit ${HEAP_MB} MB)`}`,
   );
 } finally {
-  rmSync(dir, { recursive: true, force: true });
+  if (KEEP === undefined) rmSync(dir, { recursive: true, force: true });
 }
