@@ -17,6 +17,7 @@ import { type TrustedCheckpoint, type VerifyLogResult, verifyLog } from '../veri
 import { ApiClient, addClientOptions, clientOptionsFrom } from './http-client.js';
 import { createProgress } from './progress.js';
 import { type ConfigFlags, configFromFlags } from './serve.js';
+import { verifyArchiveCommand } from './verify-archive.js';
 
 export interface VerifyFlags extends ConfigFlags {
   url?: string;
@@ -26,6 +27,10 @@ export interface VerifyFlags extends ConfigFlags {
   vkey?: string;
   /** Files holding checkpoints the verifier kept earlier (`--trusted-checkpoint`, repeatable). */
   trustedCheckpoint?: string[];
+  /** A downloaded archive sink's bucket (`--archive`). */
+  archive?: string;
+  /** With `--archive`: accept an archive that starts after seq 1. */
+  partial?: boolean;
 }
 
 interface Source {
@@ -206,6 +211,20 @@ export async function verifyCommand(
   // Read before any source opens: a source's event stream starts flowing at once and nothing may await in between.
   const kept: TrustedCheckpoint[] = [];
   for (const file of flags.trustedCheckpoint ?? []) kept.push(...(await readTrusted(file)));
+  if (flags.archive !== undefined) {
+    const others: Array<[string, unknown]> = [
+      ['--file', flags.file],
+      ['--url', flags.url],
+      ['--key', flags.key],
+      ['--data-dir', flags.dataDir],
+      ['--config', flags.config],
+      ['--checkpoints', flags.checkpoints],
+    ];
+    const other = others.find(([, value]) => value !== undefined);
+    if (other) throw new Error(`--archive verifies a downloaded archive alone: drop ${other[0]}`);
+    return verifyArchiveCommand({ ...flags, archive: flags.archive }, kept, out);
+  }
+  if (flags.partial) throw new Error('--partial applies to --archive only');
   const source =
     flags.file !== undefined
       ? await fileSource({ ...flags, file: flags.file })
@@ -258,6 +277,14 @@ export function registerVerifyCommand(program: Command): void {
       )
       .option('--checkpoints <file>', 'with --file: the JSON of GET /v1/checkpoints')
       .option(
+        '--archive <dir>',
+        "verify a downloaded archive sink's bucket (its root or the key prefix); needs --vkey",
+      )
+      .option(
+        '--partial',
+        'with --archive: accept an archive that starts after seq 1 (leaf hashes, seq contiguity and note signatures only)',
+      )
+      .option(
         '--vkey <verifier-key>',
         'pin the verifier key (from GET /v1/checkpoints/key) instead of trusting the source',
       )
@@ -271,7 +298,8 @@ export function registerVerifyCommand(program: Command): void {
     .addHelpText(
       'after',
       '\nModes: the local data folder (default), a running server (--url/--key, an all-tenant auditor key),\n' +
-        'or an export file (--file). Exit status 0 when intact, 1 with the first bad seq otherwise.\n' +
+        'an export file (--file), or a downloaded archive of an unfiltered, unshaped json archive sink\n' +
+        '(--archive, with --vkey). Exit status 0 when intact, 1 with the first bad seq otherwise.\n' +
         'Keep a checkpoint from each run (GET /v1/checkpoints/latest) and pass it next time with\n' +
         '--trusted-checkpoint: a log that was truncated or rolled back below it fails.',
     )

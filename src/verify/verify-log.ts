@@ -21,6 +21,13 @@ export interface VerifyLogInput {
   trusted?: readonly TrustedCheckpoint[];
   /** When set, every checkpoint must name this log origin. */
   origin?: string;
+  /**
+   * The events may end before the last checkpoints: a copy that lags the log
+   * (an archive whose sink wrote a checkpoint before the objects it covers).
+   * Checkpoints past the last event are then checked for their signature
+   * only and listed in `ahead`, instead of failing as deleted events.
+   */
+  mayLagCheckpoints?: boolean;
   /** Called every `PROGRESS_EVERY` events and after the last one, with the last `seq` read. */
   onProgress?: (seq: number) => void;
 }
@@ -55,6 +62,8 @@ export type VerifyLogResult =
       uncovered: number;
       /** Tree sizes of the trusted checkpoints the log was found consistent with, ascending. */
       trusted: number[];
+      /** With `mayLagCheckpoints`: sizes of the signed checkpoints past the last event, ascending. */
+      ahead?: number[];
     }
   | {
       ok: false;
@@ -139,6 +148,7 @@ export async function verifyLog(input: VerifyLogInput): Promise<VerifyLogResult>
     root: frontier.root().toString('base64'),
     uncovered: seen - Math.max(checker.lastGoodSize, trusted.matched.at(-1) ?? 0),
     trusted: trusted.matched,
+    ...(input.mayLagCheckpoints ? { ahead: checker.ahead } : {}),
   };
 }
 
@@ -146,6 +156,8 @@ export async function verifyLog(input: VerifyLogInput): Promise<VerifyLogResult>
 class CheckpointChecker {
   verified = 0;
   lastGoodSize = 0;
+  /** Signed checkpoints past the last event, when the events may lag them. */
+  readonly ahead: number[] = [];
   #next = 0;
   readonly #input: VerifyLogInput;
 
@@ -170,6 +182,14 @@ class CheckpointChecker {
     if (cp === undefined) return undefined;
     const failure = this.#checkSigned(cp);
     if (failure) return failure;
+    if (this.#input.mayLagCheckpoints) {
+      for (const later of this.#input.checkpoints.slice(this.#next)) {
+        const bad = this.#checkSigned(later);
+        if (bad) return bad;
+        this.ahead.push(later.treeSize);
+      }
+      return undefined;
+    }
     return {
       ok: false,
       seq: seen + 1,

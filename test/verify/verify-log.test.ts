@@ -168,6 +168,23 @@ describe('verifyLog finds the first tampered event', () => {
   });
 });
 
+describe('verifyLog on a copy that may lag its checkpoints (mayLagCheckpoints, an archive)', () => {
+  test('checkpoints past the last event are checked for their signature and listed as ahead', async () => {
+    const result = await run(log.slice(0, 30), { mayLagCheckpoints: true });
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.deepEqual(result.ok && [result.events, result.checkpoints, result.ahead], [30, 2, [35]]);
+  });
+
+  test('every checkpoint ahead must be genuine: a forged one after a genuine one fails as bad_signature', async () => {
+    const forged = checkpointsFor(log, [40], newSigner());
+    const result = await run(log.slice(0, 20), {
+      mayLagCheckpoints: true,
+      checkpoints: [...checkpoints, ...forged],
+    });
+    assert.deepEqual(pick(result), { problem: 'bad_signature', seq: null });
+  });
+});
+
 describe('verifyLog checks the checkpoints', () => {
   test('a checkpoint signed by another key is reported as a bad signature', async () => {
     const forged = [
