@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { basename, join, relative, sep } from 'node:path';
 import { createGunzip } from 'node:zlib';
@@ -93,6 +93,17 @@ export interface ObjectLine {
 }
 
 const NEWLINE = 0x0a;
+
+/** Whether a file begins with gzip's magic bytes (RFC 1952: 1f 8b). */
+function startsWithGzipMagic(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(2);
+    return readSync(fd, head, 0, 2, 0) === 2 && head[0] === 0x1f && head[1] === 0x8b;
+  } finally {
+    closeSync(fd);
+  }
+}
 /**
  * Far above any stored event (`max_event_bytes` is at most 1 MiB, and the
  * server's fields and escapes add little): a longer line is not one, and is
@@ -108,7 +119,10 @@ const MAX_LINE_BYTES = 16 * 1024 * 1024;
  */
 export async function* objectLines(file: ArchiveFile): AsyncGenerator<ObjectLine> {
   const raw = createReadStream(file.path);
-  const gunzip = file.gzip ? createGunzip() : undefined;
+  // A download that honoured Content-Encoding: gzip (GCS decompressive
+  // transcoding, curl --compressed, a browser) leaves plain lines under the
+  // .gz name: the lines are what is checked, so read what the bytes are.
+  const gunzip = file.gzip && startsWithGzipMagic(file.path) ? createGunzip() : undefined;
   const input: NodeJS.ReadableStream = gunzip ? raw.pipe(gunzip) : raw;
   if (gunzip) raw.on('error', (err) => gunzip.destroy(err));
   let carry: Buffer[] = [];

@@ -152,6 +152,13 @@ describe('verify --archive on an intact archive', () => {
     assert.equal(r.ok, true, JSON.stringify(r));
   });
 
+  test('.gz objects a download already gunzipped (Content-Encoding honoured) are read as the plain lines they are', async () => {
+    const r = await verifyBuilt({ gzip: false }, (a) => {
+      for (const name of a.objects) renameSync(a.path(name), a.path(`${name}.gz`));
+    });
+    assert.equal(r.ok, true, JSON.stringify(r));
+  });
+
   test('notes for more events than the archive holds are verified and listed, not failed', async () => {
     const r = await verifyBuilt({}, (a) => removeObjects(a, (r) => r.first > 50));
     assert.equal(r.ok, true, JSON.stringify(r));
