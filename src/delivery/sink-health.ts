@@ -18,7 +18,9 @@ export interface WorkerFlags {
  * A sink's delivery failures over time and the health they make: `retrying`
  * while attempts fail, `failing` once that has lasted `failing_after_ms`
  * (the alert is raised once) — or at once when the last attempt was refused
- * for good and nothing was delivered since, since no retry will change that.
+ * for good and nothing was delivered since, since no retry will change that,
+ * and with the alert at once when the peer refused the sink's settings (a
+ * `refused` retry: only the operator can mend them).
  * The next success, or a resume, ends the failure (and a raised alert is
  * answered by a recovery).
  */

@@ -483,7 +483,7 @@ export class SinkWorker {
     }
   }
 
-  /** The longest delay of the retry schedule, for a refusal that outlasts it. */
+  /** The schedule's last delay, for a refusal that outlasts the schedule. */
   private lastDelay(attempt: number): number | undefined {
     for (let n = Math.min(attempt, 100); n >= 1; n--) {
       const d = nextDelay(this.deps.retry, n);
