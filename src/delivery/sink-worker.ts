@@ -304,7 +304,9 @@ export class SinkWorker {
     }
     return this.reader.next(cursor, state.epoch, async (ms) => {
       await this.sleep(ms, 'backoff');
-      return !this.abandoned();
+      // A change to apply (a pause here or through another node) ends the wait: a partial batch
+      // looks again every second, and a sleep cut short at once would make that a busy loop.
+      return !this.abandoned() && this.refreshDue === undefined && !this.state.paused;
     });
   }
 

@@ -27,6 +27,8 @@ let bucket: MemoryObjectStore;
 let runners: SinkRunner[];
 let alerts: Array<{ kind: 'failing' | 'recovered'; detail: FailureDetail }>;
 let progress: number;
+/** How many times the log was read (the worker's readRangeRaw calls). */
+let reads: number;
 
 const memoryArchive = defineArchiveSink({
   kind: 'memory_archive',
@@ -41,6 +43,12 @@ const memoryArchive = defineArchiveSink({
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tw-archive-sink-'));
   log = await SqliteStore.open(join(dir, 'trailwarden.db'));
+  reads = 0;
+  const read = log.readRangeRaw.bind(log);
+  log.readRangeRaw = (after, limit) => {
+    reads += 1;
+    return read(after, limit);
+  };
   bucket = new MemoryObjectStore();
   runners = [];
   alerts = [];
@@ -261,6 +269,35 @@ describe('an archive sink through the worker', () => {
     );
     assert.equal(bucket.objects.size, 0);
     assert.equal(progress, 0);
+  });
+});
+
+describe('an archive object waiting for company', () => {
+  test('is written as soon as max_events arrive, not when max_wait_ms ends', async () => {
+    const events = await appendMixed();
+    await start(config({ batch: { max_events: 8, max_wait_ms: 3_600_000 } }));
+    await until(() => bucket.attempts.length === 0 && reads > 1, 'the batch to wait');
+    const more = [
+      makeEvent({ tenant_id: 'acme' }),
+      makeEvent({ tenant_id: 'acme' }),
+      makeEvent({ tenant_id: 'acme' }),
+    ];
+    await log.append(more.map(prepare));
+    await until(() => progress === 8, 'the full batch to be written');
+    assertEachOnce([...events, ...more]);
+  });
+
+  test('a pause through another node ends the wait at once, writing nothing', async () => {
+    await appendMixed();
+    const runner = await start(config({ batch: { max_wait_ms: 3_600_000 } }));
+    await until(() => reads > 1, 'the batch to wait');
+    await log.delivery.setSinkFlags('archive', { paused: true });
+    await runner.worker?.refresh();
+    await until(() => runner.worker?.health === 'paused', 'the pause to apply');
+    const seen = reads;
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(reads - seen <= 1, `${reads - seen} reads of the log while paused`);
+    assert.equal(bucket.attempts.length, 0);
   });
 });
 
