@@ -177,6 +177,25 @@ describe('received_at from the stored JSON', () => {
     assert.equal(receivedAtOf(row(body)), '2026-03-15T09:00:00.000Z');
   });
 
+  test('the rows the store writes are read on that path', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tw-received-at-'));
+    const own = await SqliteStore.open(join(dir, 'trailwarden.db'));
+    try {
+      await own.append([prepare(makeEvent({ event_id: 'quote"d', timestamp: '2026-03-15T10:00:00+02:00' }))]);
+      const [stored] = await own.readRangeRaw(0, 1);
+      const { received_at } = JSON.parse(stored!.body) as { received_at: string };
+      const end = stored!.body.indexOf(`"received_at":"${received_at}"`) + received_at.length + 16;
+      // Cut after the value: only the start is read, or the parse of what is left throws.
+      assert.equal(
+        receivedAtOf({ ...stored!, body: `${stored!.body.slice(0, end)}, not json` }),
+        received_at,
+      );
+    } finally {
+      await own.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("a nested received_at is never taken for the event's own", () => {
     const body = JSON.stringify({
       seq: 7,
