@@ -9,6 +9,14 @@ import type { BatchLimits, DeliveryBatch, OutgoingEvent } from './sink.js';
 /** Events read from the log per step when a filter skips most of them. */
 const READ_WINDOW = 512;
 
+/**
+ * How often a partial batch waiting longer than this looks for new events
+ * (reading only those), so it leaves as soon as it is full rather than at
+ * the end of its wait (an archive object waits up to `max_wait_ms`, minutes
+ * by default). A shorter wait is waited out at once, as before.
+ */
+export const PARTIAL_BATCH_POLL_MS = 1000;
+
 /** How a sink's events are chosen and turned into what it sends. */
 export interface BatchReaderDeps {
   store: Store;
@@ -38,6 +46,8 @@ class StoredJsonEvent implements OutgoingEvent {
   readonly action: string;
   readonly text: string;
   readonly header: NonNullable<OutgoingEvent['header']>;
+  readonly receivedAt: string;
+  readonly timestamp: string;
   #event: Record<string, unknown> | undefined;
 
   constructor(row: RawStoredEvent) {
@@ -46,6 +56,8 @@ class StoredJsonEvent implements OutgoingEvent {
     this.tenantId = row.tenant_id;
     this.action = row.action;
     this.text = escapeLineSeparators(row.body);
+    this.receivedAt = receivedAtOf(row);
+    this.timestamp = row.timestamp;
     this.header = {
       timestamp: row.timestamp,
       outcome: row.outcome,
@@ -89,6 +101,8 @@ export class BatchReader {
       eventId: e.event_id,
       tenantId: e.tenant_id,
       action: e.action,
+      receivedAt: e.received_at,
+      timestamp: e.timestamp,
       event,
       text: this.deps.encode(event),
     };
@@ -112,25 +126,46 @@ export class BatchReader {
    * the filter passed none of a window: the cursor then moves past it);
    * `undefined` when caught up or when `waitForMore` says to give up. A
    * partial batch of events younger than `max_wait_ms` first waits for
-   * company through `waitForMore`, which answers whether to go on.
+   * company through `waitForMore`, which answers whether to go on: until
+   * `max_wait_ms` after its oldest event, or as soon as it holds
+   * `max_events` or `max_bytes` (looked for every
+   * {@link PARTIAL_BATCH_POLL_MS}, reading only the rows that came since).
+   * The rows held never exceed one window (`max(512, max_events)`).
    */
   async next(
     cursor: number,
     epoch: number,
     waitForMore: (ms: number) => Promise<boolean>,
   ): Promise<DeliveryBatch | undefined> {
-    const { max_events, max_bytes, max_wait_ms } = this.deps.batch;
+    const { max_events, max_wait_ms } = this.deps.batch;
+    const windowRows = Math.max(READ_WINDOW, max_events);
     const first = cursor + 1;
-    let window = await this.deps.store.readRangeRaw(cursor, Math.max(READ_WINDOW, max_events));
+    const window = await this.deps.store.readRangeRaw(cursor, windowRows);
     if (window.length === 0) return undefined;
-    const matching = window.filter(this.deps.filter).length;
-    if (matching > 0 && matching < max_events && max_wait_ms > 0) {
-      const age = this.deps.now() - Date.parse(receivedAtOf(window[0]!));
-      if (age < max_wait_ms) {
-        if (!(await waitForMore(max_wait_ms - age))) return undefined;
-        window = await this.deps.store.readRangeRaw(cursor, Math.max(READ_WINDOW, max_events));
+    const fill = new BatchFill(this.deps.batch);
+    for (const row of window) if (this.deps.filter(row)) fill.add(row);
+    if (fill.matching > 0 && !fill.full && window.length < windowRows && max_wait_ms > 0) {
+      const deadline = Date.parse(receivedAtOf(window[0]!)) + max_wait_ms;
+      for (let left = deadline - this.deps.now(); left > 0; left = deadline - this.deps.now()) {
+        const long = max_wait_ms > PARTIAL_BATCH_POLL_MS;
+        if (!(await waitForMore(long ? Math.min(left, PARTIAL_BATCH_POLL_MS) : left))) return undefined;
+        const room = windowRows - window.length;
+        if (room > 0) {
+          const added = await this.deps.store.readRangeRaw(window.at(-1)!.seq, room);
+          for (const row of added) {
+            window.push(row);
+            if (this.deps.filter(row)) fill.add(row);
+          }
+        }
+        if (!long || fill.full || window.length >= windowRows) break;
       }
     }
+    return this.pack(cursor, epoch, first, window);
+  }
+
+  /** The batch `window` makes: its matching events, encoded, up to the limits. */
+  private pack(cursor: number, epoch: number, first: number, window: RawStoredEvent[]): DeliveryBatch {
+    const { max_events, max_bytes } = this.deps.batch;
     const events: OutgoingEvent[] = [];
     let bytes = 0;
     let last = cursor;
@@ -148,7 +183,41 @@ export class BatchReader {
   }
 }
 
-/** When the event was received: one parse per partial batch, not per event. */
-function receivedAtOf(row: RawStoredEvent): string {
+/**
+ * How full a waiting partial batch is. Its size in bytes is counted on the
+ * stored JSON (what a JSON sink without shaping sends; near enough for
+ * other formats to end the wait): the events are encoded once, when packed.
+ */
+class BatchFill {
+  matching = 0;
+  private bytes = 0;
+
+  constructor(private readonly limits: BatchLimits) {}
+
+  add(row: RawStoredEvent): void {
+    this.matching += 1;
+    this.bytes += Buffer.byteLength(row.body) + 1;
+  }
+
+  get full(): boolean {
+    return this.matching >= this.limits.max_events || this.bytes >= this.limits.max_bytes;
+  }
+}
+
+/**
+ * An event's `received_at`, read from its stored JSON without parsing it
+ * when the JSON starts as the store writes it (toStored in
+ * store/stored-event.ts: `seq`, `event_id`, `timestamp`, `received_at`,
+ * then the rest). The start is rebuilt from the row's own columns and must
+ * match exactly, so a `received_at` key nested further on (in `metadata`,
+ * say) is never the one read; any other JSON is parsed.
+ */
+export function receivedAtOf(row: RawStoredEvent): string {
+  const start = `{"seq":${row.seq},"event_id":${JSON.stringify(row.event_id)},"timestamp":${JSON.stringify(row.timestamp)},"received_at":"`;
+  if (row.body.startsWith(start)) {
+    const end = row.body.indexOf('"', start.length);
+    const value = row.body.slice(start.length, end);
+    if (end > start.length && !value.includes('\\')) return value;
+  }
   return (JSON.parse(row.body) as StoredEvent).received_at;
 }

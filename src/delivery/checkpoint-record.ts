@@ -38,6 +38,8 @@ export function checkpointEvent(
     eventId: String(record['event_id']),
     tenantId: String(record['tenant_id'] ?? ''),
     action: CHECKPOINT_ACTION,
+    receivedAt: cp.issuedAt,
+    timestamp: cp.issuedAt,
     event: record,
     text: encode(record),
   };

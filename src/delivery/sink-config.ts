@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { TrailwardenError } from '../errors.js';
 import { FORMAT_NAMES, formatOptionsProblems } from './formats/registry.js';
 import { DEFAULT_RETRY, type RetryConfig, retrySchema } from './retry-policy.js';
-import type { BatchLimits, SinkDefinition } from './sink.js';
+import { BATCH_MAX, type BatchLimits, type SinkDefinition } from './sink.js';
 import { mapSecrets } from './sink-secrets.js';
 import { SINK_KINDS, SINKS } from './sinks/registry.js';
 
@@ -54,16 +54,13 @@ const shapeSchema = z.strictObject({
   hash_key: z.string().min(16, { error: 'use at least 16 characters' }).nullable().default(null),
 });
 
-function batchSchema(d: BatchLimits) {
+/** A kind's batch limits: its defaults, up to its maximums. */
+function batchSchema(d: BatchLimits, max: BatchLimits) {
   return z.strictObject({
-    max_events: z.number().int().min(1).max(10_000).default(d.max_events),
-    max_bytes: z
-      .number()
-      .int()
-      .min(1024)
-      .max(64 * 1024 * 1024)
-      .default(d.max_bytes),
-    max_wait_ms: z.number().int().min(0).max(60_000).default(d.max_wait_ms),
+    max_events: z.number().int().min(1).max(max.max_events).default(d.max_events),
+    max_bytes: z.number().int().min(1024).max(max.max_bytes).default(d.max_bytes),
+    /** How long the oldest event of a partial batch may wait for company (an archive object's maximum age). */
+    max_wait_ms: z.number().int().min(0).max(max.max_wait_ms).default(d.max_wait_ms),
   });
 }
 
@@ -85,7 +82,7 @@ function commonShape(def: SinkDefinition) {
     start_from: z.enum(['now', 'beginning']).default('now'),
     filter: filterSchema.prefault({}),
     shape: shapeSchema.prefault({}),
-    batch: batchSchema(def.batchDefault).prefault({}),
+    batch: batchSchema(def.batchDefault, def.batchMax ?? BATCH_MAX).prefault({}),
     retry: retrySchema.optional(),
     /**
      * Also deliver each new signed checkpoint of the log as a record of its
@@ -93,7 +90,7 @@ function commonShape(def: SinkDefinition) {
      * passed: the receiver keeps witnesses a verifier can check the log
      * against (`verify --trusted-checkpoint`).
      */
-    send_checkpoints: z.boolean().default(false),
+    send_checkpoints: z.boolean().default(def.sendCheckpointsDefault ?? false),
     /** After this long without a successful delivery the sink is `failing` and an alert event is recorded. */
     failing_after_ms: z
       .number()
@@ -104,11 +101,18 @@ function commonShape(def: SinkDefinition) {
   };
 }
 
-/** One kind's settings: the common fields with the kind's defaults, its own options, its format's options. */
-function kindSchema(def: SinkDefinition) {
+/**
+ * One kind's settings: the common fields with the kind's defaults, its own
+ * options, its format's options, and what the kind finds wrong with its
+ * options beside the common fields ({@link SinkDefinition.settingsProblems}).
+ */
+export function kindSchema(def: SinkDefinition) {
   return z.strictObject({ ...commonShape(def), ...def.options }).superRefine((sink, ctx) => {
     for (const [path, message] of formatOptionsProblems(sink.format, sink.format_options)) {
       ctx.addIssue({ code: 'custom', path: ['format_options', ...path], message });
+    }
+    for (const p of def.settingsProblems?.(sink) ?? []) {
+      ctx.addIssue({ code: 'custom', path: p.path.split('.'), message: p.message });
     }
   });
 }

@@ -18,7 +18,9 @@ export interface WorkerFlags {
  * A sink's delivery failures over time and the health they make: `retrying`
  * while attempts fail, `failing` once that has lasted `failing_after_ms`
  * (the alert is raised once) — or at once when the last attempt was refused
- * for good and nothing was delivered since, since no retry will change that.
+ * for good and nothing was delivered since, since no retry will change that,
+ * and with the alert at once when the peer refused the sink's settings (a
+ * `refused` retry: only the operator can mend them).
  * The next success, or a resume, ends the failure (and a raised alert is
  * answered by a recovery).
  */
@@ -33,6 +35,8 @@ export class SinkHealthTracker {
    */
   private refusedSinceSuccess = false;
   private alerted = false;
+  /** An attempt since the last success was a `refused` retry: the alert is due at once. */
+  private settingsRefused = false;
 
   constructor(
     private readonly now: () => number,
@@ -56,23 +60,27 @@ export class SinkHealthTracker {
   }
 
   /**
-   * An attempt failed: `retry` (it will be tried again), `permanent` (its
+   * An attempt failed: `retry` (it will be tried again), `refused` (it will
+   * be tried again, but the peer refused the sink's settings: failing at
+   * once, alert included, as no retry alone will mend it), `permanent` (its
    * events are parked) or `disable` (the sink stops; no failure clock).
    */
-  failed(kind: 'retry' | 'permanent' | 'disable', reason: string): void {
+  failed(kind: 'retry' | 'refused' | 'permanent' | 'disable', reason: string): void {
     this.lastError = { at: new Date(this.now()).toISOString(), reason };
     if (kind === 'disable') return;
-    if (kind === 'permanent') this.refusedSinceSuccess = true;
+    if (kind === 'permanent' || kind === 'refused') this.refusedSinceSuccess = true;
+    if (kind === 'refused') this.settingsRefused = true;
     this.failingSince ??= this.now();
   }
 
   /**
-   * Whether the failure has now lasted `failing_after_ms` and is not alerted
-   * yet: then it is marked alerted and its detail returned, once.
+   * Whether the failure has now lasted `failing_after_ms`, or the peer
+   * refused the sink's settings, and is not alerted yet: then it is marked
+   * alerted and its detail returned, once.
    */
   alertDue(): FailureDetail | undefined {
     if (this.failingSince === null || this.alerted) return undefined;
-    if (this.now() - this.failingSince < this.failingAfterMs) return undefined;
+    if (!this.settingsRefused && this.now() - this.failingSince < this.failingAfterMs) return undefined;
     this.alerted = true;
     return { reason: this.lastError?.reason ?? 'unknown', sinceMs: this.failingSince };
   }
@@ -85,6 +93,7 @@ export class SinkHealthTracker {
     this.alerted = false;
     this.failingSince = null;
     this.refusedSinceSuccess = false;
+    this.settingsRefused = false;
     return recovered;
   }
 }

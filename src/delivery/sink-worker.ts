@@ -22,7 +22,7 @@ export interface WorkerDeps extends Omit<BatchReaderDeps, 'batch'> {
 
 type Attempted =
   | { kind: 'ok' }
-  | { kind: 'park'; reason: string; attempts: number }
+  | { kind: 'park'; reason: string; attempts: number; seqs?: number[] }
   | { kind: 'disable'; reason: string }
   | { kind: 'interrupted' };
 
@@ -304,7 +304,9 @@ export class SinkWorker {
     }
     return this.reader.next(cursor, state.epoch, async (ms) => {
       await this.sleep(ms, 'backoff');
-      return !this.abandoned();
+      // A change to apply (a pause here or through another node) ends the wait: a partial batch
+      // looks again every second, and a sleep cut short at once would make that a busy loop.
+      return !this.abandoned() && this.refreshDue === undefined && !this.state.paused;
     });
   }
 
@@ -323,6 +325,14 @@ export class SinkWorker {
     }
     if (batch.events.length === 1) {
       await this.advance(batch.lastSeq, [this.letter(batch.events[0]!, result)]);
+      return;
+    }
+    const only = result.seqs === undefined ? undefined : new Set(result.seqs);
+    if (only) {
+      const parked = batch.events.filter((e) => only.has(e.seq)).map((e) => this.letter(e, result));
+      this.counters.delivered += batch.events.length - parked.length;
+      this.counters.batches += 1;
+      await this.advance(batch.lastSeq, parked);
       return;
     }
     // One bad event must not sink its neighbours: send them one by one and
@@ -364,6 +374,7 @@ export class SinkWorker {
       firstSeq: cp.treeSize,
       lastSeq: cp.treeSize,
       events: [checkpointEvent(cp, this.tenantOfRecords(), this.deps.encode)],
+      checkpoint: { treeSize: cp.treeSize, note: cp.note },
     };
     const result = await this.attempt(batch);
     if (result.kind === 'interrupted') return true;
@@ -435,17 +446,28 @@ export class SinkWorker {
         this.updateHealth();
         return { kind: 'ok' };
       }
-      this.failures.failed(outcome.kind, outcome.reason);
+      this.failures.failed(
+        outcome.kind === 'retry' && outcome.refused ? 'refused' : outcome.kind,
+        outcome.reason,
+      );
       if (outcome.kind === 'disable') return { kind: 'disable', reason: outcome.reason };
       if (outcome.kind === 'permanent') {
         this.checkHealth();
         this.updateHealth();
-        return { kind: 'park', reason: outcome.reason, attempts: attempt };
+        return {
+          kind: 'park',
+          reason: outcome.reason,
+          attempts: attempt,
+          ...(outcome.seqs ? { seqs: outcome.seqs } : {}),
+        };
       }
       this.counters.retries += 1;
       this.checkHealth();
       this.updateHealth();
-      const delay = nextDelay(this.deps.retry, attempt);
+      // A refusal waits for the operator, however long: the schedule's last delay, again and again.
+      const delay =
+        nextDelay(this.deps.retry, attempt) ??
+        (outcome.kind === 'retry' && outcome.refused ? this.lastDelay(attempt) : undefined);
       if (delay === undefined) {
         return {
           kind: 'park',
@@ -461,6 +483,15 @@ export class SinkWorker {
         });
       }
     }
+  }
+
+  /** The schedule's last delay, for a refusal that outlasts the schedule. */
+  private lastDelay(attempt: number): number | undefined {
+    for (let n = Math.min(attempt, 100); n >= 1; n--) {
+      const d = nextDelay(this.deps.retry, n);
+      if (d !== undefined) return d;
+    }
+    return undefined;
   }
 
   /** The delivery in flight no longer counts: stopping, replaying, or the cursor moved elsewhere. */

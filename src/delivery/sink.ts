@@ -9,14 +9,41 @@ import { z } from 'zod';
  */
 export type DeliveryOutcome =
   | { kind: 'ok' }
-  | { kind: 'retry'; reason: string; afterMs?: number }
-  | { kind: 'permanent'; reason: string }
+  | {
+      kind: 'retry';
+      reason: string;
+      afterMs?: number;
+      /**
+       * The peer refused the sink's settings (a bucket missing, access
+       * denied, bad credentials): retried, and never parked however long it
+       * lasts, but the sink is `failing` at once with its alert, as after a
+       * refusal for good, since only the operator can mend it.
+       */
+      refused?: true;
+    }
+  | {
+      kind: 'permanent';
+      reason: string;
+      /**
+       * Only these events (seqs of the batch) failed for good; the others
+       * were delivered. The worker parks just them, instead of sending the
+       * batch again one event at a time (which would deliver the others
+       * twice).
+       */
+      seqs?: number[];
+    }
   | { kind: 'disable'; reason: string };
 
 export const ok = (): DeliveryOutcome => ({ kind: 'ok' });
 export const retry = (reason: string, afterMs?: number): DeliveryOutcome =>
   afterMs === undefined ? { kind: 'retry', reason } : { kind: 'retry', reason, afterMs };
-export const permanent = (reason: string): DeliveryOutcome => ({ kind: 'permanent', reason });
+/** A retry of settings the peer refused: see `refused` on {@link DeliveryOutcome}. */
+export const refusedRetry = (reason: string, afterMs?: number): DeliveryOutcome =>
+  afterMs === undefined
+    ? { kind: 'retry', reason, refused: true }
+    : { kind: 'retry', reason, afterMs, refused: true };
+export const permanent = (reason: string, seqs?: number[]): DeliveryOutcome =>
+  seqs === undefined ? { kind: 'permanent', reason } : { kind: 'permanent', reason, seqs };
 export const disable = (reason: string): DeliveryOutcome => ({ kind: 'disable', reason });
 
 /** One event on its way out: filtered, shaped and encoded for this sink. */
@@ -38,6 +65,10 @@ export interface OutgoingEvent {
    * log's columns, so a sink can build its header without parsing `event`.
    */
   header?: { timestamp: string; outcome: string; actorId: string; resourceId: string | null };
+  /** The stored event's `received_at`, whatever the shape left of it (an archive partitions by it). */
+  receivedAt: string;
+  /** The stored event's `timestamp`, whatever the shape left of it. */
+  timestamp: string;
 }
 
 /** What a sink is asked to deliver in one attempt. */
@@ -55,6 +86,13 @@ export interface DeliveryBatch {
   lastSeq: number;
   /** Never empty. */
   events: OutgoingEvent[];
+  /**
+   * Set when this delivery is a signed checkpoint (`send_checkpoints`): its
+   * one event is the checkpoint record, and a sink that keeps checkpoints as
+   * such (an archive writes the note as an object of its own) reads them
+   * here rather than from the record's fields. Other sinks send the record.
+   */
+  checkpoint?: { treeSize: number; note: string };
 }
 
 /** How many events the worker packs into one delivery. */
@@ -152,6 +190,24 @@ interface SinkKindFacts<Shape extends z.ZodRawShape> {
   hostOptions?: readonly string[];
   retryDefault: RetryDefault;
   batchDefault: BatchLimits;
+  /** The highest batch limits the kind accepts (default {@link BATCH_MAX}). */
+  batchMax?: BatchLimits;
+  /** Whether `send_checkpoints` is on unless the config says otherwise (default false). */
+  sendCheckpointsDefault?: boolean;
+}
+
+/** The highest batch limits a kind accepts unless it declares its own `batchMax`. */
+export const BATCH_MAX: BatchLimits = {
+  max_events: 10_000,
+  max_bytes: 64 * 1024 * 1024,
+  max_wait_ms: 60_000,
+};
+
+/** What {@link SinkKind.settingsProblems} sees of a sink's common settings besides the kind's options. */
+export interface CommonSettings {
+  format: string;
+  /** `filter.tenants`: the only tenants whose events the sink gets (`null`: every tenant). */
+  tenants: readonly string[] | null;
 }
 
 /**
@@ -173,6 +229,17 @@ export interface SinkKind<Shape extends z.ZodRawShape> extends SinkKindFacts<Sha
     options: SinkOptions<Shape>,
     placement: SinkPlacement,
   ): Array<{ path: string; message: string }>;
+  /**
+   * What is wrong with the kind's options given the sink's common settings
+   * (an archive's key template that can put two tenants in one key when
+   * the filter lets several through). Checked with the schema, so problems
+   * refuse an API change (422 `TW_ERR_INVALID_SINK`) or the config file
+   * (`TW_ERR_CONFIG`). `path` names the option.
+   */
+  settingsProblems?(
+    options: SinkOptions<Shape>,
+    common: CommonSettings,
+  ): Array<{ path: string; message: string }>;
   create(options: SinkOptions<Shape>, ctx: SinkContext): Sink | Promise<Sink>;
 }
 
@@ -188,7 +255,19 @@ export interface SinkDefinition extends SinkKindFacts<z.ZodRawShape> {
     settings: SinkSettings,
     placement: SinkPlacement,
   ): Array<{ path: string; message: string }>;
+  settingsProblems?(settings: SinkSettings): Array<{ path: string; message: string }>;
   create(settings: SinkSettings, ctx: SinkContext): Sink | Promise<Sink>;
+}
+
+const commonSettingsSchema = z.object({
+  format: z.string(),
+  filter: z.object({ tenants: z.array(z.string()).nullable() }),
+});
+
+/** The common settings {@link SinkKind.settingsProblems} sees, read from a sink's validated settings. */
+export function commonSettingsOf(settings: SinkSettings): CommonSettings {
+  const common = commonSettingsSchema.parse(settings);
+  return { format: common.format, tenants: common.filter.tenants };
 }
 
 /**
@@ -201,7 +280,7 @@ export interface SinkDefinition extends SinkKindFacts<z.ZodRawShape> {
 export function defineSink<Shape extends z.ZodRawShape>(kind: SinkKind<Shape>): SinkDefinition {
   const schema = z.object(kind.options);
   const optionsOf = (settings: SinkSettings): SinkOptions<Shape> => schema.parse(settings);
-  const { batchCap, placementProblems, create, ...facts } = kind;
+  const { batchCap, placementProblems, settingsProblems, create, ...facts } = kind;
   return {
     ...facts,
     ...(batchCap ? { batchCap: (settings: SinkSettings) => batchCap(optionsOf(settings)) } : {}),
@@ -209,6 +288,12 @@ export function defineSink<Shape extends z.ZodRawShape>(kind: SinkKind<Shape>): 
       ? {
           placementProblems: (settings: SinkSettings, placement: SinkPlacement) =>
             placementProblems(optionsOf(settings), placement),
+        }
+      : {}),
+    ...(settingsProblems
+      ? {
+          settingsProblems: (settings: SinkSettings) =>
+            settingsProblems(optionsOf(settings), commonSettingsOf(settings)),
         }
       : {}),
     create: (settings, ctx) => create(optionsOf(settings), ctx),

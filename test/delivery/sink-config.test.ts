@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseConfig } from '../../src/config/load-config.js';
 import { nextDelay } from '../../src/delivery/retry-policy.js';
-import { maskSecrets } from '../../src/delivery/sink-config.js';
+import { defineSink, ok } from '../../src/delivery/sink.js';
+import { kindSchema, maskSecrets } from '../../src/delivery/sink-config.js';
 
 /** A `${NAME}` reference, written without tripping the template-literal lint. */
 const ref = (name: string) => '$' + `{${name}}`;
@@ -115,5 +116,66 @@ describe('retry schedules', () => {
       [1, 2, 3, 4, 5, 6, 7, 100].map((n) => nextDelay(p, n)),
       [1000, 2000, 4000, 8000, 16_000, 32_000, 60_000, 60_000],
     );
+  });
+});
+
+/** A kind for these tests only, with its own batch maximums, checkpoints on, and a cross-field rule. */
+const bigKind = defineSink({
+  kind: 'big',
+  description: 'test kind',
+  options: {},
+  secretFields: [],
+  retryDefault: 'streaming',
+  batchDefault: { max_events: 10_000, max_bytes: 16 * 1024 * 1024, max_wait_ms: 300_000 },
+  batchMax: { max_events: 100_000, max_bytes: 64 * 1024 * 1024, max_wait_ms: 86_400_000 },
+  sendCheckpointsDefault: true,
+  settingsProblems: (_options, common) =>
+    common.tenants?.length === 1
+      ? []
+      : [{ path: 'filter.tenants', message: `one tenant, not ${common.tenants}` }],
+  create: () => ({
+    deliver: async () => ok(),
+    healthcheck: async () => ({ ok: true, detail: 'ok' }),
+    close: async () => {},
+  }),
+});
+
+describe('kind-level sink settings', () => {
+  const parse = (over: Record<string, unknown>) =>
+    kindSchema(bigKind).safeParse({ name: 'b', type: 'big', filter: { tenants: ['acme'] }, ...over });
+
+  test("a kind's batch defaults and maximums apply to it, and other kinds keep 10,000 events and 60 s", () => {
+    const d = parse({});
+    assert.ok(d.success);
+    assert.deepEqual(d.data.batch, { max_events: 10_000, max_bytes: 16 * 1024 * 1024, max_wait_ms: 300_000 });
+    assert.ok(
+      parse({ batch: { max_events: 100_000, max_bytes: 64 * 1024 * 1024, max_wait_ms: 86_400_000 } }).success,
+    );
+    assert.ok(!parse({ batch: { max_events: 100_001 } }).success);
+    assert.ok(!parse({ batch: { max_wait_ms: 86_400_001 } }).success);
+    assert.throws(
+      () => load('sinks:\n  - name: s\n    type: stdout\n    batch:\n      max_events: 10001\n'),
+      /sinks\[0\]\.batch\.max_events/,
+    );
+    assert.throws(
+      () => load('sinks:\n  - name: s\n    type: stdout\n    batch:\n      max_wait_ms: 60001\n'),
+      /sinks\[0\]\.batch\.max_wait_ms/,
+    );
+  });
+
+  test('send_checkpoints takes the kind default (on here, off for a webhook) unless set', () => {
+    const d = parse({});
+    assert.ok(d.success && d.data.send_checkpoints === true);
+    const off = parse({ send_checkpoints: false });
+    assert.ok(off.success && off.data.send_checkpoints === false);
+    const c = load('sinks:\n  - name: siem\n    type: webhook\n    url: https://siem.example.com/hook\n');
+    assert.equal((c.sinks[0] as unknown as { send_checkpoints: boolean }).send_checkpoints, false);
+  });
+
+  test("a kind's problems with its options beside the common settings refuse the sink, naming the path", () => {
+    const r = parse({ filter: { tenants: ['a', 'b'] } });
+    assert.ok(!r.success);
+    assert.deepEqual(r.error.issues[0]?.path, ['filter', 'tenants']);
+    assert.match(r.error.issues[0]?.message ?? '', /one tenant, not a,b/);
   });
 });

@@ -57,3 +57,17 @@ describe('sink health', () => {
     assert.equal(health.healthWith({ stopped: false, disabled: false, paused: true }), 'paused');
   });
 });
+
+describe('sink health after a refused retry', () => {
+  test('a retry refused for its settings is failing at once with its alert; the next success recovers', () => {
+    const { health } = tracker(900_000);
+    health.failed('refused', 'memory://b: NoSuchBucket');
+    assert.equal(health.healthWith(running), 'failing');
+    assert.deepEqual(health.alertDue()?.reason, 'memory://b: NoSuchBucket', 'alerted without waiting');
+    assert.equal(health.alertDue(), undefined, 'alerted once');
+    assert.equal(health.succeeded()?.reason, 'memory://b: NoSuchBucket', 'the recovery answers it');
+    assert.equal(health.healthWith(running), 'healthy');
+    health.failed('retry', 'HTTP 503');
+    assert.equal(health.alertDue(), undefined, 'a plain retry waits for failing_after_ms again');
+  });
+});

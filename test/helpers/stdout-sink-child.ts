@@ -28,7 +28,18 @@ const batch = {
   attempt: 1,
   firstSeq: 1,
   lastSeq: 1,
-  events: [{ seq: 1, eventId: 'evt-1', tenantId: 't', action: 'user.login', event: {}, text: '{"seq":1}' }],
+  events: [
+    {
+      seq: 1,
+      eventId: 'evt-1',
+      tenantId: 't',
+      receivedAt: '2026-03-15T08:00:00.000Z',
+      timestamp: '2026-03-15T08:00:00.000Z',
+      action: 'user.login',
+      event: {},
+      text: '{"seq":1}',
+    },
+  ],
 };
 
 if (process.argv[2] === 'open') {

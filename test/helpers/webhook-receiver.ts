@@ -175,6 +175,8 @@ export function testBatch(count = 1, overrides: Partial<DeliveryBatch> = {}): De
       seq: i + 1,
       eventId: event.id,
       tenantId: 't1',
+      receivedAt: '2026-03-15T08:00:00.000Z',
+      timestamp: '2026-03-15T08:00:00.000Z',
       action: event.action,
       event,
       text: JSON.stringify(event),

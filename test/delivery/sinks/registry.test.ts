@@ -51,7 +51,8 @@ describe('the sink registry', () => {
   });
 
   test('every registered kind has its page in docs/sinks/, and every page there is a registered kind', () => {
-    const pages = readdirSync(join(DOCS, 'sinks')).filter((f) => f.endsWith('.md'));
+    // archive.md is no kind: the page the archive kinds (s3, azure_blob, gcs) share.
+    const pages = readdirSync(join(DOCS, 'sinks')).filter((f) => f.endsWith('.md') && f !== 'archive.md');
     assert.deepEqual(sorted(pages), sorted(SINK_KINDS.map(pageOf)));
   });
 

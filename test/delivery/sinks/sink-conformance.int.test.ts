@@ -149,6 +149,8 @@ function batchOf(config: SinkConfig, seqs: number[], id = `dlv_${seqs[0]}_${seqs
       seq,
       eventId: event.event_id,
       tenantId: event.tenant_id,
+      receivedAt: event.received_at,
+      timestamp: event.timestamp,
       action: event.action,
       event,
       text: encode(event),

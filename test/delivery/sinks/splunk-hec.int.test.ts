@@ -28,6 +28,8 @@ function hecBatch(count: number): DeliveryBatch {
       seq: i + 1,
       eventId: event.event_id,
       tenantId: 't1',
+      receivedAt: event.timestamp,
+      timestamp: event.timestamp,
       action: event.action,
       event,
       text: encode(event),

@@ -70,6 +70,8 @@ function batch(): DeliveryBatch {
         seq,
         eventId: `ev-${seq}`,
         tenantId: 'acme',
+        receivedAt: '2026-03-15T08:00:00.000Z',
+        timestamp: '2026-03-15T08:00:00.000Z',
         action: 'user.login',
         event,
         text: JSON.stringify(event),

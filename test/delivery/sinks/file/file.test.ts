@@ -66,6 +66,8 @@ function batchOf(events: Array<Record<string, unknown>>): DeliveryBatch {
       seq,
       eventId: `ev-${seq}`,
       tenantId: 't',
+      receivedAt: '2026-03-15T08:00:00.000Z',
+      timestamp: '2026-03-15T08:00:00.000Z',
       action: 'user.login',
       event,
       text: JSON.stringify(event),

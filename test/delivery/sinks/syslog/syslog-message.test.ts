@@ -32,6 +32,8 @@ function outgoing(event: Record<string, unknown>, text = JSON.stringify(event)):
     seq: Number(event['seq']),
     eventId: String(event['event_id']),
     tenantId: String(event['tenant_id']),
+    receivedAt: '2026-01-02T03:04:05.000Z',
+    timestamp: '2026-01-02T03:04:05.000Z',
     action: String(event['action']),
     event,
     text,
