@@ -77,7 +77,7 @@ export interface SinkPeer {
 }
 
 /** A sink of `kind` run in this process. */
-function inProcessHost(kind: string): SinkHost {
+export function inProcessHost(kind: string): SinkHost {
   return {
     inProcess: true,
     async open(settings, ctx) {
@@ -95,7 +95,7 @@ function inProcessHost(kind: string): SinkHost {
 }
 
 /** The connections a gate still has from the sink, as {@link SinkPeer.heldOpen} reports them. */
-function gateConnections(gate: TcpGate): string[] {
+export function gateConnections(gate: TcpGate): string[] {
   const n = gate.openConnections();
   return n === 0 ? [] : [`${n} connection(s) open at the peer`];
 }

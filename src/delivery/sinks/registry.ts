@@ -1,4 +1,7 @@
 import type { SinkDefinition } from '../sink.js';
+import { azureBlobSink } from './archive/azure-blob/azure-blob.js';
+import { gcsSink } from './archive/gcs/gcs.js';
+import { s3Sink } from './archive/s3/s3.js';
 import { fileSink } from './file/file.js';
 import { splunkHecSink } from './splunk-hec.js';
 import { stdoutSink } from './stdout.js';
@@ -13,8 +16,11 @@ import { webhookSink } from './webhook/webhook.js';
  * missing), and its entry in the sink conformance suite.
  */
 export const SINKS: Readonly<Record<string, SinkDefinition>> = Object.freeze({
+  azure_blob: azureBlobSink,
   file: fileSink,
+  gcs: gcsSink,
   splunk_hec: splunkHecSink,
+  s3: s3Sink,
   stdout: stdoutSink,
   syslog: syslogSink,
   webhook: webhookSink,

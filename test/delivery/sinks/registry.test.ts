@@ -42,7 +42,7 @@ function tableRows(text: string): string[][] {
 }
 
 /** The kinds named in backticks in `text`, e.g. "`webhook`, `syslog` or `stdout`". */
-const kindsIn = (text: string) => [...text.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!);
+const kindsIn = (text: string) => [...text.matchAll(/`([a-z0-9_]+)`/g)].map((m) => m[1]!);
 
 describe('the sink registry', () => {
   test('registers every kind under its own name', () => {
@@ -57,7 +57,7 @@ describe('the sink registry', () => {
   });
 
   test("docs/delivery.md's list of kinds names each registered kind once, linking its page", () => {
-    const listed = [...delivery.matchAll(/^- \[[^\]]+\]\(sinks\/([a-z-]+\.md)\) \(`type: ([a-z_]+)`\)/gm)];
+    const listed = [...delivery.matchAll(/^- \[[^\]]+\]\(sinks\/([a-z0-9-]+\.md)\) \(`type: ([a-z0-9_]+)`\)/gm)];
     assert.deepEqual(sorted(listed.map((m) => m[2]!)), sorted(SINK_KINDS));
     for (const [, page, kind] of listed) assert.equal(page, pageOf(kind!), `the link of ${kind}`);
   });
