@@ -1,0 +1,176 @@
+/**
+ * Archive sinks (s3, azure_blob, gcs) through the sink API: key templates
+ * checked with the sink's filter in view, and what a hostile tenant-bound
+ * admin can do with them (docs/security.md): never the host's identity
+ * (SDK default credential chains), files or private networks. The attacks
+ * on a private address are made against a real S3 peer (s3rver) that must
+ * see no request.
+ */
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, test } from 'node:test';
+import { rawEvent, type TestApp, testApp } from '../helpers/app.js';
+import { S3RVER_KEYS, type S3rverPeer, startS3rver } from '../helpers/s3rver-peer.js';
+import { until } from '../helpers/until.js';
+
+const open: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (open.length > 0) await open.pop()!();
+});
+
+async function app(): Promise<TestApp> {
+  const t = await testApp({ audit_reads: false });
+  open.push(() => t.close());
+  return t;
+}
+
+function call(t: TestApp, method: 'GET' | 'POST' | 'PATCH', url: string, auth: string, payload?: unknown) {
+  return t.app.inject({
+    method,
+    url,
+    headers: { authorization: auth },
+    ...(payload === undefined ? {} : { payload: payload as object }),
+  });
+}
+
+/** An S3 sink to AWS with keys of its own: what a tenant admin may create. */
+const s3 = (extra: Record<string, unknown> = {}) => ({
+  name: 'archive',
+  type: 's3',
+  bucket: 'acme-audit',
+  region: 'eu-west-1',
+  access_key_id: 'AKIAIOSFODNN7EXAMPLE',
+  secret_access_key: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+  ...extra,
+});
+
+describe('key templates', () => {
+  test('an operator sink of every tenant needs {tenant} in its key; one tenant in the filter does without', async () => {
+    const t = await app();
+    const shared = await call(t, 'POST', '/v1/sinks', t.admin, {
+      ...s3({ key_template: 'audit/{yyyy}/{mm}/{dd}/{first_seq}-{last_seq}' }),
+    });
+    assert.equal(shared.statusCode, 422, shared.body);
+    assert.equal(shared.json().code, 'TW_ERR_INVALID_SINK');
+    assert.match(shared.json().detail, /key_template/);
+    assert.match(shared.json().detail, /\{tenant\}/);
+    const one = await call(t, 'POST', '/v1/sinks', t.admin, {
+      ...s3({ key_template: 'audit/{yyyy}/{mm}/{dd}/{first_seq}-{last_seq}' }),
+      filter: { tenants: ['acme'] },
+    });
+    assert.equal(one.statusCode, 201, one.body);
+  });
+
+  test('an unknown placeholder, no {first_seq}, a hole in the dates or a .. folder is refused, naming it', async () => {
+    const t = await app();
+    for (const [template, problem] of [
+      ['t={tenant}/{yyyy}/{week}/{first_seq}', /\{week\}/],
+      ['t={tenant}/{yyyy}/{mm}/part', /\{first_seq\}/],
+      ['t={tenant}/{yyyy}/{dd}/{first_seq}', /\{dd\}.*\{mm\}|\{mm\}.*\{dd\}/],
+      ['../t={tenant}/{first_seq}', /\.\./],
+    ] as const) {
+      const res = await call(t, 'POST', '/v1/sinks', t.admin, s3({ key_template: template }));
+      assert.equal(res.statusCode, 422, `${template}: ${res.body}`);
+      assert.match(res.json().detail, problem, template);
+    }
+  });
+
+  test("a tenant-bound admin's sink is its tenant's only, so its key may leave {tenant} out", async () => {
+    const t = await app();
+    const acme = await t.key('admin', 'acme');
+    const res = await call(t, 'POST', '/v1/sinks', acme, s3({ key_template: 'audit/{yyyy}/{first_seq}' }));
+    assert.equal(res.statusCode, 201, res.body);
+    assert.deepEqual(res.json().filter.tenants, ['acme']);
+    assert.equal(res.json().secret_access_key, '********', 'the secret is masked');
+  });
+});
+
+describe('a tenant-bound admin cannot use the host through an archive sink', () => {
+  test('no SDK default credential chain: S3 without keys or region, Azure without its own credential, GCS without a key are refused', async () => {
+    const t = await app();
+    const acme = await t.key('admin', 'acme');
+    const attempts: Array<[Record<string, unknown>, RegExp]> = [
+      [{ name: 'a', type: 's3', bucket: 'acme-audit', region: 'eu-west-1' }, /access_key_id|keys/],
+      [{ ...s3({ name: 'b' }), region: undefined }, /region/],
+      [
+        {
+          name: 'c',
+          type: 'azure_blob',
+          container: 'audit',
+          account_url: 'https://acme.blob.core.windows.net',
+        },
+        /DefaultAzureCredential|credential/i,
+      ],
+      [{ name: 'd', type: 'gcs', bucket: 'acme-audit' }, /credentials_json|default credentials/],
+    ];
+    for (const [sink, reason] of attempts) {
+      const res = await call(t, 'POST', '/v1/sinks', acme, sink);
+      assert.equal(res.statusCode, 422, `${sink['name']}: ${res.body}`);
+      assert.equal(res.json().code, 'TW_ERR_INVALID_SINK');
+      assert.match(res.json().detail, reason);
+    }
+    // The operator may run on the host's identity (an instance role, workload identity).
+    const operator = await call(t, 'POST', '/v1/sinks', t.admin, {
+      name: 'op',
+      type: 's3',
+      bucket: 'audit',
+    });
+    assert.equal(operator.statusCode, 201, operator.body);
+  });
+
+  test('host options (credential files, profiles, private networks) are refused with 403', async () => {
+    const t = await app();
+    const acme = await t.key('admin', 'acme');
+    for (const sink of [
+      s3({ allow_private_networks: true }),
+      { ...s3(), access_key_id: undefined, secret_access_key: undefined, profile: 'prod' },
+      { name: 'g', type: 'gcs', bucket: 'acme-audit', key_file: '/var/run/secrets/gcp/key.json' },
+      {
+        name: 'z',
+        type: 'azure_blob',
+        container: 'audit',
+        connection_string:
+          'DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=a2V5a2V5a2V5;EndpointSuffix=core.windows.net',
+        allow_private_networks: true,
+      },
+    ]) {
+      const res = await call(t, 'POST', '/v1/sinks', acme, sink);
+      assert.equal(res.statusCode, 403, `${JSON.stringify(sink)}: ${res.body}`);
+      assert.match(res.json().detail, /only the operator \(config file\) and all-tenant admins/);
+    }
+  });
+
+  describe('an endpoint on a private address', () => {
+    let peer: S3rverPeer;
+    before(async () => {
+      peer = await startS3rver({ buckets: ['acme-audit'] });
+    });
+    after(() => peer.close());
+
+    test('is accepted as a setting but never reached: the sink fails, refused, and the peer sees no request', async () => {
+      const t = await app();
+      const acme = await t.key('admin', 'acme');
+      const before = peer.log.length;
+      const created = await call(t, 'POST', '/v1/sinks', acme, {
+        ...s3({ ...S3RVER_KEYS, bucket: 'acme-audit', region: 'us-east-1' }),
+        endpoint: peer.endpoint,
+        force_path_style: true,
+        start_from: 'beginning',
+        batch: { max_wait_ms: 0 },
+      });
+      assert.equal(created.statusCode, 201, created.body);
+      assert.equal(
+        (await call(t, 'POST', '/v1/events', t.admin, rawEvent({ tenant_id: 'acme' }))).statusCode,
+        201,
+      );
+      const status = async () =>
+        (await call(t, 'GET', '/v1/sinks/archive/status', acme)).json() as {
+          state: string;
+          last_error: { reason: string } | null;
+        };
+      // Refused for its settings: failing at once, not after failing_after_ms.
+      await until(async () => (await status()).state === 'failing', 'the sink failing');
+      assert.match((await status()).last_error?.reason ?? '', /TW_FORBIDDEN_ADDRESS|private|forbidden/i);
+      assert.deepEqual(peer.log.slice(before), [], 'requests s3rver received');
+    });
+  });
+});
