@@ -57,7 +57,9 @@ describe('the sink registry', () => {
   });
 
   test("docs/delivery.md's list of kinds names each registered kind once, linking its page", () => {
-    const listed = [...delivery.matchAll(/^- \[[^\]]+\]\(sinks\/([a-z0-9-]+\.md)\) \(`type: ([a-z0-9_]+)`\)/gm)];
+    const listed = [
+      ...delivery.matchAll(/^- \[[^\]]+\]\(sinks\/([a-z0-9-]+\.md)\) \(`type: ([a-z0-9_]+)`\)/gm),
+    ];
     assert.deepEqual(sorted(listed.map((m) => m[2]!)), sorted(SINK_KINDS));
     for (const [, page, kind] of listed) assert.equal(page, pageOf(kind!), `the link of ${kind}`);
   });
