@@ -84,6 +84,71 @@ describe('key templates', () => {
   });
 });
 
+describe('a bucket that is not there', () => {
+  let peer: S3rverPeer;
+  before(async () => {
+    peer = await startS3rver({ buckets: [] });
+  });
+  after(() => peer.close());
+
+  test('makes the sink failing at once with the provider code and an alert, parks nothing, and delivers once it is made', async () => {
+    const t = await app();
+    const created = await call(t, 'POST', '/v1/sinks', t.admin, {
+      ...s3({ ...S3RVER_KEYS, bucket: 'late-bucket', region: 'us-east-1' }),
+      endpoint: peer.endpoint,
+      force_path_style: true,
+      allow_private_networks: true,
+      start_from: 'beginning',
+      batch: { max_wait_ms: 0 },
+      retry: { delays_ms: [200], jitter: 0 },
+    });
+    assert.equal(created.statusCode, 201, created.body);
+    const posted = await call(t, 'POST', '/v1/events', t.admin, [
+      rawEvent({ tenant_id: 'acme' }),
+      rawEvent({ tenant_id: 'globex' }),
+    ]);
+    assert.equal(posted.statusCode, 201, posted.body);
+    type Status = {
+      state: string;
+      lag_events: number;
+      dead_letters: number;
+      last_error: { reason: string } | null;
+    };
+    const status = async () => (await call(t, 'GET', '/v1/sinks/archive/status', t.admin)).json() as Status;
+    await until(async () => (await status()).state === 'failing', 'the sink failing');
+    const failing = await status();
+    assert.match(failing.last_error?.reason ?? '', /NoSuchBucket/);
+    assert.equal(failing.dead_letters, 0, 'nothing parked');
+    const alerts = await call(t, 'GET', '/v1/events?action=sink.delivery.failing', t.admin);
+    assert.match(alerts.body, /NoSuchBucket/);
+
+    const { S3Client, CreateBucketCommand, ListObjectsV2Command } = await import('@aws-sdk/client-s3');
+    const s3client = new S3Client({
+      endpoint: peer.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: S3RVER_KEYS.access_key_id, secretAccessKey: S3RVER_KEYS.secret_access_key },
+    });
+    try {
+      await s3client.send(new CreateBucketCommand({ Bucket: 'late-bucket' }));
+      await until(async () => (await status()).lag_events === 0, 'the sink caught up', 20_000);
+      assert.equal((await status()).state, 'healthy');
+      const listed = await s3client.send(new ListObjectsV2Command({ Bucket: 'late-bucket' }));
+      const keys = (listed.Contents ?? [])
+        .map((o) => o.Key ?? '')
+        .filter((k) => !k.includes('_checkpoints/'));
+      // Our two events, each in its tenant's object; the service's own (sink.created, the alerts) under tenant=default.
+      for (const tenant of ['acme', 'globex'])
+        assert.ok(
+          keys.some((k) => k.includes(`tenant=${tenant}/`)),
+          `an object of ${tenant}: ${keys.join(', ')}`,
+        );
+    } finally {
+      s3client.destroy();
+    }
+  });
+});
+
 describe('a tenant-bound admin cannot use the host through an archive sink', () => {
   test('no SDK default credential chain: S3 without keys or region, Azure without its own credential, GCS without a key are refused', async () => {
     const t = await app();
