@@ -50,6 +50,8 @@ interface Downloaded {
   key: string;
   bytes: Buffer;
   metadata: Record<string, string>;
+  contentType: string | undefined;
+  contentEncoding: string | undefined;
 }
 
 /** An object store the test runs, and how a bucket's reader downloads it. */
@@ -110,7 +112,13 @@ const backends: Backend[] = [
             for (const o of page.Contents ?? []) {
               const got = await reader.send(new GetObjectCommand({ Bucket: BUCKET, Key: o.Key }));
               const bytes = Buffer.from(await got.Body!.transformToByteArray());
-              out.push({ key: o.Key ?? '', bytes, metadata: got.Metadata ?? {} });
+              out.push({
+                key: o.Key ?? '',
+                bytes,
+                metadata: got.Metadata ?? {},
+                contentType: got.ContentType,
+                contentEncoding: got.ContentEncoding,
+              });
             }
             token = page.NextContinuationToken;
           } while (token !== undefined);
@@ -147,7 +155,13 @@ const backends: Backend[] = [
           const out: Downloaded[] = [];
           for await (const item of container.listBlobsFlat({ includeMetadata: true })) {
             const bytes = await container.getBlobClient(item.name).downloadToBuffer();
-            out.push({ key: item.name, bytes, metadata: item.metadata ?? {} });
+            out.push({
+              key: item.name,
+              bytes,
+              metadata: item.metadata ?? {},
+              contentType: item.properties.contentType,
+              contentEncoding: item.properties.contentEncoding,
+            });
           }
           return out;
         },
@@ -269,10 +283,17 @@ function countProblems(
   const idCount = new Map<string, number>();
   for (const o of objects) {
     if (o.key.includes('/_checkpoints/')) {
-      if (o.metadata.trailwarden_sha256 !== sha256(o.bytes)) problems.push(`${o.key}: sha256 metadata`);
+      const got = [o.metadata.trailwarden_sha256, o.contentType, o.contentEncoding ?? null];
+      const want = [sha256(o.bytes), 'text/plain; charset=utf-8', null];
+      if (JSON.stringify(got) !== JSON.stringify(want))
+        problems.push(
+          `${o.key}: sha256, type, encoding ${JSON.stringify(got)}, want ${JSON.stringify(want)}`,
+        );
       continue;
     }
     if (!present.has(o.key)) continue;
+    if (o.contentType !== 'application/x-ndjson' || o.contentEncoding !== 'gzip')
+      problems.push(`${o.key}: Content-Type ${o.contentType}, Content-Encoding ${o.contentEncoding}`);
     const lines = gunzipSync(o.bytes).toString('utf8').split('\n');
     if (lines.pop() !== '') problems.push(`${o.key}: last line not ended by \\n`);
     const events = lines.map((l) => JSON.parse(l) as LogEvent);
