@@ -17,11 +17,17 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite } from '../helpers/azurite.js';
+import {
+  type BucketPeer,
+  type Downloaded,
+  startAzuriteBucket,
+  startS3rverBucket,
+  writeDownload,
+} from '../helpers/archive-buckets.js';
 import {
   api,
   producerEvent,
@@ -34,37 +40,14 @@ import {
   writeConfig,
 } from '../helpers/cli.js';
 import { readArchiveWithDuckDb } from '../helpers/duckdb-archive.js';
-import { S3RVER_KEYS, startS3rver } from '../helpers/s3rver-peer.js';
 import { type HoldMode, startUploadHold, type UploadHold } from '../helpers/upload-hold.js';
 
 const TOTAL_EVENTS = 3000;
 const EVENTS_PER_REQUEST = 25;
 const TENANTS = ['acme', 'globex'];
-const BUCKET = 'archive';
 const SINK = 'archive';
 /** The two ways an upload is cut off, one kill each. */
 const ROUNDS: HoldMode[] = ['mid-body', 'answer'];
-
-/** An object as downloaded: its key, bytes, and the metadata the store kept. */
-interface Downloaded {
-  key: string;
-  bytes: Buffer;
-  metadata: Record<string, string>;
-  contentType: string | undefined;
-  contentEncoding: string | undefined;
-}
-
-/** An object store the test runs, and how a bucket's reader downloads it. */
-interface Peer {
-  port: number;
-  /** The sink's provider options, reaching the store at `endpoint` (the relay). */
-  sinkOptions(endpoint: string): Record<string, unknown>;
-  /** The object key a relayed request's path names. */
-  keyOf(path: string): string;
-  /** Every object of the bucket. */
-  download(): Promise<Downloaded[]>;
-  stop(): Promise<void>;
-}
 
 interface Backend {
   kind: 's3' | 'azure_blob';
@@ -72,103 +55,12 @@ interface Backend {
   writtenStatus: number;
   /** What it answers a write of a key already there: s3rver overwrites, Azurite refuses. */
   reputStatus: number;
-  start(): Promise<Peer>;
+  start(): Promise<BucketPeer>;
 }
 
 const backends: Backend[] = [
-  {
-    kind: 's3',
-    writtenStatus: 200,
-    reputStatus: 200,
-    async start() {
-      const s3rver = await startS3rver({ buckets: [BUCKET] });
-      const { S3Client, ListObjectsV2Command, GetObjectCommand } = await import('@aws-sdk/client-s3');
-      const reader = new S3Client({
-        endpoint: s3rver.endpoint,
-        region: 'us-east-1',
-        forcePathStyle: true,
-        credentials: {
-          accessKeyId: S3RVER_KEYS.access_key_id,
-          secretAccessKey: S3RVER_KEYS.secret_access_key,
-        },
-      });
-      return {
-        port: s3rver.port,
-        sinkOptions: (endpoint) => ({
-          bucket: BUCKET,
-          region: 'us-east-1',
-          endpoint,
-          force_path_style: true,
-          ...S3RVER_KEYS,
-        }),
-        keyOf: (path) => path.slice(`/${BUCKET}/`.length),
-        async download() {
-          const out: Downloaded[] = [];
-          let token: string | undefined;
-          do {
-            const page = await reader.send(
-              new ListObjectsV2Command({ Bucket: BUCKET, ContinuationToken: token }),
-            );
-            for (const o of page.Contents ?? []) {
-              const got = await reader.send(new GetObjectCommand({ Bucket: BUCKET, Key: o.Key }));
-              const bytes = Buffer.from(await got.Body!.transformToByteArray());
-              out.push({
-                key: o.Key ?? '',
-                bytes,
-                metadata: got.Metadata ?? {},
-                contentType: got.ContentType,
-                contentEncoding: got.ContentEncoding,
-              });
-            }
-            token = page.NextContinuationToken;
-          } while (token !== undefined);
-          return out;
-        },
-        async stop() {
-          reader.destroy();
-          await s3rver.close();
-        },
-      };
-    },
-  },
-  {
-    kind: 'azure_blob',
-    writtenStatus: 201,
-    reputStatus: 409,
-    async start() {
-      const azurite = await startAzurite();
-      const blob = await import('@azure/storage-blob');
-      const container = blob.BlobServiceClient.fromConnectionString(
-        azurite.connectionString,
-      ).getContainerClient(BUCKET);
-      await container.create();
-      return {
-        port: azurite.port,
-        sinkOptions: (endpoint) => ({
-          container: BUCKET,
-          connection_string:
-            `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};` +
-            `BlobEndpoint=${endpoint}/${AZURITE_ACCOUNT};`,
-        }),
-        keyOf: (path) => path.slice(`/${AZURITE_ACCOUNT}/${BUCKET}/`.length),
-        async download() {
-          const out: Downloaded[] = [];
-          for await (const item of container.listBlobsFlat({ includeMetadata: true })) {
-            const bytes = await container.getBlobClient(item.name).downloadToBuffer();
-            out.push({
-              key: item.name,
-              bytes,
-              metadata: item.metadata ?? {},
-              contentType: item.properties.contentType,
-              contentEncoding: item.properties.contentEncoding,
-            });
-          }
-          return out;
-        },
-        stop: () => azurite.stop(),
-      };
-    },
-  },
+  { kind: 's3', writtenStatus: 200, reputStatus: 200, start: startS3rverBucket },
+  { kind: 'azure_blob', writtenStatus: 201, reputStatus: 409, start: startAzuriteBucket },
 ];
 
 const isDataPath = (path: string) => path.endsWith('.jsonl.gz') && !path.includes('/_checkpoints/');
@@ -176,7 +68,7 @@ const seq16 = (n: number) => String(n).padStart(16, '0');
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 /** The sink under test: unfiltered json, gzip and checkpoints by default, small batches at once. */
-function sinkConfig(kind: Backend['kind'], peer: Peer, relay: UploadHold): Record<string, unknown> {
+function sinkConfig(kind: Backend['kind'], peer: BucketPeer, relay: UploadHold): Record<string, unknown> {
   return {
     name: SINK,
     type: kind,
@@ -239,7 +131,17 @@ async function produce(
 async function sinkStatus(server: Server, key: string) {
   const res = await api(server, key, 'GET', `/v1/sinks/${SINK}/status`);
   assert.equal(res.status, 200);
-  return (await res.json()) as { lag_events: number; state: string; head_seq: number; cursor: number };
+  const status = (await res.json()) as {
+    lag_events: number;
+    state: string;
+    head_seq: number;
+    cursor: number;
+    disabled_reason: string | null;
+    dead_letters: number;
+  };
+  // A sink that gave up waits for nobody: say why at once instead of timing out.
+  assert.notEqual(status.state, 'disabled', `the sink is disabled: ${status.disabled_reason}`);
+  return status;
 }
 
 async function exportLog(server: Server, key: string): Promise<LogEvent[]> {
@@ -249,14 +151,6 @@ async function exportLog(server: Server, key: string): Promise<LogEvent[]> {
     .split('\n')
     .filter((l) => l !== '')
     .map((l) => JSON.parse(l) as LogEvent);
-}
-
-/** Writes each object under `dir` at its key, as a bucket's download tool does. */
-function writeDownload(dir: string, objects: Downloaded[]): void {
-  for (const o of objects) {
-    mkdirSync(dirname(join(dir, o.key)), { recursive: true });
-    writeFileSync(join(dir, o.key), o.bytes);
-  }
 }
 
 /** The data objects found in a downloaded folder, by key (what a reader of the folder sees). */
@@ -420,10 +314,12 @@ for (const backend of backends) {
         // The restarted server writes the held key again, and the store takes it (or, already there, refuses it).
         await waitFor(
           `${heldKey} written again`,
-          async () =>
-            relay.requests
+          async () => {
+            await sinkStatus(server, key); // fails at once if the sink gave up
+            return relay.requests
               .slice(killedAt)
-              .some((r) => r.method === 'PUT' && r.path === held.path && r.status !== undefined),
+              .some((r) => r.method === 'PUT' && r.path === held.path && r.status !== undefined);
+          },
           { timeoutMs: 30_000, everyMs: 20 },
         );
         const again = relay.requests.slice(killedAt).find((r) => r.method === 'PUT' && r.path === held.path)!;
@@ -441,6 +337,7 @@ for (const backend of backends) {
       });
       const status = await sinkStatus(server, key);
       assert.equal(status.state, 'healthy');
+      assert.equal(status.dead_letters, 0, 'nothing was parked');
       const head = status.head_seq;
       const headNote = `trailwarden/_checkpoints/${seq16(head)}.note`;
       let objects: Downloaded[] = [];
