@@ -357,9 +357,14 @@ for (const backend of backends) {
       const archive = join(dir, 'download');
       writeDownload(archive, objects);
       const data = dataKeysIn(archive);
+      const signed = (
+        (await (await api(server, key, 'GET', '/v1/checkpoints?limit=1000')).json()) as {
+          checkpoints: unknown[];
+        }
+      ).checkpoints.length;
       t.diagnostic(
-        `${head} events in the log, ${produced.acknowledged.length} acknowledged; ` +
-          `${data.length} data objects, ${objects.length - data.length} notes`,
+        `${head} events in the log, ${produced.acknowledged.length} acknowledged; ${data.length} data objects, ` +
+          `${objects.length - data.length} of the log's ${signed} signed checkpoints as notes`,
       );
       assert.equal(new Set(produced.acknowledged).size, TOTAL_EVENTS);
 
