@@ -64,7 +64,7 @@ export class SinkWorker {
    * Kept in memory: after a restart the latest one is sent again, which a
    * receiver keeping witnesses takes as the duplicate at-least-once allows.
    */
-  private checkpointSent = 0;
+  private checkpointSent: number | undefined;
 
   constructor(
     readonly name: string,
@@ -233,7 +233,7 @@ export class SinkWorker {
       if (batch === undefined) {
         // New checkpoints do not wake the worker; one over what was sent comes within a second.
         await this.sleep(
-          this.deps.config.send_checkpoints && this.cursor > this.checkpointSent ? 1000 : 30_000,
+          this.deps.config.send_checkpoints && this.cursor > (this.checkpointSent ?? 0) ? 1000 : 30_000,
         );
         continue;
       }
@@ -361,13 +361,31 @@ export class SinkWorker {
   }
 
   /**
-   * Sends the latest signed checkpoint as a record of its own once the
-   * cursor has passed every event it covers, so it follows them in order.
-   * True when it tried (sent, skipped after a refusal, or interrupted).
+   * Sends each signed checkpoint as a record of its own once the cursor has
+   * passed every event it covers, so it follows them in order: the oldest
+   * not yet sent first, between batches, so a sink catching up on a backlog
+   * (an archive) gets every checkpoint signed meanwhile, not only the latest.
+   * After a start, checkpoints the cursor had passed were sent before: only
+   * the newest, when the cursor has passed it, goes again (a receiver keeps
+   * it once). True when it tried (sent, skipped after a refusal, or
+   * interrupted).
    */
   private async sendCheckpoint(): Promise<boolean> {
-    const cp = await this.deps.store.latestCheckpoint();
-    if (cp === undefined || cp.treeSize > this.cursor || cp.treeSize <= this.checkpointSent) return false;
+    if (this.checkpointSent === undefined) {
+      const latest = await this.deps.store.latestCheckpoint();
+      this.checkpointSent =
+        latest === undefined ? 0 : latest.treeSize <= this.cursor ? latest.treeSize - 1 : this.cursor;
+    }
+    if (this.cursor <= this.checkpointSent) return false;
+    const [cp] = await this.deps.store.listCheckpoints({
+      fromSize: this.checkpointSent + 1,
+      toSize: this.cursor,
+      limit: 1,
+    });
+    if (cp === undefined) {
+      // None was signed between: the next one to send will be over the cursor.
+      return false;
+    }
     const batch: DeliveryBatch = {
       id: this.deliveryId(0, cp.treeSize),
       attempt: 1,

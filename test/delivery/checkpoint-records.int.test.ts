@@ -94,6 +94,58 @@ describe('send_checkpoints', () => {
     assert.ok(r.requests.every((q) => q.verified));
   });
 
+  test('a sink catching up gets every checkpoint signed while it was behind, each after its events', async () => {
+    const secret = newSecret();
+    let refusing = true;
+    const r = await startReceiver({ secret, respond: () => (refusing ? { status: 503 } : { status: 204 }) });
+    open.push(() => r.close());
+    const t = await testApp({
+      audit_reads: false,
+      checkpoints: { every_events: 5, every_ms: 100 },
+      sinks: [
+        {
+          name: 'siem',
+          type: 'webhook',
+          url: `${r.url}/siem`,
+          secret,
+          allow_private_networks: true,
+          start_from: 'beginning',
+          send_checkpoints: true,
+          batch: { max_events: 4, max_wait_ms: 0 },
+          retry: { backoff: { initial_ms: 50, max_ms: 50 } },
+        },
+      ],
+    });
+    open.push(() => t.close());
+    for (let i = 0; i < 4; i++) {
+      await t.app.inject({
+        method: 'POST',
+        url: '/v1/events',
+        headers: { authorization: t.admin },
+        payload: Array.from({ length: 6 }, () => rawEvent()),
+      });
+      await until(
+        async () => (await t.parts.ctx.store.latestCheckpoint())?.treeSize === 6 * (i + 1),
+        `a checkpoint over ${6 * (i + 1)} events`,
+      );
+    }
+    const signed = (await t.parts.ctx.store.listCheckpoints({ limit: 100 })).map((c) => c.treeSize);
+    assert.ok(signed.length >= 4, `checkpoints signed while the receiver refused: ${signed}`);
+    refusing = false;
+    const received = () =>
+      records(r)
+        .filter((e) => e.action === 'log.checkpoint.signed')
+        .map((e) => e.metadata!.tree_size);
+    await until(() => received().at(-1) === signed.at(-1), 'the last checkpoint');
+    assert.deepEqual(received(), signed, 'every checkpoint, in order, once');
+    let lastSeq = 0;
+    for (const e of records(r)) {
+      if (e.action !== 'log.checkpoint.signed') lastSeq = Math.max(lastSeq, e.seq ?? 0);
+      else
+        assert.ok(e.metadata!.tree_size <= lastSeq, `checkpoint ${e.metadata!.tree_size} before its events`);
+    }
+  });
+
   test('without the option no checkpoint record is sent', async () => {
     const { t, r } = await harness({});
     await t.app.inject({
