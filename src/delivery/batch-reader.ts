@@ -80,6 +80,9 @@ class StoredJsonEvent implements OutgoingEvent {
  * so the same range gets the same id on every retry and after a restart.
  */
 export class BatchReader {
+  /** The window {@link prefetch} is reading, for the next call of {@link next}. */
+  private ahead: { after: number; rows: number; read: Promise<RawStoredEvent[]> } | undefined;
+
   constructor(
     private readonly name: string,
     private readonly deps: BatchReaderDeps,
@@ -140,7 +143,8 @@ export class BatchReader {
     const { max_events, max_wait_ms } = this.deps.batch;
     const windowRows = Math.max(READ_WINDOW, max_events);
     const first = cursor + 1;
-    const window = await this.deps.store.readRangeRaw(cursor, windowRows);
+    const window =
+      (await this.readAhead(cursor, windowRows)) ?? (await this.deps.store.readRangeRaw(cursor, windowRows));
     if (window.length === 0) return undefined;
     const fill = new BatchFill(this.deps.batch);
     for (const row of window) if (this.deps.filter(row)) fill.add(row);
@@ -161,6 +165,37 @@ export class BatchReader {
       }
     }
     return this.pack(cursor, epoch, first, window);
+  }
+
+  /**
+   * Starts reading the window after `after` while the delivery that ends
+   * there travels (after the current turn of the event loop, so the
+   * delivery's first request is on its way first), so the next batch is
+   * ready when the peer confirms: reading and sending overlap instead of
+   * taking turns. {@link next} takes the rows only for a cursor at `after`
+   * and only a full window, whose rows can no longer change (the log is
+   * append-only); anything else is read again. Holds one window at most.
+   */
+  prefetch(after: number): void {
+    const rows = Math.max(READ_WINDOW, this.deps.batch.max_events);
+    this.ahead = {
+      after,
+      rows,
+      read: new Promise((resolve) =>
+        setImmediate(() => {
+          this.deps.store.readRangeRaw(after, rows).then(resolve, () => resolve([]));
+        }),
+      ),
+    };
+  }
+
+  /** The prefetched window for `cursor`, if it was read full. */
+  private async readAhead(cursor: number, rows: number): Promise<RawStoredEvent[] | undefined> {
+    const ahead = this.ahead;
+    this.ahead = undefined;
+    if (ahead === undefined || ahead.after !== cursor || ahead.rows !== rows) return undefined;
+    const window = await ahead.read;
+    return window.length === rows ? window : undefined;
   }
 
   /** The batch `window` makes: its matching events, encoded, up to the limits. */

@@ -252,6 +252,7 @@ export class SinkWorker {
         }
         this.state = moved.state;
       }
+      this.reader.prefetch(batch.lastSeq);
       await this.deliverBatch(batch);
     }
   }

@@ -213,3 +213,41 @@ describe('received_at from the stored JSON', () => {
     assert.equal(receivedAtOf({ ...row(sneaky), event_id: 'x' }), '2026-03-15T09:00:00.000Z');
   });
 });
+
+describe('reading ahead', () => {
+  const limits = { max_events: 4, max_bytes: 1 << 20, max_wait_ms: 0 };
+
+  test('the window after a batch in flight is read while it travels, and the next batch takes it without reading again', async () => {
+    await append(512 + 600);
+    const r = reader({ ...limits, max_events: 512 });
+    const first = await r.next(0, 0, async () => true);
+    assert.equal(first?.lastSeq, 512);
+    r.prefetch(512);
+    await new Promise((resolve) => setImmediate(resolve));
+    const readsAfterPrefetch = reads.length;
+    assert.deepEqual(reads.at(-1), { after: 512, limit: 512, got: 512 }, 'read ahead in the background');
+    const second = await r.next(512, 0, async () => true);
+    assert.equal(second?.firstSeq, 513);
+    assert.equal(second?.lastSeq, 1024);
+    assert.equal(second?.events[0]?.seq, 513);
+    assert.equal(reads.length, readsAfterPrefetch, 'no second read of the same window');
+  });
+
+  test('a window read ahead is not used when it came back short, nor for another cursor', async () => {
+    await append(6);
+    const r = reader(limits);
+    r.prefetch(0);
+    await new Promise((resolve) => setImmediate(resolve));
+    // Short: events may have come since, so the window is read again.
+    await append(600);
+    const batch = await r.next(0, 0, async () => true);
+    assert.equal(batch?.events.length, 4);
+    assert.deepEqual(reads.at(-1), { after: 0, limit: 512, got: 512 });
+    r.prefetch(4);
+    await new Promise((resolve) => setImmediate(resolve));
+    const before = reads.length;
+    const other = await r.next(100, 0, async () => true);
+    assert.equal(other?.firstSeq, 101, 'a replay or another cursor reads its own window');
+    assert.equal(reads.length, before + 1);
+  });
+});

@@ -57,7 +57,7 @@ export async function buildObject(group: ObjectEvents, layout: ArchiveLayout): P
   const first = group.events[0]!.seq;
   const last = group.events.at(-1)!.seq;
   const lines = Buffer.from(group.events.map((e) => `${e.text}\n`).join(''), 'utf8');
-  const body = layout.gzip ? await gzip(lines, { level: 6 }) : lines;
+  const body = layout.gzip ? await gzip(lines, { level: 1 }) : lines;
   const sha256 = createHash('sha256').update(body).digest('hex');
   const key =
     expandKey(layout.template, {

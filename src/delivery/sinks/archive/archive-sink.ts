@@ -20,13 +20,13 @@ const MIB = 1024 * 1024;
 const HOUR = 3_600_000;
 
 /**
- * Archive objects are large and few: up to 10,000 events or 16 MiB of lines
+ * Archive objects are large and few: up to 5,000 events or 8 MiB of lines
  * each, and an object waits up to five minutes for company (the seeds'
  * intervals are minutes, not seconds).
  */
 export const ARCHIVE_BATCH_DEFAULT: BatchLimits = {
-  max_events: 10_000,
-  max_bytes: 16 * MIB,
+  max_events: 5_000,
+  max_bytes: 8 * MIB,
   max_wait_ms: 300_000,
 };
 

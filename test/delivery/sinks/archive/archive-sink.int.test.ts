@@ -305,7 +305,7 @@ describe('archive sink settings', () => {
   const parse = (over: Record<string, unknown>) =>
     kindSchema(memoryArchive).safeParse({ name: 'a', type: 'memory_archive', bucket: 'b', ...over });
 
-  test('archive defaults: the key template, gzip, received_at, checkpoints, 10,000 events / 16 MiB / 5 min', () => {
+  test('archive defaults: the key template, gzip, received_at, checkpoints, 5,000 events / 8 MiB / 5 min', () => {
     const r = parse({});
     assert.ok(r.success);
     const c: SinkConfig = r.data;
@@ -316,7 +316,7 @@ describe('archive sink settings', () => {
     assert.equal(c['gzip'], true);
     assert.equal(c['partition_by'], 'received_at');
     assert.equal(r.data.send_checkpoints, true);
-    assert.deepEqual(r.data.batch, { max_events: 10_000, max_bytes: 16 * 1024 * 1024, max_wait_ms: 300_000 });
+    assert.deepEqual(r.data.batch, { max_events: 5_000, max_bytes: 8 * 1024 * 1024, max_wait_ms: 300_000 });
     assert.ok(
       parse({ batch: { max_events: 100_000, max_bytes: 64 * 1024 * 1024, max_wait_ms: 86_400_000 } }).success,
     );
