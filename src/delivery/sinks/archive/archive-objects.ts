@@ -36,15 +36,24 @@ export interface ObjectEvents {
  */
 export function groupObjects(events: readonly OutgoingEvent[], layout: ArchiveLayout): ObjectEvents[] {
   const groups = new Map<string, ObjectEvents>();
+  const unit = layout.template.partition;
   for (const e of events) {
-    const date = partitionDate(e, layout.partitionBy);
-    const id = `${e.tenantId}\n${partitionOf(layout.template.partition, date)}`;
+    const instant = layout.partitionBy === 'timestamp' ? e.timestamp : e.receivedAt;
+    // A UTC instant in ISO form (every received_at) names its partition by its first characters:
+    // no Date per event (it was a tenth of the sink's CPU when catching up).
+    const fast = ISO_UTC.test(instant);
+    const id = `${e.tenantId}\n${fast ? instant.slice(0, UNIT_CHARS[unit]) : partitionOf(unit, partitionDate(e, layout.partitionBy))}`;
     const group = groups.get(id);
     if (group) group.events.push(e);
-    else groups.set(id, { tenant: e.tenantId, date, events: [e] });
+    else groups.set(id, { tenant: e.tenantId, date: partitionDate(e, layout.partitionBy), events: [e] });
   }
   return [...groups.values()];
 }
+
+/** `2026-03-15T08:42:20.123Z` and the like: a UTC instant whose first characters are its date. */
+const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
+/** How many characters of such an instant a partition unit keeps (as {@link partitionOf}). */
+const UNIT_CHARS = { none: 0, yyyy: 4, mm: 7, dd: 10, hh: 13 } as const;
 
 /**
  * One object ready to put: its events as lines (each ended by `\n`),
@@ -56,7 +65,7 @@ export function groupObjects(events: readonly OutgoingEvent[], layout: ArchiveLa
 export async function buildObject(group: ObjectEvents, layout: ArchiveLayout): Promise<ArchiveObject> {
   const first = group.events[0]!.seq;
   const last = group.events.at(-1)!.seq;
-  const lines = Buffer.from(group.events.map((e) => `${e.text}\n`).join(''), 'utf8');
+  const lines = Buffer.from(`${group.events.map((e) => e.text).join('\n')}\n`, 'utf8');
   const body = layout.gzip ? await gzip(lines, { level: 1 }) : lines;
   const sha256 = createHash('sha256').update(body).digest('hex');
   const key =
