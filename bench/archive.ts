@@ -9,9 +9,8 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdirSync, readdirSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { join, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
@@ -21,23 +20,13 @@ import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } fro
 import Database from 'better-sqlite3';
 import { fillStore } from './fill.js';
 import { type BenchRow, runStandalone } from './report.js';
-import { ServerProcess } from './server-process.js';
+import { freePort, ServerProcess } from './server-process.js';
 import { drainRate } from './sink-drain.js';
 import { fmt, sleep } from './stats.js';
 
 const S3RVER = new URL('../node_modules/s3rver/bin/s3rver.js', import.meta.url).pathname;
 const gzip = promisify(gzipCallback);
 const ratio = (a: number, b: number) => (Number.isFinite(a / b) ? `${(a / b).toFixed(2)}×` : 'n/a');
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
 
 /** s3rver on its own port and folder, as a child process (its CPU is not the bench's). */
 async function startS3rver(dir: string): Promise<{ endpoint: string; child: ChildProcess }> {

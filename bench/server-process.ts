@@ -11,7 +11,7 @@ import { sleep } from './stats.js';
 const BIN = new URL('../bin/trailwarden.js', import.meta.url).pathname;
 
 /** A port nobody listens on right now. */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const srv = createServer();
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
