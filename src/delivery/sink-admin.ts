@@ -116,7 +116,10 @@ export class SinkAdmin {
         updatedAt: now,
       };
       await this.deps.store.delivery.putSinkConfig(rec);
-      await this.deps.start({ config, raw, source: 'api', tenantId, updatedAt: now });
+      await this.startOrUndo(key, { config, raw, source: 'api', tenantId, updatedAt: now }, async () => {
+        await this.deps.store.delivery.deleteSinkConfig(key);
+        await this.deps.store.delivery.deleteSinkState(key);
+      });
       return viewOf(table.find({ name: config.name, tenantId }, null));
     });
   }
@@ -152,18 +155,49 @@ export class SinkAdmin {
       await e.runner?.close(false);
       const now = new Date(this.deps.now()).toISOString();
       const records = await store.delivery.listSinkConfigs();
-      const createdAt = records.find((r) => r.name === e.key)?.createdAt ?? now;
+      const before = records.find((r) => r.name === e.key);
       await store.delivery.putSinkConfig({
         name: e.key,
         config: stored,
         tenantId: e.tenantId,
-        createdAt,
+        createdAt: before?.createdAt ?? now,
         updatedAt: now,
       });
       table.delete(e.key);
-      await this.deps.start({ config, raw: next, source: 'api', tenantId: e.tenantId, updatedAt: now });
+      const setup = { config, raw: next, source: 'api' as const, tenantId: e.tenantId, updatedAt: now };
+      await this.startOrUndo(e.key, setup, async () => {
+        // The sink goes on as it was.
+        if (before !== undefined) await store.delivery.putSinkConfig(before);
+        await this.deps.start({
+          config: e.config,
+          raw: e.raw,
+          source: 'api',
+          tenantId: e.tenantId,
+          updatedAt: e.updatedAt,
+        });
+      });
       return changed;
     });
+  }
+
+  /**
+   * Starts a sink just stored through the API; when it cannot be opened (a
+   * kind checks some settings only with its SDK, e.g. an Azure connection
+   * string it cannot read), takes it out again with `undo` and answers 422
+   * with the reason: the client's settings are at fault, and no broken sink
+   * is left stored.
+   */
+  private async startOrUndo(key: string, setup: SinkSetup, undo: () => Promise<void>): Promise<void> {
+    try {
+      await this.deps.start(setup);
+    } catch (err) {
+      await this.deps.table.get(key)?.runner?.close(false);
+      this.deps.table.delete(key);
+      await undo();
+      if (err instanceof TrailwardenError && err.code === 'TW_ERR_CONFIG')
+        throw new TrailwardenError('TW_ERR_INVALID_SINK', err.message);
+      throw err;
+    }
   }
 
   /** Deletes a sink with its cursor and dead letters. */

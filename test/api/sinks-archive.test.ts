@@ -84,6 +84,55 @@ describe('key templates', () => {
   });
 });
 
+describe('settings only the SDK can check', () => {
+  const unreadable = 'AccountName=acme;AccountKey=a2V5a2V5a2V5;';
+
+  test('an Azure connection string the SDK cannot read is a 422 on create, and no sink is left stored', async () => {
+    const t = await app();
+    const res = await call(t, 'POST', '/v1/sinks', t.admin, {
+      name: 'az',
+      type: 'azure_blob',
+      container: 'audit',
+      connection_string: unreadable,
+    });
+    assert.equal(res.statusCode, 422, res.body);
+    assert.equal(res.json().code, 'TW_ERR_INVALID_SINK');
+    assert.match(res.json().detail, /connection_string: the Azure SDK cannot read it/);
+    assert.doesNotMatch(res.body, /a2V5a2V5a2V5/, 'the key is not repeated');
+    assert.equal((await call(t, 'GET', '/v1/sinks/az', t.admin)).statusCode, 404);
+    assert.deepEqual(await t.parts.ctx.store.delivery.listSinkConfigs(), []);
+  });
+
+  test('a change to such a string is a 422, and the sink goes on with its settings before', async () => {
+    const t = await app();
+    const good = {
+      name: 'az',
+      type: 'azure_blob',
+      container: 'audit',
+      account_url: 'https://acme.blob.core.windows.net',
+      sas_token: 'sv=2024-08-04&sp=rcw&sig=c2lnbmF0dXJl',
+      enabled: false,
+    };
+    assert.equal((await call(t, 'POST', '/v1/sinks', t.admin, good)).statusCode, 201);
+    // A merge patch: the SAS way out, the connection string in, the sink on.
+    const res = await call(t, 'PATCH', '/v1/sinks/az', t.admin, {
+      account_url: null,
+      sas_token: null,
+      connection_string: unreadable,
+      enabled: true,
+    });
+    assert.equal(res.statusCode, 422, res.body);
+    assert.match(res.json().detail, /connection_string: the Azure SDK cannot read it/);
+    const kept = await call(t, 'GET', '/v1/sinks/az', t.admin);
+    assert.equal(kept.statusCode, 200, kept.body);
+    assert.equal(kept.json().account_url, good.account_url);
+    assert.equal(kept.json().connection_string, undefined);
+    assert.equal(kept.json().enabled, false);
+    const [stored] = await t.parts.ctx.store.delivery.listSinkConfigs();
+    assert.doesNotMatch(stored?.config ?? '', /connection_string/);
+  });
+});
+
 describe('a bucket that is not there', () => {
   let peer: S3rverPeer;
   before(async () => {
