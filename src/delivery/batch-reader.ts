@@ -82,6 +82,8 @@ class StoredJsonEvent implements OutgoingEvent {
 export class BatchReader {
   /** The window {@link prefetch} is reading, for the next call of {@link next}. */
   private ahead: { after: number; rows: number; read: Promise<RawStoredEvent[]> } | undefined;
+  /** The last window {@link next} read was full: more of the log waits, worth reading ahead. */
+  private behind = false;
 
   constructor(
     private readonly name: string,
@@ -143,6 +145,7 @@ export class BatchReader {
     const { max_events, max_wait_ms } = this.deps.batch;
     const windowRows = Math.max(READ_WINDOW, max_events);
     const first = cursor + 1;
+    this.behind = false;
     const window =
       (await this.readAhead(cursor, windowRows)) ?? (await this.deps.store.readRangeRaw(cursor, windowRows));
     if (window.length === 0) return undefined;
@@ -164,6 +167,7 @@ export class BatchReader {
         if (!long || fill.full || window.length >= windowRows) break;
       }
     }
+    this.behind = window.length >= windowRows;
     return this.pack(cursor, epoch, first, window);
   }
 
@@ -175,8 +179,11 @@ export class BatchReader {
    * taking turns. {@link next} takes the rows only for a cursor at `after`
    * and only a full window, whose rows can no longer change (the log is
    * append-only); anything else is read again. Holds one window at most.
+   * Only when the last window was full: a sink that keeps up reads once per
+   * batch, as before.
    */
   prefetch(after: number): void {
+    if (!this.behind) return;
     const rows = Math.max(READ_WINDOW, this.deps.batch.max_events);
     this.ahead = {
       after,

@@ -250,4 +250,15 @@ describe('reading ahead', () => {
     assert.equal(other?.firstSeq, 101, 'a replay or another cursor reads its own window');
     assert.equal(reads.length, before + 1);
   });
+
+  test('a sink that keeps up (its last window came back short) reads nothing ahead', async () => {
+    await append(6);
+    const r = reader(limits);
+    const batch = await r.next(0, 0, async () => true);
+    assert.equal(batch?.events.length, 4);
+    const before = reads.length;
+    r.prefetch(4);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(reads.length, before, 'no read ahead');
+  });
 });
