@@ -16,6 +16,7 @@ import {
   type SinkOptions,
 } from '../sink.js';
 import { describeError, snippet } from './net/describe-error.js';
+import { httpUrl } from './net/http-url.js';
 import { forbiddenAddressIn, sinkNetworkGuard } from './net/network-guard.js';
 import { retryAfterMs } from './net/retry-after.js';
 import { TLS_HOST_OPTIONS, tlsConnectionOptions, tlsSchema } from './net/tls-options.js';
@@ -33,33 +34,15 @@ const TOKEN_STATUSES = new Set([401, 403]);
 // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
 const TOKEN = /^[^\s\u0000-\u001f\u007f]+$/;
 
-const url = z
-  .string({ error: 'expected the HEC base URL, e.g. https://splunk.example.com:8088' })
-  .superRefine((value, ctx) => {
-    let parsed: URL;
-    try {
-      parsed = new URL(value);
-    } catch {
-      ctx.addIssue({
-        code: 'custom',
-        message: 'expected the HEC base URL, e.g. https://splunk.example.com:8088',
-      });
-      return;
-    }
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-      ctx.addIssue({ code: 'custom', message: `expected an http(s) URL, got a ${parsed.protocol} URL` });
-    } else if (parsed.username || parsed.password || parsed.search || parsed.hash) {
-      ctx.addIssue({
-        code: 'custom',
-        message: 'give the HEC base URL alone: no credentials, ?query or #fragment (the token goes in token)',
-      });
-    } else if (/\/services\/collector(\/|$)/.test(parsed.pathname)) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `give the HEC base URL without ${EVENT_PATH}, e.g. ${parsed.origin}`,
-      });
-    }
-  });
+const url = httpUrl({
+  expected: 'expected the HEC base URL, e.g. https://splunk.example.com:8088',
+  rules: (u) =>
+    u.username || u.password || u.search || u.hash
+      ? 'give the HEC base URL alone: no credentials, ?query or #fragment (the token goes in token)'
+      : /\/services\/collector(\/|$)/.test(u.pathname)
+        ? `give the HEC base URL without ${EVENT_PATH}, e.g. ${u.origin}`
+        : null,
+});
 
 const ms = (def: number, max = 600_000) => z.number().int().min(1).max(max).default(def);
 

@@ -18,6 +18,7 @@ import {
   type SinkOptions,
 } from '../../sink.js';
 import { describeError, SNIPPET_CHARS, snippet } from '../net/describe-error.js';
+import { httpUrl } from '../net/http-url.js';
 import { forbiddenAddressIn, sinkNetworkGuard } from '../net/network-guard.js';
 import { retryAfterMs } from '../net/retry-after.js';
 import { TLS_HOST_OPTIONS, tlsConnectionOptions, tlsSchema } from '../net/tls-options.js';
@@ -50,24 +51,15 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
 const BAD_HEADER_VALUE = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 
-const url = z.string({ error: 'expected an http(s) URL' }).superRefine((value, ctx) => {
-  let parsed: URL;
-  try {
-    parsed = new URL(value);
-  } catch {
-    ctx.addIssue({ code: 'custom', message: 'expected an http(s) URL, e.g. https://siem.example.com/hook' });
-    return;
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    ctx.addIssue({ code: 'custom', message: `expected an http(s) URL, got a ${parsed.protocol} URL` });
-  } else if (parsed.username || parsed.password) {
-    ctx.addIssue({
-      code: 'custom',
-      message: 'put credentials in headers (e.g. authorization), not in the URL',
-    });
-  } else if (parsed.hash) {
-    ctx.addIssue({ code: 'custom', message: 'a webhook URL has no #fragment' });
-  }
+const url = httpUrl({
+  expected: 'expected an http(s) URL',
+  unparsable: 'expected an http(s) URL, e.g. https://siem.example.com/hook',
+  rules: (u) =>
+    u.username || u.password
+      ? 'put credentials in headers (e.g. authorization), not in the URL'
+      : u.hash
+        ? 'a webhook URL has no #fragment'
+        : null,
 });
 
 const headers = z

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import type { SinkOptions, SinkPlacement } from '../../../sink.js';
+import { httpUrl } from '../../net/http-url.js';
 
 const KIB = 1024;
 const MIB = 1024 * KIB;
@@ -56,29 +57,16 @@ const connectionString = z
     }
   });
 
-const accountUrl = z.string({ error: 'expected the account URL' }).superRefine((value, ctx) => {
-  let parsed: URL;
-  try {
-    parsed = new URL(value);
-  } catch {
-    ctx.addIssue({
-      code: 'custom',
-      message: 'expected an http(s) URL such as https://myaccount.blob.core.windows.net',
-    });
-    return;
-  }
-  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
-    ctx.addIssue({ code: 'custom', message: `expected an http(s) URL, got a ${parsed.protocol} URL` });
-  } else if (parsed.username || parsed.password || parsed.search) {
+const accountUrl = httpUrl({
+  expected: 'expected the account URL',
+  unparsable: 'expected an http(s) URL such as https://myaccount.blob.core.windows.net',
+  rules: (u) =>
     // A SAS pasted into the URL would be stored and shown as plain text.
-    ctx.addIssue({
-      code: 'custom',
-      message:
-        'put the SAS token in sas_token (a secret), not in the URL; the URL has no user, password or query',
-    });
-  } else if (parsed.hash) {
-    ctx.addIssue({ code: 'custom', message: 'an account URL has no #fragment' });
-  }
+    u.username || u.password || u.search
+      ? 'put the SAS token in sas_token (a secret), not in the URL; the URL has no user, password or query'
+      : u.hash
+        ? 'an account URL has no #fragment'
+        : null,
 });
 
 const sasToken = z

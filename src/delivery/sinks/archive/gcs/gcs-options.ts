@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { SinkOptions, SinkPlacement } from '../../../sink.js';
+import { httpUrl } from '../../net/http-url.js';
 
 /** Service-account key JSON is a few KiB (the RSA private key most of it); anything far larger is not one. */
 const MAX_CREDENTIALS_JSON_CHARS = 16_384;
@@ -42,29 +43,14 @@ function credentialsProblem(text: string): string | null {
   return null;
 }
 
-const apiEndpoint = z
-  .string({ error: 'expected the JSON API base URL, e.g. https://storage.googleapis.com' })
-  .max(2048, { error: 'api_endpoint: at most 2048 characters' })
-  .superRefine((value, ctx) => {
-    let url: URL;
-    try {
-      url = new URL(value);
-    } catch {
-      ctx.addIssue({
-        code: 'custom',
-        message: 'expected the JSON API base URL, e.g. https://storage.googleapis.com',
-      });
-      return;
-    }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:')
-      ctx.addIssue({ code: 'custom', message: `expected an http(s) URL, got a ${url.protocol} URL` });
-    else if (url.username || url.password || url.search || url.hash || url.pathname !== '/')
-      ctx.addIssue({
-        code: 'custom',
-        message:
-          "give the endpoint's origin alone (scheme, host, port): no path, credentials, ?query or #fragment",
-      });
-  });
+const apiEndpoint = httpUrl({
+  expected: 'expected the JSON API base URL, e.g. https://storage.googleapis.com',
+  max: { chars: 2048, message: 'api_endpoint: at most 2048 characters' },
+  rules: (u) =>
+    u.username || u.password || u.search || u.hash || u.pathname !== '/'
+      ? "give the endpoint's origin alone (scheme, host, port): no path, credentials, ?query or #fragment"
+      : null,
+});
 
 /** The gcs sink's own options (zod raw shape), beside the archive writer's common ones. */
 export const gcsOptionsShape = {

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { SinkOptions, SinkPlacement } from '../../../sink.js';
+import { httpUrl } from '../../net/http-url.js';
 
 /** lib-storage's (and S3's) smallest part; every part but the last must be at least this big. */
 export const MIN_PART_SIZE_BYTES = 5 * 1024 * 1024;
@@ -45,31 +46,15 @@ const bucket = z
 
 const ENDPOINT_EXAMPLE = 'e.g. https://s3.eu-central-1.wasabisys.com or http://127.0.0.1:9000';
 
-const endpoint = z
-  .string({ error: `expected the endpoint URL, ${ENDPOINT_EXAMPLE}` })
-  .superRefine((value, ctx) => {
-    let parsed: URL;
-    try {
-      parsed = new URL(value);
-    } catch {
-      ctx.addIssue({ code: 'custom', message: `expected the endpoint URL, ${ENDPOINT_EXAMPLE}` });
-      return;
-    }
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-      ctx.addIssue({ code: 'custom', message: `expected an http(s) URL, got a ${parsed.protocol} URL` });
-    } else if (parsed.username || parsed.password || parsed.search || parsed.hash) {
-      ctx.addIssue({
-        code: 'custom',
-        message:
-          'give the endpoint alone: no credentials, ?query or #fragment (keys go in access_key_id and secret_access_key)',
-      });
-    } else if (parsed.pathname !== '/') {
-      ctx.addIssue({
-        code: 'custom',
-        message: `give the endpoint without a path, e.g. ${parsed.origin} (the bucket goes in bucket; set force_path_style for /bucket/key addressing)`,
-      });
-    }
-  });
+const endpoint = httpUrl({
+  expected: `expected the endpoint URL, ${ENDPOINT_EXAMPLE}`,
+  rules: (u) =>
+    u.username || u.password || u.search || u.hash
+      ? 'give the endpoint alone: no credentials, ?query or #fragment (keys go in access_key_id and secret_access_key)'
+      : u.pathname !== '/'
+        ? `give the endpoint without a path, e.g. ${u.origin} (the bucket goes in bucket; set force_path_style for /bucket/key addressing)`
+        : null,
+});
 
 const secret = (what: string, max: number) =>
   z
