@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { TrailwardenError } from '../../../../src/errors.js';
+import { makeTestPki, type TestPki } from '../../../helpers/test-pki.js';
 import {
   createWebhookSink,
   newSecret,
@@ -13,40 +12,16 @@ import {
   testBatch,
 } from '../../../helpers/webhook-receiver.js';
 
-let dir: string;
-const file = (name: string) => join(dir, name);
+/** A throwaway CA, a server certificate for IP 127.0.0.1 and a client certificate, both signed by the CA. */
+let pki: TestPki;
+const file = (name: string) => join(pki.dir, name);
 const read = (name: string) => readFileSync(file(name), 'utf8');
 
-/** A throwaway CA, a server certificate for IP 127.0.0.1 and a client certificate, both signed by the CA. */
 before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'tw-webhook-tls-'));
-  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2'];
-  const leaf = [
-    '-CA',
-    file('ca.pem'),
-    '-CAkey',
-    file('ca.key'),
-    '-addext',
-    'basicConstraints=critical,CA:FALSE',
-  ];
-  const openssl = (...args: string[]) =>
-    execFileSync('openssl', ['req', '-x509', ...key, ...args], { stdio: 'pipe' });
-  openssl('-subj', '/CN=tw-test-ca', '-keyout', file('ca.key'), '-out', file('ca.pem'));
-  openssl(
-    '-subj',
-    '/CN=127.0.0.1',
-    ...leaf,
-    '-addext',
-    'subjectAltName=IP:127.0.0.1',
-    '-keyout',
-    file('server.key'),
-    '-out',
-    file('server.pem'),
-  );
-  openssl('-subj', '/CN=tw-client', ...leaf, '-keyout', file('client.key'), '-out', file('client.pem'));
+  pki = makeTestPki();
 });
 
-after(() => rmSync(dir, { recursive: true, force: true }));
+after(() => pki.remove());
 
 async function mtlsReceiver(secret: string): Promise<Receiver> {
   return startReceiver({
