@@ -9,7 +9,8 @@ import { dirname, join } from 'node:path';
 import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite } from './azurite.js';
 import { S3RVER_KEYS, startS3rver } from './s3rver-peer.js';
 
-const BUCKET = 'archive';
+/** The one bucket (container) of each store. */
+export const BUCKET = 'archive';
 
 /** An object as downloaded: its key, bytes, and the metadata the store kept. */
 export interface Downloaded {

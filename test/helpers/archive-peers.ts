@@ -12,13 +12,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
-import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite } from './azurite.js';
+import { BUCKET, type Downloaded, startAzuriteBucket, startS3rverBucket } from './archive-buckets.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY } from './azurite.js';
 import { startGcsFake } from './gcs-fake.js';
-import { S3RVER_KEYS, startS3rver } from './s3rver-peer.js';
+import { S3RVER_KEYS } from './s3rver-peer.js';
 import { gateConnections, inProcessHost, type SinkPeer } from './sink-peers.js';
 import { startTcpGate, type TcpGate } from './tcp-gate.js';
-
-const BUCKET = 'conformance';
 
 /** An object's lines as the sink wrote them (gunzipped when its bytes are gzip). */
 function linesOf(bytes: Uint8Array): string[] {
@@ -72,51 +71,26 @@ function archivePeer(opts: {
   };
 }
 
+/** What the contract reads of a downloaded object. */
+const keyAndBytes = (objects: Downloaded[]) => objects.map((o) => ({ key: o.key, bytes: o.bytes }));
+
 /** s3rver behind a gate, with explicit keys and a session token (s3rver signs with its fixed keys). */
 export async function startS3Peer(): Promise<SinkPeer> {
-  const s3rver = await startS3rver({ buckets: [BUCKET] });
-  const gate = await startTcpGate(s3rver.port);
-  const { S3Client, ListObjectsV2Command, GetObjectCommand } = await import('@aws-sdk/client-s3');
-  const reader = new S3Client({
-    endpoint: s3rver.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: S3RVER_KEYS.access_key_id, secretAccessKey: S3RVER_KEYS.secret_access_key },
-  });
+  const bucket = await startS3rverBucket();
+  const gate = await startTcpGate(bucket.port);
   const sessionToken = `tw-session-${randomBytes(18).toString('base64url')}`;
   return archivePeer({
     kind: 's3',
     gate,
     options: {
-      bucket: BUCKET,
-      region: 'us-east-1',
-      endpoint: `http://127.0.0.1:${gate.port}`,
-      force_path_style: true,
-      ...S3RVER_KEYS,
+      ...bucket.sinkOptions(`http://127.0.0.1:${gate.port}`),
       session_token: sessionToken,
       connect_timeout_ms: 2000,
       request_timeout_ms: 5000,
     },
     secrets: { ...S3RVER_KEYS, session_token: sessionToken },
-    async objects() {
-      const out: Array<{ key: string; bytes: Uint8Array }> = [];
-      let token: string | undefined;
-      do {
-        const page = await reader.send(
-          new ListObjectsV2Command({ Bucket: BUCKET, ContinuationToken: token }),
-        );
-        for (const o of page.Contents ?? []) {
-          const got = await reader.send(new GetObjectCommand({ Bucket: BUCKET, Key: o.Key }));
-          out.push({ key: o.Key ?? '', bytes: await got.Body!.transformToByteArray() });
-        }
-        token = page.NextContinuationToken;
-      } while (token !== undefined);
-      return out;
-    },
-    async stop() {
-      reader.destroy();
-      await s3rver.close();
-    },
+    objects: async () => keyAndBytes(await bucket.download()),
+    stop: () => bucket.stop(),
   });
 }
 
@@ -125,25 +99,25 @@ export type AzureAuth = 'connection_string' | 'account_key' | 'sas_token';
 
 /** Azurite behind a gate, its container made, the sink authenticated one of three ways. */
 export async function startAzureBlobPeer(auth: AzureAuth): Promise<SinkPeer> {
-  const azurite = await startAzurite();
-  const gate = await startTcpGate(azurite.port);
-  const blob = await import('@azure/storage-blob');
-  const credential = new blob.StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY);
-  const container = blob.BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(
-    BUCKET,
-  );
-  await container.create();
-  const accountUrl = azurite.accountUrl.replace(`:${azurite.port}/`, `:${gate.port}/`);
+  const bucket = await startAzuriteBucket();
+  const gate = await startTcpGate(bucket.port);
+  const endpoint = `http://127.0.0.1:${gate.port}`;
+  const accountUrl = `${endpoint}/${AZURITE_ACCOUNT}`;
   let options: Record<string, unknown>;
   let secrets: Record<string, string>;
   if (auth === 'connection_string') {
-    const connectionString = azurite.connectionString.replace(`:${azurite.port}/`, `:${gate.port}/`);
-    options = { connection_string: connectionString };
-    secrets = { connection_string: connectionString };
+    options = bucket.sinkOptions(endpoint);
+    secrets = { connection_string: String(options['connection_string']) };
   } else if (auth === 'account_key') {
-    options = { account_url: accountUrl, account_name: AZURITE_ACCOUNT, account_key: AZURITE_KEY };
+    options = {
+      container: BUCKET,
+      account_url: accountUrl,
+      account_name: AZURITE_ACCOUNT,
+      account_key: AZURITE_KEY,
+    };
     secrets = { account_key: AZURITE_KEY };
   } else {
+    const blob = await import('@azure/storage-blob');
     const sas = blob
       .generateBlobSASQueryParameters(
         {
@@ -151,25 +125,19 @@ export async function startAzureBlobPeer(auth: AzureAuth): Promise<SinkPeer> {
           permissions: blob.BlobSASPermissions.parse('rcw'),
           expiresOn: new Date(Date.now() + 3_600_000),
         },
-        credential,
+        new blob.StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY),
       )
       .toString();
-    options = { account_url: accountUrl, sas_token: sas };
+    options = { container: BUCKET, account_url: accountUrl, sas_token: sas };
     secrets = { sas_token: sas };
   }
   return archivePeer({
     kind: 'azure_blob',
     gate,
-    options: { container: BUCKET, request_timeout_ms: 5000, ...options },
+    options: { request_timeout_ms: 5000, ...options },
     secrets,
-    async objects() {
-      const out: Array<{ key: string; bytes: Uint8Array }> = [];
-      for await (const item of container.listBlobsFlat()) {
-        out.push({ key: item.name, bytes: await container.getBlobClient(item.name).downloadToBuffer() });
-      }
-      return out;
-    },
-    stop: () => azurite.stop(),
+    objects: async () => keyAndBytes(await bucket.download()),
+    stop: () => bucket.stop(),
   });
 }
 
