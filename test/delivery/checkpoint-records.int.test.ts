@@ -9,7 +9,12 @@ import { afterEach, describe, test } from 'node:test';
 import { parseVerifierKey, verifyCheckpoint } from '../../src/log/checkpoint.js';
 import { rawEvent, type TestApp, testApp } from '../helpers/app.js';
 import { until } from '../helpers/until.js';
-import { newSecret, type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
+import {
+  newSecret,
+  type Receiver,
+  type StartReceiverOptions,
+  startReceiver,
+} from '../helpers/webhook-receiver.js';
 
 const open: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -28,9 +33,12 @@ function records(r: Receiver): Received[] {
   return r.requests.flatMap((q) => q.parsed as Received[]);
 }
 
-async function harness(sink: Record<string, unknown>): Promise<{ t: TestApp; r: Receiver }> {
+async function harness(
+  sink: Record<string, unknown>,
+  respond?: StartReceiverOptions['respond'],
+): Promise<{ t: TestApp; r: Receiver }> {
   const secret = newSecret();
-  const r = await startReceiver({ secret });
+  const r = await startReceiver(respond === undefined ? { secret } : { secret, respond });
   open.push(() => r.close());
   const t = await testApp({
     audit_reads: false,
@@ -95,28 +103,11 @@ describe('send_checkpoints', () => {
   });
 
   test('a sink catching up gets every checkpoint signed while it was behind, each after its events', async () => {
-    const secret = newSecret();
     let refusing = true;
-    const r = await startReceiver({ secret, respond: () => (refusing ? { status: 503 } : { status: 204 }) });
-    open.push(() => r.close());
-    const t = await testApp({
-      audit_reads: false,
-      checkpoints: { every_events: 5, every_ms: 100 },
-      sinks: [
-        {
-          name: 'siem',
-          type: 'webhook',
-          url: `${r.url}/siem`,
-          secret,
-          allow_private_networks: true,
-          start_from: 'beginning',
-          send_checkpoints: true,
-          batch: { max_events: 4, max_wait_ms: 0 },
-          retry: { backoff: { initial_ms: 50, max_ms: 50 } },
-        },
-      ],
-    });
-    open.push(() => t.close());
+    const { t, r } = await harness(
+      { send_checkpoints: true, retry: { backoff: { initial_ms: 50, max_ms: 50 } } },
+      () => (refusing ? { status: 503 } : { status: 204 }),
+    );
     for (let i = 0; i < 4; i++) {
       await t.app.inject({
         method: 'POST',
