@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { z } from 'zod';
+import { createEncoder } from '../../../../src/delivery/formats/registry.js';
 import { kindSchema, type SinkConfig } from '../../../../src/delivery/sink-config.js';
 import type { FailureDetail } from '../../../../src/delivery/sink-health.js';
 import { SinkRunner } from '../../../../src/delivery/sink-runner.js';
@@ -153,6 +154,25 @@ describe('an archive sink through the worker', () => {
     assert.equal(lines, `${stored[0]!.body}\n${stored[2]!.body}\n`, 'the stored JSON, byte for byte');
     assertEachOnce(events);
   });
+
+  for (const format of ['ocsf', 'ecs'] as const) {
+    test(`format ${format}: .jsonl objects whose lines are the format's encoding of each event`, async () => {
+      await appendMixed();
+      await start(config({ format }));
+      await until(() => progress === 5, 'the worker to confirm seq 5');
+      assert.equal(bucket.keys().length, 4);
+      const encode = createEncoder(format, {});
+      const stored = (await log.readRangeRaw(0, 5)).map((r) => JSON.parse(r.body) as Record<string, unknown>);
+      for (const key of bucket.keys()) {
+        assert.match(key, /\.jsonl\.gz$/);
+        const o = bucket.objects.get(key)!;
+        assert.equal(o.contentType, 'application/x-ndjson');
+        const first = Number(o.metadata['trailwarden_first_seq']);
+        const [line] = gunzipSync(o.body).toString('utf8').split('\n');
+        assert.equal(line, encode(stored[first - 1]!), `${key}: the ${format} line of seq ${first}`);
+      }
+    });
+  }
 
   test('after a crash mid-delivery, the restarted worker writes the same keys and bytes: each event once', async () => {
     const events = await appendMixed();
