@@ -80,8 +80,10 @@ class StoredJsonEvent implements OutgoingEvent {
  * so the same range gets the same id on every retry and after a restart.
  */
 export class BatchReader {
-  /** The window {@link prefetch} is reading, for the next call of {@link next}. */
-  private ahead: { after: number; rows: number; read: Promise<RawStoredEvent[]> } | undefined;
+  /** The batch {@link prefetch} is reading and packing, for the next call of {@link next}. */
+  private ahead:
+    | { after: number; epoch: number; rows: number; packed: Promise<DeliveryBatch | undefined> }
+    | undefined;
   /** The last window {@link next} read was full: more of the log waits, worth reading ahead. */
   private behind = false;
 
@@ -146,8 +148,12 @@ export class BatchReader {
     const windowRows = Math.max(READ_WINDOW, max_events);
     const first = cursor + 1;
     this.behind = false;
-    const window =
-      (await this.readAhead(cursor, windowRows)) ?? (await this.deps.store.readRangeRaw(cursor, windowRows));
+    const packed = await this.takeAhead(cursor, epoch, windowRows);
+    if (packed !== undefined) {
+      this.behind = true;
+      return packed;
+    }
+    const window = await this.deps.store.readRangeRaw(cursor, windowRows);
     if (window.length === 0) return undefined;
     const fill = new BatchFill(this.deps.batch);
     for (const row of window) if (this.deps.filter(row)) fill.add(row);
@@ -172,37 +178,55 @@ export class BatchReader {
   }
 
   /**
-   * Starts reading the window after `after` while the delivery that ends
-   * there travels (after the current turn of the event loop, so the
-   * delivery's first request is on its way first), so the next batch is
-   * ready when the peer confirms: reading and sending overlap instead of
-   * taking turns. {@link next} takes the rows only for a cursor at `after`
-   * and only a full window, whose rows can no longer change (the log is
-   * append-only); anything else is read again. Holds one window at most.
-   * Only when the last window was full: a sink that keeps up reads once per
-   * batch, as before.
+   * Starts reading and packing the batch after `after` while the delivery
+   * that ends there travels (after the current turn of the event loop, so
+   * the delivery's first request is on its way first), so the next batch is
+   * ready when the peer confirms: reading, encoding and sending overlap
+   * instead of taking turns. {@link next} takes it only for a cursor at
+   * `after` in the same epoch and only from a full window, whose rows can
+   * no longer change (the log is append-only) and whose batch therefore is
+   * exactly what {@link next} would pack; anything else is read again.
+   * Holds one batch at most. Only when the last window was full: a sink
+   * that keeps up reads once per batch, as before.
    */
-  prefetch(after: number): void {
+  prefetch(after: number, epoch: number): void {
     if (!this.behind) return;
     const rows = Math.max(READ_WINDOW, this.deps.batch.max_events);
     this.ahead = {
       after,
+      epoch,
       rows,
-      read: new Promise((resolve) =>
+      packed: new Promise((resolve) =>
         setImmediate(() => {
-          this.deps.store.readRangeRaw(after, rows).then(resolve, () => resolve([]));
+          this.deps.store.readRangeRaw(after, rows).then(
+            (window) => {
+              // Packed in a later turn, so a confirmation that came meanwhile is handled first.
+              if (window.length !== rows) resolve(undefined);
+              else setImmediate(() => resolve(this.packSafely(after, epoch, window)));
+            },
+            () => resolve(undefined),
+          );
         }),
       ),
     };
   }
 
-  /** The prefetched window for `cursor`, if it was read full. */
-  private async readAhead(cursor: number, rows: number): Promise<RawStoredEvent[] | undefined> {
+  /** The prefetched batch for `cursor` in `epoch`, if its window was read full. */
+  private async takeAhead(cursor: number, epoch: number, rows: number): Promise<DeliveryBatch | undefined> {
     const ahead = this.ahead;
     this.ahead = undefined;
-    if (ahead === undefined || ahead.after !== cursor || ahead.rows !== rows) return undefined;
-    const window = await ahead.read;
-    return window.length === rows ? window : undefined;
+    if (ahead === undefined || ahead.after !== cursor || ahead.epoch !== epoch || ahead.rows !== rows)
+      return undefined;
+    return ahead.packed;
+  }
+
+  /** {@link pack}, or `undefined` when encoding throws (then {@link next} packs again and meets the error itself). */
+  private packSafely(cursor: number, epoch: number, window: RawStoredEvent[]): DeliveryBatch | undefined {
+    try {
+      return this.pack(cursor, epoch, cursor + 1, window);
+    } catch {
+      return undefined;
+    }
   }
 
   /** The batch `window` makes: its matching events, encoded, up to the limits. */

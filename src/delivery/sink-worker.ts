@@ -252,7 +252,7 @@ export class SinkWorker {
         }
         this.state = moved.state;
       }
-      this.reader.prefetch(batch.lastSeq);
+      this.reader.prefetch(batch.lastSeq, this.state.epoch);
       await this.deliverBatch(batch);
     }
   }

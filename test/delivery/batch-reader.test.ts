@@ -222,7 +222,7 @@ describe('reading ahead', () => {
     const r = reader({ ...limits, max_events: 512 });
     const first = await r.next(0, 0, async () => true);
     assert.equal(first?.lastSeq, 512);
-    r.prefetch(512);
+    r.prefetch(512, 0);
     await new Promise((resolve) => setImmediate(resolve));
     const readsAfterPrefetch = reads.length;
     assert.deepEqual(reads.at(-1), { after: 512, limit: 512, got: 512 }, 'read ahead in the background');
@@ -231,19 +231,37 @@ describe('reading ahead', () => {
     assert.equal(second?.lastSeq, 1024);
     assert.equal(second?.events[0]?.seq, 513);
     assert.equal(reads.length, readsAfterPrefetch, 'no second read of the same window');
+    const fresh = await reader({ ...limits, max_events: 512 }).next(512, 0, async () => true);
+    assert.deepEqual(
+      { id: second?.id, events: second?.events.map((e) => [e.seq, e.text]) },
+      { id: fresh?.id, events: fresh?.events.map((e) => [e.seq, e.text]) },
+      'the batch packed ahead is the one next() packs from scratch',
+    );
+  });
+
+  test('a batch packed ahead is not used after the cursor epoch changed (a replay): its delivery id would be stale', async () => {
+    await append(512 + 600);
+    const r = reader({ ...limits, max_events: 512 });
+    await r.next(0, 0, async () => true);
+    r.prefetch(512, 0);
+    await new Promise((resolve) => setImmediate(resolve));
+    const before = reads.length;
+    const batch = await r.next(512, 1, async () => true);
+    assert.equal(reads.length, before + 1, 'read again for the new epoch');
+    assert.equal(batch?.id, r.deliveryId(1, 513, 1024));
   });
 
   test('a window read ahead is not used when it came back short, nor for another cursor', async () => {
     await append(6);
     const r = reader(limits);
-    r.prefetch(0);
+    r.prefetch(0, 0);
     await new Promise((resolve) => setImmediate(resolve));
     // Short: events may have come since, so the window is read again.
     await append(600);
     const batch = await r.next(0, 0, async () => true);
     assert.equal(batch?.events.length, 4);
     assert.deepEqual(reads.at(-1), { after: 0, limit: 512, got: 512 });
-    r.prefetch(4);
+    r.prefetch(4, 0);
     await new Promise((resolve) => setImmediate(resolve));
     const before = reads.length;
     const other = await r.next(100, 0, async () => true);
@@ -257,7 +275,7 @@ describe('reading ahead', () => {
     const batch = await r.next(0, 0, async () => true);
     assert.equal(batch?.events.length, 4);
     const before = reads.length;
-    r.prefetch(4);
+    r.prefetch(4, 0);
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(reads.length, before, 'no read ahead');
   });

@@ -48,10 +48,19 @@ export class ArchiveWriter implements Sink {
       return verdict.outcome.kind === 'disable' ? permanent(verdict.outcome.reason) : verdict.outcome;
     }
     const rejected: { reason: string; seqs: number[] }[] = [];
-    // One object at a time, so memory holds one object's bytes, not the delivery's twice over.
-    for (const group of groupObjects(batch.events, this.layout)) {
-      const verdict = await this.put(await buildObject(group, this.layout), aborted);
-      if (verdict.kind === 'stop') return verdict.outcome;
+    const groups = groupObjects(batch.events, this.layout);
+    // One object travels while the next is encoded (gzip runs off the main thread), so memory
+    // holds two objects' bytes at most, not the delivery's twice over.
+    let building = groups.length > 0 ? buildObject(groups[0]!, this.layout) : undefined;
+    for (let i = 0; building !== undefined; i++) {
+      const obj = await building;
+      const group = groups[i]!;
+      building = i + 1 < groups.length ? buildObject(groups[i + 1]!, this.layout) : undefined;
+      const verdict = await this.put(obj, aborted);
+      if (verdict.kind === 'stop') {
+        await building?.catch(() => undefined);
+        return verdict.outcome;
+      }
       if (verdict.kind === 'rejected')
         rejected.push({ reason: verdict.reason, seqs: group.events.map((e) => e.seq) });
     }
