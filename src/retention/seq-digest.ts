@@ -1,0 +1,15 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * The SHA-256 (hex) of a set of seqs: ascending, in decimal, each ended by
+ * `\n`. A prune run's and an erasure's logged event carries it, so `verify`
+ * can tell that the pruned leaves or redacted rows the store holds under
+ * that run or erasure are exactly those it logged (a row deleted or edited
+ * later and passed off as pruned or redacted changes the digest).
+ */
+export function seqDigest(seqs: Iterable<number>): string {
+  const sorted = [...seqs].sort((a, b) => a - b);
+  const h = createHash('sha256');
+  for (const s of sorted) h.update(`${s}\n`);
+  return h.digest('hex');
+}
