@@ -1,0 +1,176 @@
+/**
+ * Retention benchmark (issue 17): pruning a 1,000,000-event backlog while
+ * batched ingest runs, beside the same ingest load without pruning, in the
+ * same run; events pruned per second; the database's size before and after
+ * the prune and its space reclaim.
+ *
+ * The backlog is appended by a child process whose clock runs 400 days
+ * behind (past-clock.mjs), so the events are received a year ago with real
+ * leaf hashes; the server then runs with `retention.default_days: 365`.
+ *
+ * Standalone: `npm run build && node --import tsx bench/retention.ts`
+ * (BENCH_SCALE, BENCH_DIR, BENCH_KEEP as for `npm run bench`).
+ */
+import { execFileSync } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import Database from 'better-sqlite3';
+import { keepAliveAgent, type LoadResult, send } from './http-load.js';
+import { ingestLoad } from './ingest.js';
+import { type BenchRow, runStandalone } from './report.js';
+import { ServerProcess } from './server-process.js';
+import { fmt, ms, percentile, sleep } from './stats.js';
+
+const DAY = 86_400_000;
+const MIB = 1_048_576;
+const ratio = (a: number, b: number) => (Number.isFinite(a / b) ? `${(a / b).toFixed(2)}×` : 'n/a');
+const BATCH = { perRequest: 100, concurrency: 8 };
+
+/** Bytes the SQLite file and its WAL take on disk. */
+function dbBytes(dataDir: string): number {
+  let total = 0;
+  for (const f of ['trailwarden.db', 'trailwarden.db-wal']) {
+    try {
+      total += statSync(join(dataDir, f)).size;
+    } catch {
+      // no WAL file right now
+    }
+  }
+  return total;
+}
+
+/** Free pages left in the SQLite file (what incremental vacuum has yet to give back). */
+function freePages(dataDir: string): number {
+  const db = new Database(join(dataDir, 'trailwarden.db'), { readonly: true });
+  try {
+    return db.pragma('freelist_count', { simple: true }) as number;
+  } finally {
+    db.close();
+  }
+}
+
+function describe(load: LoadResult): { eventsPerSecond: number; p99: number } {
+  return {
+    eventsPerSecond: (load.ok * BATCH.perRequest * 1000) / load.elapsedMs,
+    p99: percentile(load.latencies, 99),
+  };
+}
+
+export async function runRetentionBench(opts: {
+  work: string;
+  scale: number;
+  say: (line: string) => void;
+}): Promise<{ rows: BenchRow[]; peakRssMiB: number }> {
+  const { work, scale, say } = opts;
+  const events = Math.max(20_000, Math.round(1_000_000 * scale));
+  const loadMs = Math.max(5_000, Math.round(15_000 * scale));
+  const dataDir = join(work, 'data');
+  const rows: BenchRow[] = [];
+  let peakRssMiB = 0;
+
+  say(
+    `R0. filling ${dataDir} with ${fmt(events)} events received 400 days ago (Store.append, clock set back)`,
+  );
+  const fillRate = execFileSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--import',
+      fileURLToPath(new URL('./past-clock.mjs', import.meta.url)),
+      fileURLToPath(new URL('./fill-in-past.ts', import.meta.url)),
+      dataDir,
+      String(events),
+    ],
+    { env: { ...process.env, BENCH_CLOCK_OFFSET_MS: String(400 * DAY) }, encoding: 'utf8' },
+  ).trim();
+  say(`    ${fmt(Number(fillRate))} events/s`);
+
+  say(
+    `R1. batched ingest (${BATCH.concurrency} clients × ${BATCH.perRequest}), no retention, ${loadMs / 1000} s`,
+  );
+  let server = await ServerProcess.start(dataDir, { log_level: 'warn' });
+  const bare = describe(await ingestLoad(server.target, { ...BATCH, durationMs: loadMs, warmupMs: 1_000 }));
+  say(`    ${fmt(bare.eventsPerSecond)} events/s, p99 ${ms(bare.p99)}`);
+  peakRssMiB = Math.max(peakRssMiB, await server.stop());
+  const sizeBefore = dbBytes(dataDir);
+
+  say('R2. the same load while a prune run removes the year-old backlog (retention.default_days: 365)');
+  server = await ServerProcess.start(dataDir, {
+    log_level: 'warn',
+    retention: { default_days: 365, prune_interval: '7d' },
+  });
+  const agent = keepAliveAgent(2);
+  const stop = { stopped: false };
+  const load = ingestLoad(server.target, { ...BATCH, durationMs: 3_600_000, warmupMs: 1_000, stop });
+  await sleep(1_000);
+  const t0 = performance.now();
+  const started = await send(server.target, agent, 'POST', '/v1/retention/runs', Buffer.from('{}'));
+  if (started.status !== 202)
+    throw new Error(`POST /v1/retention/runs answered ${started.status} ${started.body}`);
+  const runId = (JSON.parse(started.body) as { id: string }).id;
+  let pruned = 0;
+  for (;;) {
+    const got = await send(server.target, agent, 'GET', `/v1/retention/runs/${runId}`);
+    const run = JSON.parse(got.body) as { state: string; pruned: number };
+    pruned = run.pruned;
+    if (run.state === 'done') break;
+    await sleep(200);
+  }
+  const pruneMs = performance.now() - t0;
+  stop.stopped = true;
+  const during = describe(await load);
+  say(
+    `    ${fmt(pruned)} events pruned in ${(pruneMs / 1000).toFixed(1)} s: ${fmt((pruned * 1000) / pruneMs)} events/s; ` +
+      `ingest meanwhile ${fmt(during.eventsPerSecond)} events/s, p99 ${ms(during.p99)}`,
+  );
+  if (pruned < events) throw new Error(`the run pruned ${pruned} events, the backlog holds ${events}`);
+  // Space comes back in small steps after the run; wait until none is left to give back.
+  for (let tries = 0; freePages(dataDir) > 0 && tries < 600; tries++) await sleep(500);
+  agent.destroy();
+  peakRssMiB = Math.max(peakRssMiB, await server.stop());
+  const sizeAfter = dbBytes(dataDir);
+  say(
+    `    database ${fmt(sizeBefore / MIB)} MiB before, ${fmt(sizeAfter / MIB)} MiB after prune + incremental vacuum`,
+  );
+
+  rows.push({
+    figure: `batched ingest while pruning ${fmt(events)} events, events/s`,
+    goal: '≥ 0.8× without pruning',
+    measured: fmt(during.eventsPerSecond),
+    baseline: `${fmt(bare.eventsPerSecond)} (same load, no pruning)`,
+    ratio: ratio(during.eventsPerSecond, bare.eventsPerSecond),
+    met: during.eventsPerSecond >= 0.8 * bare.eventsPerSecond,
+  });
+  rows.push({
+    figure: '  same, p99 per request',
+    goal: '≤ 2× without pruning',
+    measured: ms(during.p99),
+    baseline: `${ms(bare.p99)} (same load, no pruning)`,
+    ratio: ratio(during.p99, bare.p99),
+    met: during.p99 <= 2 * bare.p99,
+  });
+  rows.push({
+    figure: '  events pruned per second (info)',
+    goal: '—',
+    measured: fmt((pruned * 1000) / pruneMs),
+    baseline: `${fmt(Number(fillRate))} (the backlog's fill, Store.append)`,
+    ratio: ratio((pruned * 1000) / pruneMs, Number(fillRate)),
+    met: undefined,
+  });
+  rows.push({
+    figure: '  database size after prune + vacuum (info)',
+    goal: '—',
+    measured: `${fmt(sizeAfter / MIB)} MiB`,
+    baseline: `${fmt(sizeBefore / MIB)} MiB before`,
+    ratio: ratio(sizeAfter, sizeBefore),
+    met: undefined,
+  });
+  return { rows, peakRssMiB };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  await runStandalone('Trailwarden retention benchmark', 'tw-bench-retention-', runRetentionBench);
+}
