@@ -48,7 +48,7 @@ export interface AuditEvent {
 
 /** An event as the log holds it and the API serves it. */
 export interface StoredEvent extends AuditEvent {
-  /** Position in the log, from 1, without gaps. Leaf index is `seq - 1`. */
+  /** Position in the log, from 1, assigned without gaps (retention pruning leaves gaps later). Leaf index is `seq - 1`. */
   seq: number;
   /** When the server accepted it (UTC ISO 8601, milliseconds). */
   received_at: string;

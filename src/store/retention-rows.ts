@@ -208,3 +208,28 @@ export function groupByTenant(
     seqDigest: digest(seqs),
   }));
 }
+
+/**
+ * The highest kept seq received before an instant, by binary search over
+ * seq: `received_at` grows with seq, and the last kept row at or below a
+ * seq is one indexed lookup, so gaps left by pruning cost nothing.
+ * `lastKept(seq)` answers that row's seq and whether it was received before
+ * the instant; `maxKept` is the highest kept seq.
+ */
+export async function lastSeqBefore(
+  maxKept: number,
+  lastKept: (seq: number) => Promise<{ seq: number; before: boolean } | undefined>,
+): Promise<number> {
+  let lo = 0;
+  let hi = maxKept;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi + 1) / 2);
+    const row = await lastKept(mid);
+    // No kept row at or below `mid` at all: none of them was received after the instant.
+    if (row === undefined || row.before) lo = mid;
+    else hi = mid - 1;
+  }
+  if (lo === 0) return 0;
+  const row = await lastKept(lo);
+  return row?.before === true ? row.seq : 0;
+}

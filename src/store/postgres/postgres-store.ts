@@ -31,7 +31,7 @@ import { PostgresCommitQueue } from './postgres-commit-queue.js';
 import { createPool, DEFAULT_POOL_SIZE, toStoreError } from './postgres-connection.js';
 import { PostgresDeliveryStore } from './postgres-delivery-store.js';
 import { postgresDialect } from './postgres-dialect.js';
-import { postgresRetentionStore } from './postgres-retention-store.js';
+import { PostgresRetentionStore } from './postgres-retention-store.js';
 import { headOn, postgresTree } from './postgres-tree.js';
 import { migrate, SCHEMA_VERSION, schemaVersion } from './schema.js';
 import { SequencerLease } from './sequencer-lease.js';
@@ -95,7 +95,7 @@ export class PostgresStore implements Store {
     opts: PostgresStoreOptions,
   ) {
     this.delivery = new PostgresDeliveryStore(pool);
-    this.retention = postgresRetentionStore(pool);
+    this.retention = new PostgresRetentionStore(pool);
     this.tree = postgresTree(
       pool,
       () => this.headSeq(),

@@ -1,3 +1,5 @@
+// About 400 lines: the whole RetentionStore contract on SQLite, the reading
+// half and the writer thread's half side by side (as sqlite-delivery-store.ts).
 import type { Database, Statement } from 'better-sqlite3';
 import { seqDigest } from '../../retention/seq-digest.js';
 import {
@@ -8,6 +10,7 @@ import {
   groupByTenant,
   type HoldRow,
   holdValues,
+  lastSeqBefore,
   type PolicyRow,
   type PrunedLeafRow,
   type PruneRunRow,
@@ -154,27 +157,12 @@ export class SqliteRetentionStore implements RetentionStore {
     return row === null ? undefined : toHold(row);
   }
 
-  /**
-   * A binary search over seq: `received_at` (inside the stored JSON here)
-   * grows with seq, and the last kept row at or below a seq is one indexed
-   * lookup, so gaps left by pruning cost nothing.
-   */
+  /** A binary search over seq (`lastSeqBefore`); `received_at` is read from the stored JSON here. */
   async lastSeqReceivedBefore(instant: string): Promise<number> {
-    const lastKept = (seq: number) =>
-      this.stmt.lastKeptAtOrBefore!.get(seq) as { seq: number; received_at: string } | undefined;
-    // Whether the last kept row at or below `seq` was received before `instant` (true when there is none).
-    const before = (seq: number): boolean => {
-      const row = lastKept(seq);
-      return row === undefined || row.received_at < instant;
-    };
-    let lo = 0;
-    let hi = this.stmt.maxKept!.get() as number;
-    while (lo < hi) {
-      const mid = Math.floor((lo + hi + 1) / 2);
-      if (before(mid)) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo === 0 ? 0 : (lastKept(lo)?.seq ?? 0);
+    return lastSeqBefore(this.stmt.maxKept!.get() as number, async (seq) => {
+      const row = this.stmt.lastKeptAtOrBefore!.get(seq) as { seq: number; received_at: string } | undefined;
+      return row && { seq: row.seq, before: row.received_at < instant };
+    });
   }
 
   async pruneCandidates(afterSeq: number, throughSeq: number, limit: number): Promise<PruneCandidate[]> {
