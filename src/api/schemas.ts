@@ -25,7 +25,10 @@ type UntypedSchema = Readonly<Record<string, unknown>>;
 
 export const eventSchema: UntypedSchema = openWith(
   {
-    seq: { type: 'integer', description: 'Position in the log, from 1, gap-free (leaf index + 1)' },
+    seq: {
+      type: 'integer',
+      description: 'Position in the log, from 1 (leaf index + 1); events pruned by retention leave gaps',
+    },
     event_id: str,
     timestamp: { type: 'string', format: 'date-time' },
     received_at: { type: 'string', format: 'date-time' },
@@ -41,6 +44,13 @@ export const eventSchema: UntypedSchema = openWith(
     request_id: str,
     changes: { type: 'array', items: openWith({ field: str, old: {}, new: {} }, ['field']) },
     metadata: { type: 'object', additionalProperties: true },
+    redaction: openWith(
+      {
+        erasure_id: { type: 'string', description: 'The erasure that removed personal fields (era_…)' },
+        fields: { type: 'array', items: str, description: 'Dot paths of the fields removed' },
+      },
+      ['erasure_id', 'fields'],
+    ),
     leaf_hash: { type: 'string', description: 'Base64 SHA-256(0x00 ‖ JCS(event without leaf_hash))' },
   },
   ['seq', 'event_id', 'timestamp', 'received_at', 'tenant_id', 'actor', 'action', 'outcome', 'leaf_hash'],

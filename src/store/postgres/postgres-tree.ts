@@ -50,13 +50,21 @@ export function postgresTree(
   };
 }
 
-/** Merkle nodes as stored: leaves in `events.leaf_hash`, inner nodes in `tree_nodes`. */
+/**
+ * Merkle nodes as stored: leaves in `events.leaf_hash` and, for pruned
+ * events, in `pruned_leaves` (so pruning changes no root or proof); inner
+ * nodes in `tree_nodes`.
+ */
 function nodesOf(db: Pool | PoolClient): NodeSource {
   return storedNodes({
     leaves: async (from, count) =>
       (
         await db.query<{ hash: Buffer }>(
-          'SELECT leaf_hash AS hash FROM events WHERE seq BETWEEN $1 AND $2 ORDER BY seq',
+          `SELECT hash FROM (
+             SELECT seq, leaf_hash AS hash FROM events WHERE seq BETWEEN $1 AND $2
+             UNION ALL
+             SELECT seq, leaf_hash AS hash FROM pruned_leaves WHERE seq BETWEEN $1 AND $2
+           ) l ORDER BY seq`,
           [from + 1, from + count],
         )
       ).rows.map((r) => r.hash),
