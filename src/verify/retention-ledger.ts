@@ -242,15 +242,6 @@ export class RetentionLedger {
           (run === undefined && records !== undefined ? ', and the store has no such run' : ''),
       };
     }
-    if (lastSeq > record.throughSeq) {
-      return {
-        seq: firstSeq,
-        problem: 'deleted',
-        message:
-          `pruned leaves of ${of} under run ${runId} reach seq ${lastSeq}, past the seq ${record.throughSeq} ` +
-          `its ${PRUNED_ACTION} event (seq ${record.seq}) logged: events were removed beyond what it pruned`,
-      };
-    }
     if (count > record.pruned) {
       return {
         seq: firstSeq,
@@ -258,6 +249,15 @@ export class RetentionLedger {
         message:
           `${count} pruned leaves of ${of} are stored under run ${runId}, but its ${PRUNED_ACTION} event ` +
           `(seq ${record.seq}) logged ${record.pruned}: events were removed and passed off as pruned`,
+      };
+    }
+    if (lastSeq > record.throughSeq) {
+      return {
+        seq: firstSeq,
+        problem: 'deleted',
+        message:
+          `pruned leaves of ${of} under run ${runId} reach seq ${lastSeq}, past the seq ${record.throughSeq} ` +
+          `its ${PRUNED_ACTION} event (seq ${record.seq}) logged: events were removed beyond what it pruned`,
       };
     }
     return {
