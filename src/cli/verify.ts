@@ -182,6 +182,27 @@ async function readTrusted(file: string, what = 'kept in'): Promise<TrustedCheck
   return [{ ...cp, source: `${what} ${file}` }];
 }
 
+/** What retention pruned and erasures redacted, for the OK line (empty when nothing was). */
+function forgotten(r: Extract<VerifyLogResult, { ok: true }>): string {
+  const { pruned, redacted } = r;
+  let text = '';
+  if (pruned.count > 0) {
+    const where =
+      pruned.contiguous && pruned.firstSeq === 1
+        ? `before seq ${pruned.lastSeq + 1}`
+        : `(seq ${pruned.firstSeq}–${pruned.lastSeq}${pruned.contiguous ? '' : ', with kept events between'})`;
+    text += `, ${pruned.count} pruned by retention ${where}`;
+  }
+  if (redacted.count > 0) {
+    const ids = redacted.erasures.map((e) => e.erasureId);
+    const named = ids.length <= 3 ? ids.join(', ') : `${ids.slice(0, 3).join(', ')}, …`;
+    const n = ids.length;
+    text += `, ${redacted.count} redacted by ${n} erasure${n === 1 ? '' : 's'} (${named})`;
+  }
+  return text;
+}
+
+/** The line (and warnings) `verify` prints for a result. */
 export function describeResult(r: VerifyLogResult): string {
   if (r.ok) {
     const tail =
@@ -192,7 +213,8 @@ export function describeResult(r: VerifyLogResult): string {
       r.trusted.length === 0
         ? ''
         : `\nConsistent with the trusted checkpoint(s) at tree size ${[...new Set(r.trusted)].join(', ')}.`;
-    return `OK: ${r.events} events, ${r.checkpoints} signed checkpoint(s) verified; tree size ${r.treeSize}, root ${r.root}${tail}${trusted}`;
+    const warnings = r.inProgress.map((p) => `\nWarning: ${p.message}.`).join('');
+    return `OK: ${r.events} events${forgotten(r)}, ${r.checkpoints} signed checkpoint(s) verified; tree size ${r.treeSize}, root ${r.root}${tail}${trusted}${warnings}`;
   }
   const where =
     r.seq === null
