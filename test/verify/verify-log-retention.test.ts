@@ -59,10 +59,10 @@ function recordEvent(seq: number, tenant: string, action: string, metadata: { [k
 }
 
 const prunedOf = (tenant: string) => PRUNED.filter((s) => (s % 2 === 1 ? 'acme' : 'globex') === tenant);
-const pruneRecord = (seq: number, tenant: string) =>
+const pruneRecord = (seq: number, tenant: string, throughSeq = 10) =>
   recordEvent(seq, tenant, 'log.retention.pruned', {
     run_id: RUN,
-    through_seq: 10,
+    through_seq: throughSeq,
     received_before: '2026-03-15T08:02:00.000Z',
     days: 30,
     pruned: prunedOf(tenant).length,
@@ -311,6 +311,16 @@ describe('verifyLog still catches tampering of a pruned and redacted log', () =>
     const result = await run(tampered((e) => (e[30] = { kind: 'event', event: redact(original[30]!) })));
     assert.deepEqual(pick(result), { problem: 'edited', seq: 31 });
     assert.match(!result.ok ? result.message : '', /never redacted/);
+  });
+
+  test('pruned leaves past the through_seq their run logged fail as deleted, even with its count and digest', async () => {
+    const lying = original.map((e) => (e.seq === 31 ? pruneRecord(31, 'acme', 8) : e));
+    const entries = storedLog().map((e) =>
+      e.kind === 'event' && e.event.seq === 31 ? { kind: 'event' as const, event: lying[30]! } : e,
+    );
+    const result = await run(entries, { checkpoints: checkpointsOver(lying, [12, 20, 36]) });
+    assert.deepEqual(pick(result), { problem: 'deleted', seq: 1 });
+    assert.match(!result.ok ? result.message : '', /reach seq 9, past the seq 8/);
   });
 
   test('a seq both kept and pruned fails as inserted', async () => {
