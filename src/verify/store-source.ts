@@ -62,6 +62,15 @@ function isPrunedCopy(event: StoredEvent, leaf: PrunedLeaf): boolean {
   }
 }
 
+/** Every position of a store's log, kept or pruned, in `seq` order, for `verifyLog`'s `entries`. */
+export function storeEntries(store: Store): AsyncGenerator<LogEntry> {
+  return logEntries({
+    readKept: (afterSeq, limit) => store.readRange(afterSeq, limit),
+    readPruned: (afterSeq, limit) => store.retention.prunedLeaves(afterSeq, limit),
+    prunedMaxSeq: async () => (await store.retention.prunedTotals()).maxSeq,
+  });
+}
+
 /** Every event of a store in `seq` order, a page at a time, for `verifyLog`. */
 export async function* storeEvents(store: Store): AsyncGenerator<StoredEvent> {
   let after = 0;

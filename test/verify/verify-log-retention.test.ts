@@ -114,7 +114,7 @@ function redact(event: StoredEvent, erasureId = ERASURE): StoredEvent {
     actor: { type: actor.type, id: actor.id },
     redaction: { erasure_id: erasureId, fields: ['actor.name', 'actor.email', 'source_ip'] },
     leaf_hash,
-  } as StoredEvent;
+  };
 }
 
 function prunedEntry(event: StoredEvent, runId = RUN): LogEntry {
