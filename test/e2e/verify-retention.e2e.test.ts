@@ -213,12 +213,13 @@ describe('trailwarden verify over a pruned and redacted log (built CLI)', () => 
     assert.doesNotMatch(r.stdout, /^OK/m);
   };
 
-  test('a log pruned and redacted through the store verifies against the checkpoints signed before, and says what was forgotten', async () => {
+  test('a log pruned and redacted through the store verifies against the checkpoints signed before, and says what was forgotten', async (t) => {
     let erased: number[] = [];
     const r = await verifyChanged(async (store) => {
       await prune(store);
       erased = await erase(store);
     });
+    t.diagnostic(r.stdout.trim());
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(
       r.stdout,
