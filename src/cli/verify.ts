@@ -12,8 +12,14 @@ import { loadOrCreateSigningKey } from '../log/signing-key.js';
 import { storeSettingsFrom } from '../runtime.js';
 import { openStore } from '../store/open-store.js';
 import type { CheckpointRecord } from '../store/store.js';
-import { storeCheckpoints, storeEvents } from '../verify/store-source.js';
-import { type TrustedCheckpoint, type VerifyLogResult, verifyLog } from '../verify/verify-log.js';
+import { storeCheckpoints, storeEntries } from '../verify/store-source.js';
+import {
+  type LogEntry,
+  type RetentionRecords,
+  type TrustedCheckpoint,
+  type VerifyLogResult,
+  verifyLog,
+} from '../verify/verify-log.js';
 import { ApiClient, addClientOptions, clientOptionsFrom } from './http-client.js';
 import { createProgress } from './progress.js';
 import { type ConfigFlags, configFromFlags } from './serve.js';
@@ -34,7 +40,10 @@ export interface VerifyFlags extends ConfigFlags {
 }
 
 interface Source {
-  events: AsyncIterable<StoredEvent>;
+  /** The log: kept events only (an export), or kept events and pruned leaves (a store). */
+  log:
+    | { events: AsyncIterable<StoredEvent> }
+    | { entries: AsyncIterable<LogEntry>; records: RetentionRecords };
   checkpoints: CheckpointRecord[];
   verifier: NoteVerifier | undefined;
   /** Checkpoints the source itself vouches for from outside its log (the data folder's witness). */
@@ -87,7 +96,7 @@ async function dataFolderSource(flags: VerifyFlags, kept: TrustedCheckpoint[]): 
       verifier = { name: config.checkpoints.key_name ?? origin, publicKeyRaw: key.publicKeyRaw };
     }
     return {
-      events: storeEvents(store),
+      log: { entries: storeEntries(store), records: store.retention },
       checkpoints: await storeCheckpoints(store),
       verifier,
       trusted,
@@ -140,7 +149,7 @@ async function serverSource(flags: VerifyFlags): Promise<Source> {
     crlfDelay: Infinity,
   });
   return {
-    events: jsonLines<StoredEvent>(lines, 'export'),
+    log: { events: jsonLines<StoredEvent>(lines, 'export') },
     checkpoints,
     verifier,
     trusted: [],
@@ -167,7 +176,7 @@ async function fileSource(flags: VerifyFlags & { file: string }): Promise<Source
   }
   const lines = createInterface({ input: createReadStream(flags.file), crlfDelay: Infinity });
   return {
-    events: jsonLines<StoredEvent>(lines, flags.file),
+    log: { events: jsonLines<StoredEvent>(lines, flags.file) },
     checkpoints,
     verifier: undefined,
     trusted: [],
@@ -182,6 +191,27 @@ async function readTrusted(file: string, what = 'kept in'): Promise<TrustedCheck
   return [{ ...cp, source: `${what} ${file}` }];
 }
 
+/** What retention pruned and erasures redacted, for the OK line (empty when nothing was). */
+function forgotten(r: Extract<VerifyLogResult, { ok: true }>): string {
+  const { pruned, redacted } = r;
+  let text = '';
+  if (pruned.count > 0) {
+    const where =
+      pruned.contiguous && pruned.firstSeq === 1
+        ? `before seq ${pruned.lastSeq + 1}`
+        : `(seq ${pruned.firstSeq}–${pruned.lastSeq}${pruned.contiguous ? '' : ', with kept events between'})`;
+    text += `, ${pruned.count} pruned by retention ${where}`;
+  }
+  if (redacted.count > 0) {
+    const ids = redacted.erasures.map((e) => e.erasureId);
+    const named = ids.length <= 3 ? ids.join(', ') : `${ids.slice(0, 3).join(', ')}, …`;
+    const n = ids.length;
+    text += `, ${redacted.count} redacted by ${n} erasure${n === 1 ? '' : 's'} (${named})`;
+  }
+  return text;
+}
+
+/** The line (and warnings) `verify` prints for a result. */
 export function describeResult(r: VerifyLogResult): string {
   if (r.ok) {
     const tail =
@@ -192,7 +222,8 @@ export function describeResult(r: VerifyLogResult): string {
       r.trusted.length === 0
         ? ''
         : `\nConsistent with the trusted checkpoint(s) at tree size ${[...new Set(r.trusted)].join(', ')}.`;
-    return `OK: ${r.events} events, ${r.checkpoints} signed checkpoint(s) verified; tree size ${r.treeSize}, root ${r.root}${tail}${trusted}`;
+    const warnings = r.inProgress.map((p) => `\nWarning: ${p.message}.`).join('');
+    return `OK: ${r.events} events${forgotten(r)}, ${r.checkpoints} signed checkpoint(s) verified; tree size ${r.treeSize}, root ${r.root}${tail}${trusted}${warnings}`;
   }
   const where =
     r.seq === null
@@ -241,7 +272,7 @@ export async function verifyCommand(
     }
     if (!verifier && source.checkpoints.length > 0) throw new Error('a verifier key is needed: pass --vkey');
     const result = await verifyLog({
-      events: source.events,
+      ...source.log,
       checkpoints: source.checkpoints,
       // The verifier's own files first: at equal sizes, a failure names them.
       trusted: [...kept, ...source.trusted],

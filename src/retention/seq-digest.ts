@@ -13,3 +13,25 @@ export function seqDigest(seqs: Iterable<number>): string {
   for (const s of sorted) h.update(`${s}\n`);
   return h.digest('hex');
 }
+
+/**
+ * `seqDigest` built as seqs arrive in ascending order, holding none of them:
+ * verify walks every pruned leaf of the log once and keeps one of these per
+ * prune run and tenant.
+ */
+export class SeqDigestBuilder {
+  readonly #hash = createHash('sha256');
+  #last = 0;
+
+  /** Adds the next seq; seqs must come in ascending order (as `seqDigest` sorts them). */
+  add(seq: number): void {
+    if (seq <= this.#last) throw new Error(`seq ${seq} added after ${this.#last}: seqs must ascend`);
+    this.#last = seq;
+    this.#hash.update(`${seq}\n`);
+  }
+
+  /** The digest of the seqs added (call once). */
+  digest(): string {
+    return this.#hash.digest('hex');
+  }
+}

@@ -7,7 +7,7 @@ import { type NoteSigner, signCheckpoint } from '../../src/log/checkpoint.js';
 import { rawPublicKey } from '../../src/log/signing-key.js';
 import { MerkleFrontier } from '../../src/store/merkle/frontier.js';
 import type { CheckpointRecord } from '../../src/store/store.js';
-import { type TrustedCheckpoint, type VerifyLogInput, verifyLog } from '../../src/verify/verify-log.js';
+import { type TrustedCheckpoint, type VerifyLogOptions, verifyLog } from '../../src/verify/verify-log.js';
 
 const ORIGIN = 'trailwarden.test/log';
 
@@ -61,7 +61,7 @@ const checkpoints = checkpointsFor(log, [10, 20, 35]);
 
 function run(
   events: Iterable<StoredEvent> | AsyncIterable<StoredEvent>,
-  extra: Partial<VerifyLogInput> = {},
+  extra: Partial<VerifyLogOptions> = {},
 ) {
   return verifyLog({ events, checkpoints, verifier: signer, origin: ORIGIN, ...extra });
 }
@@ -84,6 +84,9 @@ describe('verifyLog on an intact log', () => {
       root: rootsOf(log)[N]!.toString('base64'),
       uncovered: 5,
       trusted: [],
+      pruned: { count: 0, firstSeq: 0, lastSeq: 0, contiguous: false, runs: [] },
+      redacted: { count: 0, erasures: [] },
+      inProgress: [],
     });
   });
 
