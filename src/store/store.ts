@@ -1,5 +1,6 @@
 import type { CanonicalEvent } from '../event/canonical.js';
 import type { AuditEvent, Outcome, StoredEvent } from '../event/event.js';
+import type { RetentionStore } from './retention-store.js';
 
 /**
  * The store contract. Both backends (`sqlite/`, the embedded default, and
@@ -73,6 +74,9 @@ export interface Store {
 
   /** Sink configurations, cursors and dead letters. */
   readonly delivery: DeliveryStore;
+
+  /** Retention periods, legal holds, pruned leaves, prune runs and erasures (retention-store.ts). */
+  readonly retention: RetentionStore;
 
   /** Called after each commit that added events, with the new head `seq`. */
   onAppend(listener: (headSeq: number) => void): () => void;
