@@ -117,8 +117,9 @@ export class BatchReader {
 
   /** The delivery that was in flight (`cursor + 1 .. inflightTo`), rebuilt exactly as it was first sent. */
   async inflight(cursor: number, inflightTo: number, epoch: number): Promise<DeliveryBatch> {
+    // Events pruned since leave gaps: the next rows may reach past the delivery's end.
     const events = await this.deps.store.readRangeRaw(cursor, inflightTo - cursor);
-    const out = events.filter(this.deps.filter).map((e) => this.outgoing(e));
+    const out = events.filter((e) => e.seq <= inflightTo && this.deps.filter(e)).map((e) => this.outgoing(e));
     return {
       id: this.deliveryId(epoch, cursor + 1, inflightTo),
       attempt: 1,
@@ -154,7 +155,7 @@ export class BatchReader {
       return packed;
     }
     const window = await this.deps.store.readRangeRaw(cursor, windowRows);
-    if (window.length === 0) return undefined;
+    if (window.length === 0) return this.pastPrunedTail(cursor, epoch);
     const fill = new BatchFill(this.deps.batch);
     for (const row of window) if (this.deps.filter(row)) fill.add(row);
     if (fill.matching > 0 && !fill.full && window.length < windowRows && max_wait_ms > 0) {
@@ -208,6 +209,25 @@ export class BatchReader {
           );
         }),
       ),
+    };
+  }
+
+  /**
+   * No kept event after `cursor`: caught up, unless the seqs up to the head
+   * were all pruned (the log's tail past retention), which an empty batch
+   * to the head passes so the cursor does not stay behind them. The head is
+   * read first and the log read again, so an event appended meanwhile is
+   * never passed over.
+   */
+  private async pastPrunedTail(cursor: number, epoch: number): Promise<DeliveryBatch | undefined> {
+    const head = await this.deps.store.headSeq();
+    if (head <= cursor || (await this.deps.store.readRangeRaw(cursor, 1)).length > 0) return undefined;
+    return {
+      id: this.deliveryId(epoch, cursor + 1, head),
+      attempt: 1,
+      firstSeq: cursor + 1,
+      lastSeq: head,
+      events: [],
     };
   }
 

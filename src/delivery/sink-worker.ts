@@ -419,8 +419,14 @@ export class SinkWorker {
 
   /** One more try of a parked event, outside the cursor (an operator's redrive). */
   async redeliver(letter: { id: number; seq: number; attempts: number }): Promise<DeliveryOutcome> {
+    // The next kept event: another one when retention pruned the letter's (a gap in seq).
     const [event] = await this.deps.store.readRangeRaw(letter.seq - 1, 1);
-    if (!event) return { kind: 'permanent', reason: `event ${letter.seq} is not in the log` };
+    if (event?.seq !== letter.seq) {
+      return {
+        kind: 'permanent',
+        reason: `event ${letter.seq} was pruned by retention; it can no longer be sent`,
+      };
+    }
     const out = this.reader.outgoing(event);
     const id = this.deliveryId(letter.seq, letter.seq);
     try {

@@ -52,8 +52,21 @@ export interface StoredEvent extends AuditEvent {
   seq: number;
   /** When the server accepted it (UTC ISO 8601, milliseconds). */
   received_at: string;
+  /**
+   * Set when an erasure removed the event's personal fields (listed here):
+   * its leaf hash then covers the content as it was and cannot be recomputed.
+   */
+  redaction?: Redaction;
   /** Base64 SHA-256 leaf hash of the event without this field (RFC 6962 leaf). */
   leaf_hash: string;
+}
+
+/** What an erasure did to a stored event (docs/retention.md). */
+export interface Redaction {
+  /** The erasure's id (`era_…`). */
+  erasure_id: string;
+  /** Dot paths of the fields removed, e.g. `actor.email`, `metadata.phone`. */
+  fields: string[];
 }
 
 /** The top-level fields of an event, in the order the API and exports present them. */
@@ -74,5 +87,6 @@ export const EVENT_FIELDS = [
   'request_id',
   'changes',
   'metadata',
+  'redaction',
   'leaf_hash',
 ] as const;

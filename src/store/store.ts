@@ -15,7 +15,8 @@ export interface Store {
 
   /**
    * Appends a batch atomically and durably (committed and fsync'd before the
-   * promise resolves; sequenced too, unless an outcome's `seq` is null). Each event is idempotent on (`tenant_id`, `event_id`):
+   * promise resolves; sequenced too, unless an outcome's `seq` is null). Each event is idempotent on (`tenant_id`, `event_id`)
+   * for as long as it is kept (once pruned, the same id is a new event):
    * same content → `duplicate` (nothing stored), other content → the whole
    * batch is refused with `TW_ERR_EVENT_CONFLICT` and nothing is stored.
    * Concurrent calls are group-committed.
@@ -32,7 +33,12 @@ export interface Store {
   /** Highest `seq` in the log (0 when empty). */
   headSeq(): Promise<number>;
 
-  /** Events with `seq` in (`afterSeq`, `afterSeq + limit`], ascending, no filter. */
+  /**
+   * The next `limit` kept events after `afterSeq`, ascending, no filter.
+   * Pruning leaves gaps in seq, so the events returned may reach past
+   * `afterSeq + limit`, and the event at a given seq may be missing (its
+   * leaf is in `retention.prunedLeaves`); fewer than `limit` means the head.
+   */
   readRange(afterSeq: number, limit: number): Promise<StoredEvent[]>;
 
   /**
@@ -75,7 +81,7 @@ export interface Store {
   /** Sink configurations, cursors and dead letters. */
   readonly delivery: DeliveryStore;
 
-  /** Retention periods, legal holds, pruned leaves, prune runs and erasures (retention-store.ts). */
+  /** Retention periods, legal holds, prune runs, pruned leaves and erasures. */
   readonly retention: RetentionStore;
 
   /** Called after each commit that added events, with the new head `seq`. */

@@ -280,3 +280,44 @@ describe('reading ahead', () => {
     assert.equal(reads.length, before, 'no read ahead');
   });
 });
+
+describe('over events pruned by retention (gaps in seq)', () => {
+  const limits = { max_events: 100, max_bytes: 1 << 20, max_wait_ms: 0 };
+  const noWait = async () => true;
+
+  test('the delivery in flight is rebuilt from its own range only, not the kept events after it', async () => {
+    await append(10);
+    await store.retention.pruneEvents('prn_t', [3, 4]);
+    const batch = await reader(limits).inflight(1, 5, 0);
+    assert.deepEqual(
+      batch.events.map((e) => e.seq),
+      [2, 5],
+    );
+    assert.deepEqual([batch.firstSeq, batch.lastSeq], [2, 5]);
+  });
+
+  test('a window over a pruned stretch reads on to the next kept events, and the cursor moves past the gap', async () => {
+    await append(10);
+    await store.retention.pruneEvents('prn_t', [2, 3, 4, 5, 6, 7]);
+    const batch = await reader(limits).next(1, 0, noWait);
+    assert.deepEqual(
+      batch?.events.map((e) => e.seq),
+      [8, 9, 10],
+    );
+    assert.equal(batch?.lastSeq, 10);
+  });
+
+  test('a pruned tail up to the head is passed by an empty batch, not taken for caught up', async () => {
+    await append(6);
+    await store.retention.pruneEvents('prn_t', [4, 5, 6]);
+    const r = reader(limits);
+    const batch = await r.next(3, 0, noWait);
+    assert.deepEqual(batch && [batch.firstSeq, batch.lastSeq, batch.events.length], [4, 6, 0]);
+    assert.equal(await r.next(6, 0, noWait), undefined, 'caught up at the head');
+    await append(1);
+    assert.deepEqual(
+      (await r.next(6, 0, noWait))?.events.map((e) => e.seq),
+      [7],
+    );
+  });
+});

@@ -221,6 +221,43 @@ for (const b of APP_BACKENDS) {
         }
       });
 
+      test('a dead letter whose event retention pruned shows no other event in its place, and its redrive sends nothing', async () => {
+        const { t, receiver } = await harness((_n, body) =>
+          (body as Array<{ reason?: string }>).some((e) => e.reason === 'poison')
+            ? { status: 400, body: 'bad event: poison' }
+            : { status: 200 },
+        );
+        await post(t, [rawEvent(), rawEvent({ reason: 'poison', event_id: 'evt_poison' }), rawEvent()]);
+        await until(
+          async () => (await t.parts.ctx.delivery.admin.status('hook', null)).cursor === 3,
+          'cursor at 3',
+        );
+        assert.equal(await t.parts.ctx.store.retention.pruneEvents('prn_test', [2]), 1);
+        const letters = await t.app.inject({
+          method: 'GET',
+          url: '/v1/sinks/hook/dead-letters',
+          headers: { authorization: t.admin },
+        });
+        const [letter] = letters.json().dead_letters;
+        const one = await t.app.inject({
+          method: 'GET',
+          url: `/v1/sinks/hook/dead-letters/${letter.id}`,
+          headers: { authorization: t.admin },
+        });
+        assert.deepEqual([one.json().seq, one.json().event, one.json().event_pruned], [2, null, true]);
+        const sent = receiver.requests.length;
+        const redrive = await t.app.inject({
+          method: 'POST',
+          url: '/v1/sinks/hook/dead-letters/redrive',
+          headers: { authorization: t.admin },
+          payload: {},
+        });
+        const [result] = redrive.json().results;
+        assert.notEqual(result.status, 'delivered');
+        assert.match(JSON.stringify(result), /pruned/);
+        assert.equal(receiver.requests.length, sent, 'nothing sent');
+      });
+
       test('410 Gone disables the sink until it is resumed', async () => {
         let gone = true;
         const { t, receiver } = await harness(() => (gone ? { status: 410 } : { status: 200 }));

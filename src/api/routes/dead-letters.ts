@@ -82,8 +82,10 @@ export const deadLetterRoutes: RoutePlugin = async (app, { ctx }) => {
       const { id } = req.params;
       const [letter] = await engine.deadLettersById(ref, [Number(id)], p);
       if (!letter) throw new TrailwardenError('TW_ERR_NOT_FOUND', `no dead letter ${id} in sink ${ref.name}`);
-      const [event] = await ctx.store.readRange(letter.seq - 1, 1);
-      return { ...servedLetter(letter), event: event ?? null };
+      // The next kept event: not the letter's when retention pruned it (a gap in seq).
+      const [next] = await ctx.store.readRange(letter.seq - 1, 1);
+      const event = next?.seq === letter.seq ? next : null;
+      return { ...servedLetter(letter), event, ...(event === null ? { event_pruned: true } : {}) };
     },
   );
 

@@ -4,6 +4,7 @@ import { nodeIdOf } from '../../cluster/node-id.js';
 import { TrailwardenError } from '../../errors.js';
 import type { StoredEvent } from '../../event/event.js';
 import { ALL_TENANTS, filterToSql } from '../filter-sql.js';
+import type { RetentionStore } from '../retention-store.js';
 import type {
   ApiKeyRecord,
   AppendOutcome,
@@ -30,6 +31,7 @@ import { PostgresCommitQueue } from './postgres-commit-queue.js';
 import { createPool, DEFAULT_POOL_SIZE, toStoreError } from './postgres-connection.js';
 import { PostgresDeliveryStore } from './postgres-delivery-store.js';
 import { postgresDialect } from './postgres-dialect.js';
+import { postgresRetentionStore } from './postgres-retention-store.js';
 import { headOn, postgresTree } from './postgres-tree.js';
 import { migrate, SCHEMA_VERSION, schemaVersion } from './schema.js';
 import { SequencerLease } from './sequencer-lease.js';
@@ -75,6 +77,7 @@ export class PostgresStore implements Store {
   readonly kind = 'postgres';
   readonly tree: TreeReader;
   readonly delivery: PostgresDeliveryStore;
+  readonly retention: RetentionStore;
   private readonly writer: PostgresCommitQueue;
   private readonly listeners = new Set<(head: number) => void>();
   /** Highest head announced to listeners, so each hears every head at most once, in order. */
@@ -92,6 +95,7 @@ export class PostgresStore implements Store {
     opts: PostgresStoreOptions,
   ) {
     this.delivery = new PostgresDeliveryStore(pool);
+    this.retention = postgresRetentionStore(pool);
     this.tree = postgresTree(
       pool,
       () => this.headSeq(),

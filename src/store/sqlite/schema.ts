@@ -130,9 +130,79 @@ const MIGRATIONS: string[] = [
   );
   UPDATE sink_configs SET name = tenant_id || '/' || name WHERE tenant_id IS NOT NULL;
   `,
+  `
+  -- Retention, legal holds and erasure (docs/retention.md). A pruned event's
+  -- row leaves \`events\`; its leaf stays here, so the tree stays whole.
+  CREATE TABLE pruned_leaves (
+    seq       INTEGER PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    leaf_hash BLOB NOT NULL,
+    run_id    TEXT NOT NULL
+  );
+  CREATE INDEX pruned_leaves_run ON pruned_leaves (run_id, tenant_id, seq);
+
+  CREATE TABLE retention_policies (
+    tenant_id  TEXT PRIMARY KEY,
+    days       INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL
+  );
+
+  CREATE TABLE legal_holds (
+    id          TEXT PRIMARY KEY,
+    tenant_id   TEXT NOT NULL,
+    match       TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    created_by  TEXT NOT NULL,
+    lifted_at   TEXT,
+    lifted_by   TEXT,
+    lift_reason TEXT
+  );
+  CREATE INDEX legal_holds_tenant ON legal_holds (tenant_id, created_at);
+
+  CREATE TABLE prune_runs (
+    id              TEXT PRIMARY KEY,
+    started_at      TEXT NOT NULL,
+    finished_at     TEXT,
+    state           TEXT NOT NULL,
+    plan            TEXT NOT NULL,
+    scanned_through INTEGER NOT NULL,
+    pruned          INTEGER NOT NULL
+  );
+
+  CREATE TABLE erasures (
+    id            TEXT PRIMARY KEY,
+    tenant_id     TEXT NOT NULL,
+    subject_kind  TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    requested_at  TEXT NOT NULL,
+    requested_by  TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    seqs          TEXT NOT NULL,
+    held          INTEGER NOT NULL,
+    redacted      INTEGER NOT NULL,
+    finished_at   TEXT,
+    completed_seq INTEGER
+  );
+  CREATE INDEX erasures_tenant ON erasures (tenant_id, requested_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/**
+ * Makes a file without tables give pages freed by pruning back to the file
+ * system, step by step (`incremental_vacuum` in `reclaimSpace`). It must run
+ * before the first table and before WAL mode writes the file's header; a
+ * file made before keeps `auto_vacuum = NONE` and reuses its freed pages
+ * for new events (an offline `VACUUM` converts it, docs/retention.md).
+ */
+export function useIncrementalVacuumIfNew(db: Database): void {
+  if (db.prepare('SELECT COUNT(*) FROM sqlite_schema').pluck().get() === 0) {
+    db.pragma('auto_vacuum = INCREMENTAL');
+  }
+}
 
 /** Brings the database to the current schema version. */
 export function migrate(db: Database): void {

@@ -5,10 +5,10 @@ import { conflictError } from '../stored-event.js';
 import { DiskFullEpisodes } from './disk-full.js';
 import { startThread } from './start-thread.js';
 import {
-  type DeliveryWrite,
   type DeliveryWriteResult,
-  type DeliveryWriteValues,
   deserializeError,
+  type StateWrite,
+  type StateWriteValues,
   type ToWriter,
   type WriterData,
   type WriterReply,
@@ -29,8 +29,8 @@ interface PendingCheckpoint {
 
 /** A delivery-state write waiting to be sent with the next commit. */
 interface PendingDeliveryWrite {
-  write: DeliveryWrite;
-  resolve: (value: DeliveryWriteValues[keyof DeliveryWriteValues]) => void;
+  write: StateWrite;
+  resolve: (value: StateWriteValues[keyof StateWriteValues]) => void;
   reject: (err: unknown) => void;
 }
 
@@ -117,15 +117,15 @@ export class SqliteCommitQueue {
     });
   }
 
-  /** Queues a delivery-state write; resolves with the value its op declares once committed. */
-  writeDeliveryState<K extends DeliveryWrite['op']>(
-    write: Extract<DeliveryWrite, { op: K }>,
-  ): Promise<DeliveryWriteValues[K]> {
+  /** Queues a delivery- or retention-state write; resolves with the value its op declares once committed. */
+  writeDeliveryState<K extends StateWrite['op']>(
+    write: Extract<StateWrite, { op: K }>,
+  ): Promise<StateWriteValues[K]> {
     return new Promise((resolve, reject) => {
       this.deliveryQueue.push({
         write,
         // The writer answers each write with the value its op declares.
-        resolve: resolve as (v: DeliveryWriteValues[keyof DeliveryWriteValues]) => void,
+        resolve: resolve as (v: StateWriteValues[keyof StateWriteValues]) => void,
         reject,
       });
       // A cursor move is on a sink's critical path and costs no fsync of its

@@ -5,6 +5,7 @@ import { TrailwardenError } from '../../errors.js';
 import type { StoredEvent } from '../../event/event.js';
 import { createPrivateFile } from '../data-dir.js';
 import { ALL_TENANTS, filterToSql } from '../filter-sql.js';
+import type { RetentionStore } from '../retention-store.js';
 import type {
   ApiKeyRecord,
   AppendOutcome,
@@ -26,18 +27,19 @@ import {
   toCheckpoint,
   toKey,
 } from '../store-rows.js';
-import { migrate, SCHEMA_VERSION } from './schema.js';
+import { migrate, SCHEMA_VERSION, useIncrementalVacuumIfNew } from './schema.js';
 import { SqliteCommitQueue } from './sqlite-commit-queue.js';
 import { SqliteDeliveryStore } from './sqlite-delivery-store.js';
 import { sqliteDialect } from './sqlite-dialect.js';
+import { SqliteRetentionStore } from './sqlite-retention-store.js';
 import { sqliteTree } from './sqlite-tree.js';
 import { WAL_CHECKPOINT_PASS_FRAMES, WAL_CHECKPOINT_POLL_MS } from './wal-checkpoint-protocol.js';
 import { WalCheckpointer } from './wal-checkpointer.js';
 import {
-  type DeliveryWrite,
-  type DeliveryWriteValues,
   openWriteConnection,
   READER_CACHE_KIB,
+  type StateWrite,
+  type StateWriteValues,
 } from './writer-protocol.js';
 
 /**
@@ -58,6 +60,7 @@ export class SqliteStore implements Store {
   readonly kind = 'sqlite';
   readonly tree: TreeReader;
   readonly delivery: DeliveryStore;
+  readonly retention: RetentionStore;
   private readonly db: Database;
   private readonly writer: SqliteCommitQueue;
   private readonly listeners = new Set<(head: number) => void>();
@@ -71,7 +74,8 @@ export class SqliteStore implements Store {
     this.writer = new SqliteCommitQueue((head) => {
       for (const l of this.listeners) l(head);
     });
-    this.delivery = new SqliteDeliveryStore(db, (write) => this.writeDeliveryState(write));
+    this.delivery = new SqliteDeliveryStore(db, (write) => this.writeState(write));
+    this.retention = new SqliteRetentionStore(db, (write) => this.writeState(write));
     const s = (sql: string) => db.prepare(sql);
     this.stmt = {
       range: s('SELECT body FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
@@ -114,7 +118,9 @@ export class SqliteStore implements Store {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     // The file holds sink settings, secrets among them; SQLite gives its -wal and -shm the same mode.
     createPrivateFile(file);
-    const db = openWriteConnection(new BetterSqlite3(file), READER_CACHE_KIB);
+    const conn = new BetterSqlite3(file);
+    useIncrementalVacuumIfNew(conn);
+    const db = openWriteConnection(conn, READER_CACHE_KIB);
     // Its rare commits (keys, settings) must never stall the event loop copying the WAL.
     db.pragma('wal_autocheckpoint = 0');
     migrate(db);
@@ -206,10 +212,10 @@ export class SqliteStore implements Store {
     return this.writer.addCheckpoint(cp);
   }
 
-  /** Written by the writer thread with the next commit; resolves once committed. */
-  private writeDeliveryState<K extends DeliveryWrite['op']>(
-    write: Extract<DeliveryWrite, { op: K }>,
-  ): Promise<DeliveryWriteValues[K]> {
+  /** Delivery and retention state, written by the writer thread with the next commit; resolves once committed. */
+  private writeState<K extends StateWrite['op']>(
+    write: Extract<StateWrite, { op: K }>,
+  ): Promise<StateWriteValues[K]> {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
     return this.writer.writeDeliveryState(write);

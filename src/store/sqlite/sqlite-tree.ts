@@ -48,12 +48,23 @@ export function sqliteTree(db: Database, state: SqliteTreeState): TreeReader {
   };
 }
 
-/** Merkle nodes as stored: leaves in `events.leaf_hash`, inner nodes in `tree_nodes`. */
+/**
+ * Leaf hashes of seqs [?1, ?2] then [?3, ?4] (the same range twice): kept
+ * events and pruned ones, whose leaves stay in `pruned_leaves`, so roots and
+ * proofs do not change when events are pruned.
+ */
+export const LEAVES_SQL = `SELECT leaf_hash FROM (
+    SELECT seq, leaf_hash FROM events WHERE seq BETWEEN ? AND ?
+    UNION ALL
+    SELECT seq, leaf_hash FROM pruned_leaves WHERE seq BETWEEN ? AND ?
+  ) ORDER BY seq`;
+
+/** Merkle nodes as stored: leaves in `events.leaf_hash` and `pruned_leaves`, inner nodes in `tree_nodes`. */
 function sqliteNodes(db: Database): NodeSource {
-  const leaves = db.prepare('SELECT leaf_hash FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq').pluck();
+  const leaves = db.prepare(LEAVES_SQL).pluck();
   const inner = db.prepare('SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?').pluck();
   return storedNodes({
-    leaves: (from, count) => leaves.all(from + 1, from + count) as Buffer[],
+    leaves: (from, count) => leaves.all(from + 1, from + count, from + 1, from + count) as Buffer[],
     inner: (level, index) => inner.get(level, index) as Buffer | undefined,
   });
 }

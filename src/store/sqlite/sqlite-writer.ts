@@ -19,11 +19,14 @@ import { isStoredNode, storedNodes } from '../merkle/stored-nodes.js';
 import type { AppendOutcome, CheckpointRecord, PreparedEvent } from '../store.js';
 import { indexedValues, sequencedRow } from '../stored-event.js';
 import { DeliveryStateWriter } from './sqlite-delivery-store.js';
+import { RetentionStateWriter } from './sqlite-retention-store.js';
+import { LEAVES_SQL } from './sqlite-tree.js';
 import {
-  type DeliveryWrite,
   type DeliveryWriteResult,
+  isRetentionWrite,
   openWriteConnection,
   type RequestResult,
+  type StateWrite,
   serializeError,
   type ToWriter,
   WRITER_CACHE_KIB,
@@ -44,9 +47,11 @@ class Writer {
   private readonly stmt: Record<string, Statement>;
   private readonly nodes: NodeSource;
   private readonly delivery: DeliveryStateWriter;
+  private readonly retention: RetentionStateWriter;
 
   constructor(private readonly db: Database) {
     this.delivery = new DeliveryStateWriter(db);
+    this.retention = new RetentionStateWriter(db);
     const s = (sql: string) => db.prepare(sql);
     this.stmt = {
       findExisting: s('SELECT seq, content_hash FROM events WHERE tenant_id = ? AND event_id = ?'),
@@ -56,9 +61,13 @@ class Writer {
       ),
       insertNode: s('INSERT INTO tree_nodes (level, idx, hash) VALUES (?,?,?)'),
       insertTenant: s('INSERT OR IGNORE INTO tenants (tenant_id) VALUES (?)'),
-      leaves: s('SELECT leaf_hash FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq').pluck(),
+      leaves: s(LEAVES_SQL).pluck(),
       node: s('SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?').pluck(),
-      head: s('SELECT COALESCE(MAX(seq), 0) FROM events').pluck(),
+      // A pruned event's seq is still in the log: the head may be a pruned leaf.
+      head: s(
+        `SELECT MAX((SELECT COALESCE(MAX(seq), 0) FROM events),
+                    (SELECT COALESCE(MAX(seq), 0) FROM pruned_leaves))`,
+      ).pluck(),
       addCheckpoint: s(
         'INSERT OR IGNORE INTO checkpoints (tree_size, root_hash, issued_at, note) VALUES (?,?,?,?)',
       ),
@@ -68,7 +77,8 @@ class Writer {
       ),
     };
     this.nodes = storedNodes({
-      leaves: (from, count) => this.stmt.leaves!.all(from + 1, from + count) as Buffer[],
+      leaves: (from, count) =>
+        this.stmt.leaves!.all(from + 1, from + count, from + 1, from + count) as Buffer[],
       inner: (level, index) => this.stmt.node!.get(level, index) as Buffer | undefined,
     });
   }
@@ -85,7 +95,7 @@ class Writer {
   async commit(
     requests: PreparedEvent[][],
     checkpoints: CheckpointRecord[],
-    deliveryWrites: DeliveryWrite[],
+    deliveryWrites: StateWrite[],
     probe: boolean,
   ): Promise<{ results: RequestResult[]; deliveryResults: DeliveryWriteResult[] }> {
     // A commit of delivery state alone is not fsync'd: losing it in a power
@@ -110,7 +120,7 @@ class Writer {
   private commitOnce(
     requests: PreparedEvent[][],
     checkpoints: CheckpointRecord[],
-    deliveryWrites: DeliveryWrite[],
+    deliveryWrites: StateWrite[],
     probe: boolean,
   ): { results: RequestResult[]; deliveryResults: DeliveryWriteResult[] } {
     const before = this.frontier;
@@ -150,7 +160,9 @@ class Writer {
         // In the order the main thread issued them, so compare-and-sets see each other.
         for (const w of deliveryWrites) {
           try {
-            deliveryResults.push({ value: this.delivery.apply(w) });
+            deliveryResults.push({
+              value: isRetentionWrite(w) ? this.retention.apply(w) : this.delivery.apply(w),
+            });
           } catch (err) {
             deliveryResults.push({ error: serializeError(err) });
           }

@@ -1,6 +1,8 @@
 import BetterSqlite3, { type Database } from 'better-sqlite3';
 import type { DeadLetterRow } from '../delivery-rows.js';
 import type { TreeNode } from '../merkle/frontier.js';
+import type { HoldRow } from '../retention-rows.js';
+import type { ErasureRecord, LegalHold, PruneRun, RedactedRow, RetentionPolicy } from '../retention-store.js';
 import type {
   AppendOutcome,
   CheckpointRecord,
@@ -44,6 +46,62 @@ export type DeliveryWrite =
   | { op: 'acquireLease'; name: string; holder: string; ttlMs: number }
   | { op: 'releaseLease'; name: string; holder: string };
 
+/**
+ * A change to retention state (issue 17: periods, holds, prune runs,
+ * erasures, and the pruning and redacting of events), executed by the writer
+ * like a delivery write: each in a savepoint of its own, in a commit of
+ * state writes.
+ */
+export type RetentionWrite =
+  | { op: 'putPolicy'; policy: RetentionPolicy }
+  | { op: 'deletePolicy'; tenantId: string }
+  | { op: 'createHold'; hold: LegalHold }
+  | { op: 'liftHold'; id: string; liftedAt: string; liftedBy: string; liftReason: string }
+  | { op: 'pruneEvents'; runId: string; seqs: readonly number[] }
+  | { op: 'reclaimSpace'; pages: number }
+  | { op: 'putPruneRun'; run: PruneRun; create: boolean }
+  | { op: 'putErasure'; erasure: ErasureRecord; create: boolean }
+  | { op: 'redactEvents'; rows: readonly RedactedRow[] };
+
+/** What each retention write answers. */
+export interface RetentionWriteValues {
+  putPolicy: null;
+  /** Whether a period was removed. */
+  deletePolicy: boolean;
+  createHold: null;
+  /** The hold's row after lifting, or null when there was no active hold. */
+  liftHold: HoldRow | null;
+  /** How many events were moved into `pruned_leaves`. */
+  pruneEvents: number;
+  /** True when the file has no free page left. */
+  reclaimSpace: boolean;
+  putPruneRun: null;
+  putErasure: null;
+  /** How many rows were rewritten. */
+  redactEvents: number;
+}
+
+/** Every write of state the writer runs besides appends and checkpoints. */
+export type StateWrite = DeliveryWrite | RetentionWrite;
+/** What each state write answers, by op. */
+export type StateWriteValues = DeliveryWriteValues & RetentionWriteValues;
+
+const RETENTION_OPS: ReadonlySet<string> = new Set<RetentionWrite['op']>([
+  'putPolicy',
+  'deletePolicy',
+  'createHold',
+  'liftHold',
+  'pruneEvents',
+  'reclaimSpace',
+  'putPruneRun',
+  'putErasure',
+  'redactEvents',
+]);
+
+export function isRetentionWrite(w: StateWrite): w is RetentionWrite {
+  return RETENTION_OPS.has(w.op);
+}
+
 /** What each delivery write answers. */
 export interface DeliveryWriteValues {
   putConfig: null;
@@ -63,9 +121,9 @@ export interface DeliveryWriteValues {
   releaseLease: null;
 }
 
-/** One delivery write's fate: its value, or the error that rolled back just that write. */
+/** One state write's fate: its value, or the error that rolled back just that write. */
 export type DeliveryWriteResult =
-  | { value: DeliveryWriteValues[keyof DeliveryWriteValues] }
+  | { value: StateWriteValues[keyof StateWriteValues] }
   | { error: SerializedError };
 
 /**
@@ -77,7 +135,8 @@ export type ToWriter =
       type: 'commit';
       requests: PreparedEvent[][];
       checkpoints: CheckpointRecord[];
-      deliveryWrites: DeliveryWrite[];
+      /** Delivery and retention writes, each in a savepoint of its own. */
+      deliveryWrites: StateWrite[];
       /** Also write one small row, to learn whether the disk takes writes again (`disk-full.ts`). */
       probe: boolean;
     }

@@ -73,8 +73,11 @@ test("a tenant's stored sink moves under its <tenant>/<name> key with its cursor
     await (await SqliteStore.open(file)).close();
     const db = new BetterSqlite3(file);
     try {
-      // The file as schema 4 left it: tenant sinks kept under their bare name.
+      // The file as schema 4 left it: tenant sinks kept under their bare name (and no retention tables, migration 6).
       db.pragma('user_version = 4');
+      for (const table of ['pruned_leaves', 'retention_policies', 'legal_holds', 'prune_runs', 'erasures']) {
+        db.exec(`DROP TABLE ${table}`);
+      }
       const now = '2026-01-01T00:00:00.000Z';
       for (const [name, tenant] of [
         ['siem', 'acme'],
