@@ -18,7 +18,7 @@ async function ingest(t: TestApp, events: Array<Record<string, unknown>>, tenant
     headers: { authorization: await t.key('publisher', tenant) },
     payload: events,
   });
-  assert.equal(res.statusCode, 200, res.body);
+  assert.equal(res.statusCode, 201, res.body);
 }
 
 describe('retention, legal hold and erasure API: who may do what', () => {
