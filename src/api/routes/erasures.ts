@@ -92,8 +92,8 @@ export const erasureAdminRoutes: RoutePlugin = async (app, { ctx }) => {
       schema: {
         summary: "Erase a person's personal fields from a tenant's events (answers once done)",
         tags: ['erasures'],
+        querystring: noQuery,
         body: {
-          type: 'object',
           description:
             '{"tenant_id", "subject": {actor_id | resource_id (+resource_type) | email}, "reason"}',
         },
@@ -102,6 +102,7 @@ export const erasureAdminRoutes: RoutePlugin = async (app, { ctx }) => {
     },
     async (req) => {
       const p = req.principal;
+      rejectUnknownParams(req.query, []);
       const body = bodyFields(req.body, ['tenant_id', 'subject', 'reason']);
       const given = body['tenant_id'];
       if (given === undefined && p.tenantId === null) {

@@ -110,13 +110,15 @@ export const legalHoldAdminRoutes: RoutePlugin = async (app, { ctx }) => {
       schema: {
         summary: "Place a legal hold on a tenant's events (all of them, or those `match` selects)",
         tags: ['legal holds'],
-        body: { type: 'object', description: '{"tenant_id", "match"?, "reason"}' },
+        querystring: noQuery,
+        body: { description: '{"tenant_id", "match"?, "reason"}' },
         response: problemResponses,
       },
     },
     async (req, reply) => {
       const p = req.principal;
       requireGlobalAdmin(p, 'placing a legal hold');
+      rejectUnknownParams(req.query, []);
       const body = bodyFields(req.body, ['tenant_id', 'match', 'reason']);
       const tenantId = parseTenant(body['tenant_id']);
       const match = parseHoldMatch(body['match']);
@@ -149,13 +151,15 @@ export const legalHoldAdminRoutes: RoutePlugin = async (app, { ctx }) => {
         summary: 'Lift a legal hold: the next prune run may prune what it held',
         tags: ['legal holds'],
         params: idPath,
-        body: { type: 'object', description: '{"reason"}' },
+        querystring: noQuery,
+        body: { description: '{"reason"}' },
         response: problemResponses,
       },
     },
     async (req) => {
       const p = req.principal;
       requireGlobalAdmin(p, 'lifting a legal hold');
+      rejectUnknownParams(req.query, []);
       const reason = parseReason(bodyFields(req.body, ['reason'])['reason'], 'lifting a legal hold');
       const hold = await visibleHold(ctx, req.params.id, p);
       const lifted = await ctx.retention.store.liftHold(hold.id, {

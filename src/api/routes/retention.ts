@@ -135,7 +135,7 @@ export const retentionAdminRoutes: RoutePlugin = async (app, { ctx }) => {
         tags: ['retention'],
         params: tenantPath,
         querystring: noQuery,
-        body: { type: 'object', description: '{"days": N}' },
+        body: { description: '{"days": N}' },
         response: problemResponses,
       },
     },
