@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   TW_ERR_SINK_READ_ONLY: { status: 409, title: 'Sink defined in the config file' },
   TW_ERR_SINK_DISABLED: { status: 409, title: 'Sink not enabled' },
   TW_ERR_DATA_DIR_LOCKED: { status: 409, title: 'Data folder in use' },
+  TW_ERR_RUN_IN_PROGRESS: { status: 409, title: 'Prune run in progress' },
+  TW_ERR_HOLD_LIFTED: { status: 409, title: 'Legal hold already lifted' },
   TW_ERR_PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload too large' },
   TW_ERR_URI_TOO_LONG: { status: 414, title: 'Path segment too long' },
   TW_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },

@@ -17,6 +17,8 @@ import { checkWitness, writeWitness } from './log/checkpoint-witness.js';
 import { Checkpointer } from './log/checkpointer.js';
 import { loadOrCreateSigningKey } from './log/signing-key.js';
 import { createLogger, flushLogSync } from './process-logger.js';
+import { ErasureService } from './retention/erasure-service.js';
+import { Pruner } from './retention/pruner.js';
 import { loadSecretBox } from './secrets/secret-box.js';
 import { tightenDataDir } from './store/data-dir.js';
 import { openStore, type StoreSettings, sqliteFile } from './store/open-store.js';
@@ -179,6 +181,30 @@ export async function assemble(
       leaseMs: config.cluster.lease_ms,
       fileRoot: config.file_sink_root === null ? null : resolve(config.file_sink_root),
     });
+    await checkPruneAfterDelivered(store, config);
+    const retentionLog = componentLog(logger, 'retention');
+    const pruner = new Pruner({
+      store,
+      retention: store.retention,
+      audit,
+      settings: {
+        defaultDays: config.retention.default_days,
+        intervalMs: config.retention.prune_interval_ms,
+        chunkEvents: config.retention.chunk_events,
+        pruneAfterDelivered: config.retention.prune_after_delivered,
+      },
+      nodeId: nodeIdOf(config.cluster.node_id),
+      leaseMs: config.cluster.lease_ms,
+      log: retentionLog,
+    });
+    const erasures = new ErasureService({
+      store,
+      retention: store.retention,
+      audit,
+      metadataPaths: config.retention.erasure.metadata_paths,
+      chunkEvents: config.retention.chunk_events,
+      log: retentionLog,
+    });
     let ready = false;
     const ctx: AppContext = {
       store,
@@ -191,10 +217,14 @@ export async function assemble(
       audit,
       log: { origin, keyName, publicKeyRaw: key.publicKeyRaw },
       delivery,
+      retention: { store: store.retention, pruner, erasures },
       ready: () => ready,
     };
     await checkpointer.start();
     await delivery.start();
+    // An erasure a crash interrupted is finished before the server takes requests; a prune run resumes in the background.
+    await erasures.resumeUnfinished();
+    pruner.start();
     let closing: Promise<void> | undefined;
     return {
       ctx,
@@ -207,6 +237,8 @@ export async function assemble(
         closing ??= (async () => {
           ready = false;
           try {
+            // Between two chunks: a run under way stays recorded as running and resumes at the next start.
+            await pruner.stop();
             await delivery.stop();
             // Reads answered just before the stop are recorded without being awaited by their request.
             await audit.settled();
@@ -241,6 +273,35 @@ function checkpointErrorLog(logger: Logger): (err: unknown) => void {
     if (message === last) return;
     last = message;
     log.error({ err }, 'could not issue a checkpoint; trying again at the next one due');
+  };
+}
+
+/**
+ * Refuses a start whose `retention.prune_after_delivered` names a sink that
+ * is neither in the config file nor made through the API for all tenants:
+ * nothing would ever be pruned, silently.
+ */
+async function checkPruneAfterDelivered(store: Store, config: Config): Promise<void> {
+  const names = config.retention.prune_after_delivered;
+  if (names.length === 0) return;
+  const known = new Set(config.sinks.map((s) => s.name));
+  for (const rec of await store.delivery.listSinkConfigs()) if (rec.tenantId === null) known.add(rec.name);
+  const unknown = names.filter((n) => !known.has(n));
+  if (unknown.length > 0) {
+    throw new TrailwardenError(
+      'TW_ERR_CONFIG',
+      `retention.prune_after_delivered names ${unknown.map((n) => `sink ${n}`).join(', ')}, which ${unknown.length > 1 ? 'are' : 'is'} neither in sinks nor made through the API by an admin for all tenants; nothing could be pruned. Fix the name, create the sink, or take it off the list`,
+    );
+  }
+}
+
+/** A component's logger as the retention services take it. */
+function componentLog(logger: Logger, component: string) {
+  const log = logger.child({ component });
+  return {
+    info: (msg: string, extra?: object) => log.info(extra ?? {}, msg),
+    warn: (msg: string, extra?: object) => log.warn(extra ?? {}, msg),
+    error: (msg: string, extra?: object) => log.error(extra ?? {}, msg),
   };
 }
 

@@ -11,11 +11,14 @@ import { makeErrorHandler, noRouteProblem } from './problem.js';
 import { RouteGate } from './route-access.js';
 import { checkpointRoutes } from './routes/checkpoints.js';
 import { deadLetterRoutes } from './routes/dead-letters.js';
+import { erasureAdminRoutes, erasureReadRoutes } from './routes/erasures.js';
 import { eventRoutes } from './routes/events.js';
 import { exportRoutes } from './routes/export.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { keyRoutes } from './routes/keys.js';
+import { legalHoldAdminRoutes, legalHoldReadRoutes } from './routes/legal-holds.js';
 import { metaRoutes } from './routes/meta.js';
+import { retentionAdminRoutes, retentionReadRoutes } from './routes/retention.js';
 import { sinkRoutes } from './routes/sinks.js';
 import { streamRoutes } from './routes/stream.js';
 
@@ -159,6 +162,12 @@ export async function buildApp(ctx: AppContext, logger?: FastifyBaseLogger): Pro
     gate.group('admin', keyRoutes),
     gate.group('admin', sinkRoutes),
     gate.group('admin', deadLetterRoutes),
+    gate.group('read', retentionReadRoutes),
+    gate.group('admin', retentionAdminRoutes),
+    gate.group('read', legalHoldReadRoutes),
+    gate.group('admin', legalHoldAdminRoutes),
+    gate.group('read', erasureReadRoutes),
+    gate.group('admin', erasureAdminRoutes),
     gate.group('public', metaRoutes),
   ];
   for (const group of groups) await app.register(group, { ctx });

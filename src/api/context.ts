@@ -5,6 +5,9 @@ import type { Config } from '../config/schema.js';
 import type { DeliveryEngine } from '../delivery/delivery-engine.js';
 import { TrailwardenError } from '../errors.js';
 import type { IngestService } from '../ingest/ingest-service.js';
+import type { ErasureService } from '../retention/erasure-service.js';
+import type { Pruner } from '../retention/pruner.js';
+import type { RetentionStore } from '../store/retention-store.js';
 import type { Store } from '../store/store.js';
 
 /** The log's public identity, served at /v1/checkpoints/key. */
@@ -22,6 +25,8 @@ export interface AppContext {
   audit: SelfAudit;
   log: LogIdentity;
   delivery: DeliveryEngine;
+  /** Retention periods, legal holds, the pruner and erasures (src/retention/). */
+  retention: { store: RetentionStore; pruner: Pruner; erasures: ErasureService };
   /** Flips to false while shutting down, so /readyz turns a load balancer away first. */
   ready: () => boolean;
 }
@@ -60,5 +65,18 @@ export async function denyForeignTenant(
   throw new TrailwardenError(
     'TW_ERR_FORBIDDEN',
     `this key is bound to tenant ${JSON.stringify(principal.tenantId)} and cannot access tenant ${JSON.stringify(requestedTenant)}`,
+  );
+}
+
+/**
+ * Refuses a tenant-bound key on a route only an all-tenant admin may use
+ * (retention periods, prune runs, legal holds): these bind or protect a
+ * tenant's data against the tenant itself.
+ */
+export function requireGlobalAdmin(principal: Principal, what: string): void {
+  if (principal.tenantId === null) return;
+  throw new TrailwardenError(
+    'TW_ERR_FORBIDDEN',
+    `this key is bound to tenant ${JSON.stringify(principal.tenantId)}; ${what} needs an admin key for all tenants — a global admin must do it`,
   );
 }

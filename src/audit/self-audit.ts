@@ -1,7 +1,7 @@
 import type { Principal } from '../auth/api-keys.js';
 import type { AuditEvent, JsonValue, Outcome } from '../event/event.js';
 import { newEventId } from '../event/event-id.js';
-import type { Store } from '../store/store.js';
+import type { AppendOutcome, Store } from '../store/store.js';
 import { prepareEvent } from '../store/stored-event.js';
 
 /** What the server knows about the request it audits. */
@@ -38,10 +38,16 @@ export class SelfAudit {
       resource?: AuditEvent['resource'];
       metadata?: { [key: string]: JsonValue };
       request?: RequestContext;
+      /**
+       * A fixed `event_id` for a record that must be written once even if
+       * the work it records is resumed after a crash: look it up with
+       * `findByEventId` before recording again.
+       */
+      eventId?: string;
     },
-  ): Promise<void> {
+  ): Promise<AppendOutcome> {
     const event: AuditEvent = {
-      event_id: newEventId(),
+      event_id: detail.eventId ?? newEventId(),
       timestamp: new Date().toISOString(),
       tenant_id: detail.tenantId ?? principal?.tenantId ?? this.defaultTenant,
       actor: detail.actor
@@ -62,7 +68,9 @@ export class SelfAudit {
     const append = this.store.append([prepareEvent(event)]);
     this.inFlight.add(append);
     try {
-      await append;
+      const [outcome] = await append;
+      if (outcome === undefined) throw new Error('the store answered no outcome for an appended event');
+      return outcome;
     } finally {
       this.inFlight.delete(append);
     }

@@ -1,6 +1,6 @@
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
-import { emitSchema, sinkConfigSchema } from '../delivery/sink-config.js';
+import { emitSchema, SINK_NAME_PATTERN, sinkConfigSchema } from '../delivery/sink-config.js';
 import { cidrProblem } from '../delivery/sinks/net/network-guard.js';
 
 /**
@@ -190,6 +190,57 @@ const secretsSchema = z.strictObject({
   key_file: nonEmpty('a file path').nullable().default(null),
 });
 
+/** The longest retention period: 100 years (as the API allows). */
+const MAX_RETENTION_DAYS = 36_500;
+const MINUTE_MS = 60 * SECOND_MS;
+
+/** A dot path into an event's `metadata` that an erasure removes, e.g. `metadata.phone`. */
+const METADATA_PATH = /^metadata(\.[A-Za-z0-9_-]{1,128}){1,8}$/;
+
+const retentionSchema = z
+  .strictObject({
+    /** Days events are kept unless a tenant has its own period; `null`: kept forever. */
+    default_days: intBetween(1, MAX_RETENTION_DAYS).nullable().default(null),
+    /** The shortest period anyone may set (the default or through the API). */
+    minimum_days: intBetween(1, MAX_RETENTION_DAYS).default(1),
+    /** How often the pruner runs. */
+    prune_interval_ms: intBetween(MINUTE_MS, 7 * DAY_MS).default(60 * MINUTE_MS),
+    /** Sinks that must have confirmed an event before it is pruned. */
+    prune_after_delivered: z
+      .array(
+        z
+          .string({ error: 'expected a sink name' })
+          .regex(SINK_NAME_PATTERN, { error: 'expected a sink name' }),
+      )
+      .max(100, { error: 'at most 100 sinks' })
+      .default([]),
+    /** Events the pruner decides on and prunes per transaction. */
+    chunk_events: intBetween(100, 50_000).default(2000),
+    erasure: z
+      .strictObject({
+        /** Fields of `metadata` an erasure removes beside the fixed personal fields. */
+        metadata_paths: z
+          .array(
+            z.string({ error: 'expected a dot path such as metadata.phone' }).regex(METADATA_PATH, {
+              error:
+                'expected a dot path into metadata such as metadata.phone (letters, digits, _ and -; up to 8 levels)',
+            }),
+          )
+          .max(64, { error: 'at most 64 paths' })
+          .default([]),
+      })
+      .prefault({}),
+  })
+  .superRefine((r, ctx) => {
+    if (r.default_days !== null && r.default_days < r.minimum_days) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['default_days'],
+        message: `must be at least retention.minimum_days (${r.minimum_days})`,
+      });
+    }
+  });
+
 const streamSchema = z.strictObject({
   heartbeat_ms: intBetween(1 * SECOND_MS, 300 * SECOND_MS).default(15_000),
   max_buffered_bytes: intBetween(64 * KIB, 100 * MIB).default(1 * MIB),
@@ -232,6 +283,7 @@ export const fileConfigSchema = z
     /** Seed 003's emitToAllOf / emitAtLeastOneOf / emitTimeoutInSec; null = answer on commit. */
     emit: emitSchema.nullable().default(null),
     secrets: secretsSchema.prefault({}),
+    retention: retentionSchema.prefault({}),
     /**
      * Private networks (CIDRs) that sinks held to public addresses — every
      * tenant-bound admin's sink, and sinks without allow_private_networks —

@@ -28,3 +28,22 @@ export function compileFilter(filter: SinkConfig['filter']): (e: FilterFields) =
     (tenants === null || tenants.has(e.tenant_id)) &&
     (outcomes === null || outcomes.has(e.outcome));
 }
+
+/** The action of an erasure's record, which a sink with `erasure_notices` receives whatever its filter. */
+export const ERASURE_NOTICE_ACTION = 'log.erasure.completed';
+
+/**
+ * A sink's whole filter: {@link compileFilter}, and with `erasure_notices`
+ * every `log.erasure.completed` of the sink's tenants too (its `tenants`
+ * still apply; its actions and outcomes do not), so a downstream copy
+ * learns what to erase on its side.
+ */
+export function compileSinkFilter(
+  config: Pick<SinkConfig, 'filter' | 'erasure_notices'>,
+): (e: FilterFields) => boolean {
+  const base = compileFilter(config.filter);
+  if (!config.erasure_notices) return base;
+  const tenants = config.filter.tenants === null ? null : new Set(config.filter.tenants);
+  return (e) =>
+    base(e) || (e.action === ERASURE_NOTICE_ACTION && (tenants === null || tenants.has(e.tenant_id)));
+}

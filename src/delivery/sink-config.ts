@@ -91,6 +91,12 @@ function commonShape(def: SinkDefinition) {
      * against (`verify --trusted-checkpoint`).
      */
     send_checkpoints: z.boolean().default(def.sendCheckpointsDefault ?? false),
+    /**
+     * Also deliver every `log.erasure.completed` of the sink's tenants,
+     * whatever `filter` says of actions and outcomes: the receiver learns
+     * which erasure to apply to its own copy (docs/retention.md).
+     */
+    erasure_notices: z.boolean().default(false),
     /** After this long without a successful delivery the sink is `failing` and an alert event is recorded. */
     failing_after_ms: z
       .number()
@@ -167,6 +173,7 @@ export interface SinkConfig {
   batch: BatchLimits;
   retry?: RetryConfig;
   send_checkpoints: boolean;
+  erasure_notices: boolean;
   failing_after_ms: number;
   /** Kind-specific options. */
   [option: string]: unknown;

@@ -1,6 +1,6 @@
 import { TrailwardenError } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { compileFilter } from './event-filter.js';
+import { compileSinkFilter } from './event-filter.js';
 import { createEncoder } from './formats/registry.js';
 import { compileShaper } from './shape.js';
 import type { Sink, SinkContext, SinkDefinition, SinkOwner } from './sink.js';
@@ -97,7 +97,7 @@ export class SinkRunner {
       store: deps.store,
       sink,
       config,
-      filter: compileFilter(config.filter),
+      filter: compileSinkFilter(config),
       shape: compileShaper(config.shape, config.shape.hash_key ?? undefined),
       encode: createEncoder(config.format, config.format_options),
       sendStoredJson:

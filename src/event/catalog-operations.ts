@@ -254,6 +254,36 @@ const TRAILWARDEN: ActionEntry[] = [
   ),
   action('trailwarden', 'key.created', 'high', 'An API key was created.'),
   action('trailwarden', 'key.revoked', 'high', 'An API key was revoked.'),
+  action(
+    'trailwarden',
+    'log.retention.changed',
+    'high',
+    "A tenant's retention period was set or removed (metadata.days, null when removed; metadata.previous).",
+  ),
+  action(
+    'trailwarden',
+    'log.retention.pruned',
+    'medium',
+    "The pruner removed a tenant's events past retention, keeping their leaf hashes (metadata: run_id, through_seq, received_before, days, pruned, seq_digest); never pruned itself.",
+  ),
+  action(
+    'trailwarden',
+    'log.legal_hold.placed',
+    'high',
+    'A legal hold was placed: the events it matches are neither pruned nor erased until it is lifted (metadata: hold_id, match, reason).',
+  ),
+  action(
+    'trailwarden',
+    'log.legal_hold.lifted',
+    'high',
+    'A legal hold was lifted (metadata: hold_id, match, reason).',
+  ),
+  action(
+    'trailwarden',
+    'log.erasure.completed',
+    'high',
+    "A data subject's personal fields were removed from a tenant's events (metadata: erasure_id, subject_kind, reason, matched, redacted, held, fields, seq_digest; never the subject); never erased itself.",
+  ),
 ];
 
 /** Catalog entries about privileges, administration and the platform. */

@@ -7,7 +7,7 @@ import type { Role } from '../../src/store/store.js';
 import { type TestApp, testApp } from '../helpers/app.js';
 
 type Access = 'write' | 'read' | 'admin' | 'public';
-type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /**
  * Every route and what it asks of its caller. A request a role may make is
@@ -55,6 +55,33 @@ const ROUTES: Array<{ method: Method; path: string; access: Access; probe?: stri
     access: 'admin',
     probe: '/v1/sinks/nosink/dead-letters/redrive',
   },
+  { method: 'GET', path: '/v1/retention', access: 'read' },
+  { method: 'GET', path: '/v1/retention/runs/{id}', access: 'read', probe: '/v1/retention/runs/prn_none' },
+  {
+    method: 'PUT',
+    path: '/v1/retention/tenants/{tenant}',
+    access: 'admin',
+    probe: '/v1/retention/tenants/acme',
+  },
+  {
+    method: 'DELETE',
+    path: '/v1/retention/tenants/{tenant}',
+    access: 'admin',
+    probe: '/v1/retention/tenants/none',
+  },
+  { method: 'POST', path: '/v1/retention/runs', access: 'admin', probe: '/v1/retention/runs?probe=1' },
+  { method: 'GET', path: '/v1/legal-holds', access: 'read' },
+  { method: 'GET', path: '/v1/legal-holds/{id}', access: 'read', probe: '/v1/legal-holds/hold_none' },
+  { method: 'POST', path: '/v1/legal-holds', access: 'admin' },
+  {
+    method: 'POST',
+    path: '/v1/legal-holds/{id}/lift',
+    access: 'admin',
+    probe: '/v1/legal-holds/hold_none/lift',
+  },
+  { method: 'GET', path: '/v1/erasures', access: 'read' },
+  { method: 'GET', path: '/v1/erasures/{id}', access: 'read', probe: '/v1/erasures/era_none' },
+  { method: 'POST', path: '/v1/erasures', access: 'admin' },
   { method: 'GET', path: '/v1/actions', access: 'public' },
   { method: 'GET', path: '/healthz', access: 'public' },
   { method: 'GET', path: '/readyz', access: 'public' },

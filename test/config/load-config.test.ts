@@ -67,6 +67,14 @@ describe('loadConfig', () => {
       sinks: [],
       emit: null,
       secrets: { key_file: null },
+      retention: {
+        default_days: null,
+        minimum_days: 1,
+        prune_interval_ms: 3600000,
+        prune_after_delivered: [],
+        chunk_events: 2000,
+        erasure: { metadata_paths: [] },
+      },
       allowed_private_networks: [],
     });
   });
@@ -201,6 +209,44 @@ describe('validation messages', () => {
       /cluster\.max_pending_events: must be an integer between 100 and 1000000 \(line 2\)/,
     );
     assert.match(message, /cluster\.pending_wait_ms: must be an integer between 0 and 300000 \(line 3\)/);
+  });
+
+  test('bound every retention setting and keep the default period at or above the minimum', () => {
+    const message = configError(() =>
+      parse(
+        [
+          'retention:',
+          '  default_days: 36501',
+          '  minimum_days: 0',
+          '  prune_interval_ms: 1000',
+          '  chunk_events: 50',
+          '  prune_after_delivered: [Not A Sink]',
+          '  erasure:',
+          '    metadata_paths: [actor.email]',
+          '',
+        ].join('\n'),
+      ),
+    );
+    assert.match(message, /retention\.default_days: must be an integer between 1 and 36500 \(line 2\)/);
+    assert.match(message, /retention\.minimum_days: must be an integer between 1 and 36500 \(line 3\)/);
+    assert.match(
+      message,
+      /retention\.prune_interval_ms: must be an integer between 60000 and 604800000 \(line 4\)/,
+    );
+    assert.match(message, /retention\.chunk_events: must be an integer between 100 and 50000 \(line 5\)/);
+    assert.match(message, /retention\.prune_after_delivered\[0\]: expected a sink name/);
+    assert.match(
+      message,
+      /retention\.erasure\.metadata_paths\[0\]: expected a dot path into metadata such as metadata\.phone/,
+    );
+    const below = configError(() => parse('retention:\n  default_days: 7\n  minimum_days: 30\n'));
+    assert.match(below, /retention\.default_days: must be at least retention\.minimum_days \(30\)/);
+    const many = configError(() =>
+      parse(
+        `retention:\n  erasure:\n    metadata_paths: [${Array.from({ length: 65 }, (_, i) => `metadata.f${i}`).join(', ')}]\n`,
+      ),
+    );
+    assert.match(many, /retention\.erasure\.metadata_paths: at most 64 paths/);
   });
 
   test('bound the connection settings and keep them consistent with each other', () => {
