@@ -1,4 +1,5 @@
 import type { StoredEvent } from '../event/event.js';
+import { ERASURE_ACTION } from '../retention/exempt.js';
 import type { SinkConfig } from './sink-config.js';
 
 /** Compiles action patterns (`user.login`, `user.*`, `*`) into one predicate. */
@@ -30,7 +31,7 @@ export function compileFilter(filter: SinkConfig['filter']): (e: FilterFields) =
 }
 
 /** The action of an erasure's record, which a sink with `erasure_notices` receives whatever its filter. */
-export const ERASURE_NOTICE_ACTION = 'log.erasure.completed';
+export const ERASURE_NOTICE_ACTION = ERASURE_ACTION;
 
 /**
  * A sink's whole filter: {@link compileFilter}, and with `erasure_notices`

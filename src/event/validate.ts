@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { isExemptAction } from '../retention/exempt.js';
 import { type CanonicalEvent, canonicalEvent } from './canonical.js';
 import { findSeedName, KNOWN_ACTIONS } from './catalog.js';
 import type { Actor, AuditEvent, Change, JsonValue, Outcome, Resource } from './event.js';
@@ -252,6 +253,12 @@ class EventChecker {
       return this.report(
         'action',
         `${show(v)} is not an action: use lowercase dot-separated words, category then verb, e.g. "user.password.reset"${hint}`,
+      );
+    }
+    if (isExemptAction(v)) {
+      return this.report(
+        'action',
+        `${show(v)} is a record the server keeps of what the log forgot (retention, legal holds, erasures); only the server writes it — use the /v1/retention, /v1/legal-holds and /v1/erasures endpoints`,
       );
     }
     if (this.ctx.strictActions && !(this.ctx.catalog ?? KNOWN_ACTIONS).has(v)) {

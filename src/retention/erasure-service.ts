@@ -3,7 +3,7 @@ import type { SelfAudit } from '../audit/self-audit.js';
 import type { Principal } from '../auth/api-keys.js';
 import type { ErasureRecord, ErasureSubject, RetentionStore } from '../store/retention-store.js';
 import type { RawStoredEvent, Store } from '../store/store.js';
-import { isExemptAction } from './exempt.js';
+import { ERASURE_ACTION, isExemptAction } from './exempt.js';
 import { compileHolds } from './hold-match.js';
 import { newRetentionId } from './ids.js';
 import { erasedFields, redactStoredJson } from './redact.js';
@@ -185,7 +185,7 @@ export class ErasureService {
     const eventId = `${record.id}.completed`;
     const [existing] = await this.deps.store.findByEventId(eventId, record.tenantId);
     if (existing !== undefined) return existing.seq;
-    const outcome = await this.deps.audit.record('log.erasure.completed', null, {
+    const outcome = await this.deps.audit.record(ERASURE_ACTION, null, {
       eventId,
       actor,
       tenantId: record.tenantId,

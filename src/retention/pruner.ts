@@ -4,7 +4,7 @@ import type { SelfAudit } from '../audit/self-audit.js';
 import { TrailwardenError } from '../errors.js';
 import type { PrunePlanEntry, PruneRun, RetentionStore } from '../store/retention-store.js';
 import type { Store } from '../store/store.js';
-import { isExemptAction } from './exempt.js';
+import { isExemptAction, PRUNED_ACTION } from './exempt.js';
 import { compileHolds } from './hold-match.js';
 import { newRetentionId } from './ids.js';
 import { entryFor, periodsOf, receivedBeforeFor, scanStart } from './prune-plan.js';
@@ -268,7 +268,7 @@ export class Pruner {
       const eventId = prunedEventId(run.id, group.tenantId);
       if ((await store.findByEventId(eventId, group.tenantId)).length > 0) continue;
       const entry = entryFor(run.plan, group.tenantId);
-      await audit.record('log.retention.pruned', null, {
+      await audit.record(PRUNED_ACTION, null, {
         eventId,
         actor: PRUNER_ACTOR,
         tenantId: group.tenantId,

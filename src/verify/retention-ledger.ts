@@ -1,4 +1,5 @@
 import type { JsonValue, StoredEvent } from '../event/event.js';
+import { ERASURE_ACTION, isExemptAction, PRUNED_ACTION } from '../retention/exempt.js';
 import { SeqDigestBuilder, seqDigest } from '../retention/seq-digest.js';
 import type { PrunedLeaf, RetentionStore } from '../store/retention-store.js';
 
@@ -59,15 +60,6 @@ export interface RedactionMarker {
   erasure_id: string;
   fields: string[];
 }
-
-export const PRUNED_ACTION = 'log.retention.pruned';
-export const ERASURE_ACTION = 'log.erasure.completed';
-
-/**
- * Actions that record forgetting itself: never pruned nor erased, so a row of
- * one carrying a redaction marker was edited (the service keeps the same list).
- */
-const RECORD_PREFIXES = ['log.retention.', 'log.legal_hold.', 'log.erasure.'];
 
 interface PrunedGroup {
   runId: string;
@@ -144,7 +136,8 @@ export class RetentionLedger {
 
   /** A kept row carrying a redaction marker (its leaf hash cannot be recomputed). */
   addRedacted(event: StoredEvent, marker: RedactionMarker): LedgerFailure | undefined {
-    if (RECORD_PREFIXES.some((p) => event.action.startsWith(p))) {
+    // Records of forgetting are never erased: one carrying a redaction marker was edited.
+    if (isExemptAction(event.action)) {
       return {
         seq: event.seq,
         problem: 'edited',

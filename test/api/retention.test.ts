@@ -4,6 +4,8 @@ import { rawEvent, type TestApp, testApp } from '../helpers/app.js';
 
 /** The parts of a served event these tests read. */
 interface Served {
+  seq: number;
+  event_id: string;
   action: string;
   actor: { id: string; name?: string; email?: string };
   source_ip?: string;
@@ -291,6 +293,21 @@ describe('erasure and legal holds', () => {
       erasure_id: out.id,
       fields: ['actor.name', 'actor.email', 'source_ip', 'metadata.phone'],
     });
+    const listed = await t.app.inject({
+      method: 'GET',
+      url: `/v1/erasures/${out.id}/events`,
+      headers: { authorization: t.admin },
+    });
+    assert.equal(listed.statusCode, 200, listed.body);
+    assert.deepEqual(
+      listed.json().events,
+      (events as Served[])
+        .filter((e) => e.redaction !== undefined)
+        .map((e) => ({ seq: e.seq, event_id: e.event_id }))
+        .sort((a, b) => a.seq - b.seq),
+      'the redacted events, by seq and event_id, for a SIEM to mask its copies',
+    );
+    assert.equal(listed.json().next_after_seq, null);
     const held = byAction.get('invoice.viewed') as Served;
     assert.equal(held.actor.email, 'alice@example.com', 'a held event is not erased');
     assert.equal(held.redaction, undefined);

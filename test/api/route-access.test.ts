@@ -81,6 +81,12 @@ const ROUTES: Array<{ method: Method; path: string; access: Access; probe?: stri
   },
   { method: 'GET', path: '/v1/erasures', access: 'read' },
   { method: 'GET', path: '/v1/erasures/{id}', access: 'read', probe: '/v1/erasures/era_none' },
+  {
+    method: 'GET',
+    path: '/v1/erasures/{id}/events',
+    access: 'read',
+    probe: '/v1/erasures/era_none/events',
+  },
   { method: 'POST', path: '/v1/erasures', access: 'admin' },
   { method: 'GET', path: '/v1/actions', access: 'public' },
   { method: 'GET', path: '/healthz', access: 'public' },

@@ -122,6 +122,12 @@ describe('validateEvent: refusals', () => {
     for (const raw of [null, [good()], 'x', 3]) hasProblem(raw, '', 'must be a JSON object');
   });
 
+  it('refuses the records of forgetting, which only the server writes (a forged one could pass a deletion off as pruning to verify)', () => {
+    for (const action of ['log.retention.pruned', 'log.erasure.completed', 'log.legal_hold.lifted'])
+      hasProblem(good({ action }), 'action', 'only the server writes it');
+    accept(good({ action: 'log.checkpoint.signed' }));
+  });
+
   it('names unknown top-level fields and server-set fields', () => {
     hasProblem(good({ colour: 'red' }), 'colour', 'unknown field "colour"');
     hasProblem(good({ seq: 1 }), 'seq', 'set by the server');

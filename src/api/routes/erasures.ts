@@ -10,6 +10,9 @@ import { noQuery, parsedParam, problemResponses } from '../schemas.js';
 /** Erasures a list shows at most. */
 const ERASURES_LISTED = 1000;
 
+/** Events of an erasure one page lists (each is a point read of the log). */
+const ERASURE_EVENTS_PAGE = 1000;
+
 const idPath = { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] } as const;
 
 /** An erasure as the API shows it: never its subject, which is the personal data. */
@@ -77,6 +80,52 @@ export const erasureReadRoutes: RoutePlugin = async (app, { ctx }) => {
         );
       }
       return servedErasure(e);
+    },
+  );
+
+  app.get(
+    '/v1/erasures/:id/events',
+    {
+      schema: {
+        summary: 'The events an erasure redacted, by seq and event_id (so a SIEM can mask its copies)',
+        tags: ['erasures'],
+        params: idPath,
+        querystring: {
+          type: 'object',
+          properties: {
+            after_seq: parsedParam("Only events after this seq (the previous page's next_after_seq)"),
+          },
+        },
+      },
+    },
+    async (req) => {
+      const p = req.principal;
+      rejectUnknownParams(req.query, ['after_seq']);
+      const afterRaw = single(req.query, 'after_seq') ?? '0';
+      if (!/^\d{1,15}$/.test(afterRaw)) {
+        throw new TrailwardenError(
+          'TW_ERR_BAD_REQUEST',
+          `after_seq must be a whole number, got ${JSON.stringify(afterRaw)}`,
+        );
+      }
+      const after = Number(afterRaw);
+      const id = req.params.id;
+      const e = retentionIdPattern('erasure').test(id) ? await ctx.retention.store.getErasure(id) : undefined;
+      if (e === undefined || (p.tenantId !== null && e.tenantId !== p.tenantId)) {
+        throw new TrailwardenError(
+          'TW_ERR_NOT_FOUND',
+          `no erasure ${JSON.stringify(id)} visible to this key`,
+        );
+      }
+      const page = e.seqs.filter((s) => s > after).slice(0, ERASURE_EVENTS_PAGE);
+      const events: Array<{ seq: number; event_id: string | null }> = [];
+      for (const seq of page) {
+        // The next kept event after seq - 1 is this one unless retention pruned it since.
+        const [next] = await ctx.store.readRange(seq - 1, 1);
+        events.push({ seq, event_id: next?.seq === seq ? next.event_id : null });
+      }
+      const more = page.length > 0 && e.seqs.at(-1)! > page.at(-1)!;
+      return { erasure_id: e.id, events, next_after_seq: more ? page.at(-1)! : null };
     },
   );
 };
