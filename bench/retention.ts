@@ -40,11 +40,19 @@ function dbBytes(dataDir: string): number {
   return total;
 }
 
-/** Free pages left in the SQLite file (what incremental vacuum has yet to give back). */
-function freePages(dataDir: string): number {
+/** Free pages left in the SQLite file (what incremental vacuum has yet to give back), kept events, pruned leaves. */
+function fileState(dataDir: string): { freePages: number; kept: number; pruned: number } {
   const db = new Database(join(dataDir, 'trailwarden.db'), { readonly: true });
   try {
-    return db.pragma('freelist_count', { simple: true }) as number;
+    const count = (table: string) => db.prepare(`SELECT COUNT(*) FROM ${table}`).pluck().get() as number;
+    const pruned = db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'pruned_leaves'").get()
+      ? count('pruned_leaves')
+      : 0;
+    return {
+      freePages: db.pragma('freelist_count', { simple: true }) as number,
+      kept: count('events'),
+      pruned,
+    };
   } finally {
     db.close();
   }
@@ -95,6 +103,7 @@ export async function runRetentionBench(opts: {
   say(`    ${fmt(bare.eventsPerSecond)} events/s, p99 ${ms(bare.p99)}`);
   peakRssMiB = Math.max(peakRssMiB, await server.stop());
   const sizeBefore = dbBytes(dataDir);
+  const before = fileState(dataDir);
 
   say('R2. the same load while a prune run removes the year-old backlog (retention.default_days: 365)');
   server = await ServerProcess.start(dataDir, {
@@ -137,12 +146,16 @@ export async function runRetentionBench(opts: {
   );
   if (pruned < events) throw new Error(`the run pruned ${pruned} events, the backlog holds ${events}`);
   // Space comes back in small steps after the run; wait until none is left to give back.
-  for (let tries = 0; freePages(dataDir) > 0 && tries < 600; tries++) await sleep(500);
+  for (let tries = 0; fileState(dataDir).freePages > 0 && tries < 600; tries++) await sleep(500);
   agent.destroy();
   peakRssMiB = Math.max(peakRssMiB, await server.stop());
   const sizeAfter = dbBytes(dataDir);
+  const afterState = fileState(dataDir);
+  const perKept = (bytes: number, kept: number) => `${fmt(bytes / Math.max(1, kept))} bytes per kept event`;
   say(
-    `    database ${fmt(sizeBefore / MIB)} MiB before, ${fmt(sizeAfter / MIB)} MiB after prune + incremental vacuum`,
+    `    database ${fmt(sizeBefore / MIB)} MiB before (${fmt(before.kept)} events; ${perKept(sizeBefore, before.kept)}), ` +
+      `${fmt(sizeAfter / MIB)} MiB after prune + incremental vacuum (${fmt(afterState.kept)} kept, ${fmt(afterState.pruned)} pruned leaves; ` +
+      `${perKept(sizeAfter, afterState.kept)}; ${fmt(afterState.freePages)} free pages left)`,
   );
 
   rows.push({
@@ -172,8 +185,8 @@ export async function runRetentionBench(opts: {
   rows.push({
     figure: '  database size after prune + vacuum (info)',
     goal: '—',
-    measured: `${fmt(sizeAfter / MIB)} MiB`,
-    baseline: `${fmt(sizeBefore / MIB)} MiB before`,
+    measured: `${fmt(sizeAfter / MIB)} MiB (${fmt(afterState.kept)} kept events, ${fmt(afterState.pruned)} pruned leaves)`,
+    baseline: `${fmt(sizeBefore / MIB)} MiB before (${fmt(before.kept)} events; ingest during the run added the difference)`,
     ratio: ratio(sizeAfter, sizeBefore),
     met: undefined,
   });

@@ -191,6 +191,7 @@ export async function assemble(
         defaultDays: config.retention.default_days,
         intervalMs: config.retention.prune_interval_ms,
         chunkEvents: config.retention.chunk_events,
+        busySharePercent: config.retention.busy_share_percent,
         pruneAfterDelivered: config.retention.prune_after_delivered,
       },
       nodeId: nodeIdOf(config.cluster.node_id),

@@ -215,7 +215,9 @@ const retentionSchema = z
       .max(100, { error: 'at most 100 sinks' })
       .default([]),
     /** Events the pruner decides on and prunes per transaction. */
-    chunk_events: intBetween(100, 50_000).default(2000),
+    chunk_events: intBetween(100, 50_000).default(500),
+    /** While events are being appended, the share of the writer's time the pruner may take. */
+    busy_share_percent: intBetween(5, 100).default(20),
     erasure: z
       .strictObject({
         /** Fields of `metadata` an erasure removes beside the fixed personal fields. */

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep, setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { SelfAudit } from '../audit/self-audit.js';
 import { TrailwardenError } from '../errors.js';
 import type { PrunePlanEntry, PruneRun, RetentionStore } from '../store/retention-store.js';
@@ -14,6 +15,12 @@ export interface PrunerSettings {
   defaultDays: number | null;
   intervalMs: number;
   chunkEvents: number;
+  /**
+   * While the log grows (ingest is running), the share of the store's
+   * writer the pruner takes: after each chunk it rests for the chunk's time
+   * × (100 / share − 1), so ingest keeps the rest. 100: never rests.
+   */
+  busySharePercent: number;
   /** Sinks that must have confirmed an event before it is pruned (operator-scope names). */
   pruneAfterDelivered: readonly string[];
 }
@@ -32,6 +39,8 @@ export interface PrunerDeps {
     error(msg: string, extra?: object): void;
   };
   now?: () => number;
+  /** Waits between chunks while ingest runs (tests watch it); a timer by default. */
+  rest?: (ms: number) => Promise<void>;
 }
 
 /** The lease that makes one node of a cluster the pruner. */
@@ -40,6 +49,8 @@ export const RETENTION_LEASE = 'retention';
 const MAX_HOLDS = 10_000;
 /** `reclaimSpace` steps after a run, at most (each a short lock; the next run continues). */
 const MAX_RECLAIM_STEPS = 1000;
+/** The longest rest between two chunks (a slow chunk is not followed by a pause a stop must wait out). */
+const MAX_REST_MS = 2000;
 /** Who the pruner's own records name as actor. */
 const PRUNER_ACTOR = { type: 'system', id: 'trailwarden-pruner', name: 'retention pruner' } as const;
 
@@ -226,6 +237,8 @@ export class Pruner {
         );
         return undefined;
       }
+      const chunkStart = performance.now();
+      const headBefore = await this.deps.store.headSeq();
       // Re-read per chunk: a hold placed while the run goes on protects what it matches from then on.
       const held = compileHolds(await retention.listHolds({ activeOnly: true, limit: MAX_HOLDS }));
       const candidates = await retention.pruneCandidates(
@@ -245,8 +258,16 @@ export class Pruner {
         candidates.length < settings.chunkEvents || last === undefined ? maxThrough : last.seq;
       run.pruned += pruned;
       await retention.updatePruneRun(run);
-      // Between chunks the event loop takes ingest, reads and deliveries.
-      await yieldToEventLoop();
+      // Between chunks the event loop takes ingest, reads and deliveries. A chunk holds the one
+      // writer (SQLite's, or PostgreSQL's row locks and WAL) for its whole transaction: while
+      // events are arriving, rest so the pruner takes only its share of it (docs/retention.md).
+      const share = settings.busySharePercent;
+      if (share < 100 && (await this.deps.store.headSeq()) !== headBefore) {
+        const rest = this.deps.rest ?? ((ms: number) => sleep(ms));
+        await rest(Math.min(MAX_REST_MS, (performance.now() - chunkStart) * (100 / share - 1)));
+      } else {
+        await yieldToEventLoop();
+      }
     }
     await this.logRun(run);
     run.state = 'done';

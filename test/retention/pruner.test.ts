@@ -20,6 +20,7 @@ function pruner(t: TestApp, aheadDays: number, settings: Partial<PrunerSettings>
       defaultDays: null,
       intervalMs: 3_600_000,
       chunkEvents: 100,
+      busySharePercent: 100,
       pruneAfterDelivered: [],
       ...settings,
     },

@@ -175,14 +175,25 @@ describe('a prune racing ingest, readers and a sink', () => {
     }
     const cut = await ctx.store.headSeq();
     const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    const rests: number[] = [];
     const pruner = new Pruner({
       store: ctx.store,
       retention: ctx.store.retention,
       audit: ctx.audit,
-      settings: { defaultDays: 1, intervalMs: 3_600_000, chunkEvents: 100, pruneAfterDelivered: [] },
+      settings: {
+        defaultDays: 1,
+        intervalMs: 3_600_000,
+        chunkEvents: 100,
+        busySharePercent: 25,
+        pruneAfterDelivered: [],
+      },
       nodeId: ctx.delivery.nodeId,
       leaseMs: 10_000,
       log: quiet,
+      rest: async (ms) => {
+        rests.push(ms);
+        await new Promise((r) => setTimeout(r, ms));
+      },
       // Everything received so far is two days old to this pruner; what arrives while it runs is past its cut.
       now: () => Date.parse(new Date().toISOString()) + 2 * 86_400_000,
     });
@@ -217,6 +228,10 @@ describe('a prune racing ingest, readers and a sink', () => {
     assert.deepEqual(failures, []);
     assert.ok(run && run.state === 'done');
     assert.ok(ingested > 0, 'ingest went on while the pruner ran');
+    assert.ok(
+      rests.length > 0 && rests.every((ms) => ms > 0),
+      'while events arrived, the pruner rested after its chunks (busy_share_percent 25: three times each chunk)',
+    );
     const head = await ctx.store.headSeq();
     const pruned = (await ctx.store.retention.prunedTotals()).count;
     let keptCount = 0;
