@@ -217,7 +217,7 @@ const retentionSchema = z
     /** Events the pruner decides on and prunes per transaction. */
     chunk_events: intBetween(100, 50_000).default(500),
     /** While events are being appended, the share of the writer's time the pruner may take. */
-    busy_share_percent: intBetween(5, 100).default(20),
+    busy_share_percent: intBetween(1, 100).default(5),
     erasure: z
       .strictObject({
         /** Fields of `metadata` an erasure removes beside the fixed personal fields. */

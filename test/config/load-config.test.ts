@@ -73,7 +73,7 @@ describe('loadConfig', () => {
         prune_interval_ms: 3600000,
         prune_after_delivered: [],
         chunk_events: 500,
-        busy_share_percent: 20,
+        busy_share_percent: 5,
         erasure: { metadata_paths: [] },
       },
       allowed_private_networks: [],
@@ -222,7 +222,7 @@ describe('validation messages', () => {
           '  prune_interval_ms: 1000',
           '  chunk_events: 50',
           '  prune_after_delivered: [Not A Sink]',
-          '  busy_share_percent: 4',
+          '  busy_share_percent: 0',
           '  erasure:',
           '    metadata_paths: [actor.email]',
           '',
@@ -237,7 +237,7 @@ describe('validation messages', () => {
     );
     assert.match(message, /retention\.chunk_events: must be an integer between 100 and 50000 \(line 5\)/);
     assert.match(message, /retention\.prune_after_delivered\[0\]: expected a sink name/);
-    assert.match(message, /retention\.busy_share_percent: must be an integer between 5 and 100 \(line 7\)/);
+    assert.match(message, /retention\.busy_share_percent: must be an integer between 1 and 100 \(line 7\)/);
     assert.match(
       message,
       /retention\.erasure\.metadata_paths\[0\]: expected a dot path into metadata such as metadata\.phone/,

@@ -1,9 +1,10 @@
+import type { Principal } from '../../auth/api-keys.js';
 import { TrailwardenError } from '../../errors.js';
 import { rejectUnknownParams, single } from '../../query/query-params.js';
 import { retentionIdPattern } from '../../retention/ids.js';
 import { bodyFields, parseErasureSubject, parseReason, parseTenant } from '../../retention/request-input.js';
 import type { ErasureRecord } from '../../store/retention-store.js';
-import { denyForeignTenant } from '../context.js';
+import { type AppContext, denyForeignTenant } from '../context.js';
 import type { RoutePlugin } from '../route-access.js';
 import { noQuery, parsedParam, problemResponses } from '../schemas.js';
 
@@ -31,6 +32,15 @@ function servedErasure(e: ErasureRecord) {
     finished_at: e.finishedAt,
     completed_seq: e.completedSeq,
   };
+}
+
+/** The erasure `id` if this key may see it (its tenant's, or any for an all-tenant key); else 404. */
+async function visibleErasure(ctx: AppContext, p: Principal, id: string): Promise<ErasureRecord> {
+  const e = retentionIdPattern('erasure').test(id) ? await ctx.retention.store.getErasure(id) : undefined;
+  if (e === undefined || (p.tenantId !== null && e.tenantId !== p.tenantId)) {
+    throw new TrailwardenError('TW_ERR_NOT_FOUND', `no erasure ${JSON.stringify(id)} visible to this key`);
+  }
+  return e;
 }
 
 /** Reading erasures (auditors and admins; a tenant-bound key sees its tenant's). */
@@ -71,15 +81,7 @@ export const erasureReadRoutes: RoutePlugin = async (app, { ctx }) => {
     async (req) => {
       const p = req.principal;
       rejectUnknownParams(req.query, []);
-      const id = req.params.id;
-      const e = retentionIdPattern('erasure').test(id) ? await ctx.retention.store.getErasure(id) : undefined;
-      if (e === undefined || (p.tenantId !== null && e.tenantId !== p.tenantId)) {
-        throw new TrailwardenError(
-          'TW_ERR_NOT_FOUND',
-          `no erasure ${JSON.stringify(id)} visible to this key`,
-        );
-      }
-      return servedErasure(e);
+      return servedErasure(await visibleErasure(ctx, p, req.params.id));
     },
   );
 
@@ -109,14 +111,7 @@ export const erasureReadRoutes: RoutePlugin = async (app, { ctx }) => {
         );
       }
       const after = Number(afterRaw);
-      const id = req.params.id;
-      const e = retentionIdPattern('erasure').test(id) ? await ctx.retention.store.getErasure(id) : undefined;
-      if (e === undefined || (p.tenantId !== null && e.tenantId !== p.tenantId)) {
-        throw new TrailwardenError(
-          'TW_ERR_NOT_FOUND',
-          `no erasure ${JSON.stringify(id)} visible to this key`,
-        );
-      }
+      const e = await visibleErasure(ctx, p, req.params.id);
       const page = e.seqs.filter((s) => s > after).slice(0, ERASURE_EVENTS_PAGE);
       const events: Array<{ seq: number; event_id: string | null }> = [];
       for (const seq of page) {
