@@ -16,8 +16,9 @@ export interface PrunerSettings {
   intervalMs: number;
   chunkEvents: number;
   /**
-   * While the log grows (ingest is running), the share of the store's
-   * writer the pruner takes: after each chunk it rests for the chunk's time
+   * While ingest is busy (the log grew by {@link BUSY_INGEST_PER_SECOND} or
+   * more since the last chunk began), the share of the store's writer the
+   * pruner takes: after each chunk it rests for the chunk's time
    * × (100 / share − 1), so ingest keeps the rest. 100: never rests.
    */
   busySharePercent: number;
@@ -51,6 +52,13 @@ const MAX_HOLDS = 10_000;
 const MAX_RECLAIM_STEPS = 1000;
 /** The longest rest between two chunks (a slow chunk is not followed by a pause a stop must wait out). */
 const MAX_REST_MS = 2000;
+/**
+ * Ingest at this rate or more makes the pruner rest between chunks. Below
+ * it, appends take about 1 % of the writer (~50 µs each) and resting would
+ * only slow the pruner: a trickle such as the audit of reads, or the
+ * records of the run itself, must not throttle it.
+ */
+export const BUSY_INGEST_PER_SECOND = 200;
 /** Who the pruner's own records name as actor. */
 const PRUNER_ACTOR = { type: 'system', id: 'trailwarden-pruner', name: 'retention pruner' } as const;
 
@@ -229,6 +237,9 @@ export class Pruner {
   private async execute(run: PruneRun): Promise<PruneRun | undefined> {
     const { retention, settings } = this.deps;
     const maxThrough = Math.max(0, ...run.plan.map((e) => e.throughSeq));
+    // How fast the log grows: over a window of up to a second, judged as if at least a quarter of a
+    // second long, so one event landing in a short chunk does not count as a flood.
+    let watch = { since: performance.now(), head: await this.deps.store.headSeq() };
     while (run.scannedThrough < maxThrough) {
       if (this.stopping) return undefined;
       if (!(await this.takeLease(false))) {
@@ -238,7 +249,6 @@ export class Pruner {
         return undefined;
       }
       const chunkStart = performance.now();
-      const headBefore = await this.deps.store.headSeq();
       // Re-read per chunk: a hold placed while the run goes on protects what it matches from then on.
       const held = compileHolds(await retention.listHolds({ activeOnly: true, limit: MAX_HOLDS }));
       const candidates = await retention.pruneCandidates(
@@ -262,7 +272,10 @@ export class Pruner {
       // writer (SQLite's, or PostgreSQL's row locks and WAL) for its whole transaction: while
       // events are arriving, rest so the pruner takes only its share of it (docs/retention.md).
       const share = settings.busySharePercent;
-      if (share < 100 && (await this.deps.store.headSeq()) !== headBefore) {
+      const [now, head] = [performance.now(), await this.deps.store.headSeq()];
+      const ingestPerSecond = ((head - watch.head) * 1000) / Math.max(250, now - watch.since);
+      if (now - watch.since >= 1000) watch = { since: now, head };
+      if (share < 100 && ingestPerSecond >= BUSY_INGEST_PER_SECOND) {
         const rest = this.deps.rest ?? ((ms: number) => sleep(ms));
         await rest(Math.min(MAX_REST_MS, (performance.now() - chunkStart) * (100 / share - 1)));
       } else {

@@ -9,7 +9,12 @@ import { rawEvent, type TestApp, testApp } from '../helpers/app.js';
 const DAY_MS = 86_400_000;
 
 /** A pruner over the app's store whose clock runs `aheadDays` in the future (events are then that old). */
-function pruner(t: TestApp, aheadDays: number, settings: Partial<PrunerSettings> = {}): Pruner {
+function pruner(
+  t: TestApp,
+  aheadDays: number,
+  settings: Partial<PrunerSettings> = {},
+  rest?: (ms: number) => Promise<void>,
+): Pruner {
   const ctx = t.parts.ctx;
   const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
   return new Pruner({
@@ -28,6 +33,7 @@ function pruner(t: TestApp, aheadDays: number, settings: Partial<PrunerSettings>
     leaseMs: 10_000,
     log: quiet,
     now: () => Date.now() + aheadDays * DAY_MS,
+    ...(rest === undefined ? {} : { rest }),
   });
 }
 
@@ -132,6 +138,46 @@ describe('the pruner', () => {
       2,
       'the records of retention are never pruned',
     );
+  });
+});
+
+describe('the pruner under a trickle of events', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await testApp({ audit_reads: true });
+  });
+  after(() => t.close());
+
+  test('reads audited while it runs (a trickle far below busy ingest) do not make it rest', async () => {
+    for (let i = 0; i < 6; i++) {
+      await ingest(
+        t,
+        'acme',
+        Array.from({ length: 500 }, () => rawEvent()),
+      );
+    }
+    const rests: number[] = [];
+    const headBefore = await t.parts.ctx.store.headSeq();
+    let running = true;
+    let reads = 0;
+    const reader = (async () => {
+      while (running) {
+        await t.app.inject({ method: 'GET', url: '/v1/events?limit=1', headers: { authorization: t.admin } });
+        reads++;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const run = await pruner(t, 60, { defaultDays: 30, busySharePercent: 5 }, async (ms) => {
+      rests.push(ms);
+    })
+      .cycle()
+      .finally(() => {
+        running = false;
+      });
+    await reader;
+    assert.equal(run?.state, 'done');
+    assert.ok(reads > 0 && (await t.parts.ctx.store.headSeq()) > headBefore, 'reads were audited meanwhile');
+    assert.deepEqual(rests, [], 'no rest for a trickle');
   });
 });
 
