@@ -124,10 +124,12 @@ export class SqliteStore implements Store {
     // Its rare commits (keys, settings) must never stall the event loop copying the WAL.
     db.pragma('wal_autocheckpoint = 0');
     migrate(db);
-    // One server process serves a SQLite file, so sink leases left in it are
-    // a dead predecessor's: a restart must not wait for them to expire. (A
-    // CLI opening the file beside the server only makes it take them again.)
-    db.prepare("DELETE FROM leases WHERE name LIKE 'sink:%'").run();
+    // One server process serves a SQLite file, so sink and pruner leases left
+    // in it are a dead predecessor's: a restart must not wait for them to
+    // expire (the pruner's lasts a minute, and a run it left is resumed at
+    // start). A CLI opening the file beside the server only makes it take
+    // them again.
+    db.prepare("DELETE FROM leases WHERE name LIKE 'sink:%' OR name = 'retention'").run();
     const store = new SqliteStore(db);
     try {
       await store.writer.start(file);
