@@ -283,6 +283,9 @@ export class Pruner {
       }
     }
     await this.logRun(run);
+    // The count kept per chunk misses a chunk whose rows a crash pruned before its count was
+    // recorded (the resumed run finds them pruned already): the run's leaves are the truth.
+    run.pruned = (await retention.prunedByRun(run.id)).reduce((n, g) => n + g.count, 0);
     run.state = 'done';
     run.finishedAt = new Date(this.now()).toISOString();
     await retention.updatePruneRun(run);

@@ -56,6 +56,9 @@ describe('a crash in the middle', () => {
     const firstChunk = Array.from({ length: 20 }, (_, i) => i + 1);
     run.pruned = await store.retention.pruneEvents(run.id, firstChunk);
     await store.retention.updatePruneRun(run);
+    // The second chunk's rows were pruned, but the crash came before its count was recorded.
+    const secondChunk = Array.from({ length: 10 }, (_, i) => i + 21);
+    assert.equal(await store.retention.pruneEvents(run.id, secondChunk), 10);
     await t.close();
 
     t = await testApp({ data_dir: dir, audit_reads: false });
@@ -70,6 +73,11 @@ describe('a crash in the middle', () => {
       { order: 'asc', limit: 100 },
     );
     assert.equal(kept.length, 0, 'nothing half-pruned: every event of the plan is gone');
+    assert.equal(
+      (await reopened.retention.getPruneRun(run.id))?.pruned,
+      50,
+      'the run counts the chunk pruned before the crash but not counted',
+    );
     const groups = await reopened.retention.prunedByRun(run.id);
     assert.deepEqual(
       groups.map((g) => [g.tenantId, g.count]),
