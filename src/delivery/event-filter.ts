@@ -30,9 +30,6 @@ export function compileFilter(filter: SinkConfig['filter']): (e: FilterFields) =
     (outcomes === null || outcomes.has(e.outcome));
 }
 
-/** The action of an erasure's record, which a sink with `erasure_notices` receives whatever its filter. */
-export const ERASURE_NOTICE_ACTION = ERASURE_ACTION;
-
 /**
  * A sink's whole filter: {@link compileFilter}, and with `erasure_notices`
  * every `log.erasure.completed` of the sink's tenants too (its `tenants`
@@ -45,6 +42,5 @@ export function compileSinkFilter(
   const base = compileFilter(config.filter);
   if (!config.erasure_notices) return base;
   const tenants = config.filter.tenants === null ? null : new Set(config.filter.tenants);
-  return (e) =>
-    base(e) || (e.action === ERASURE_NOTICE_ACTION && (tenants === null || tenants.has(e.tenant_id)));
+  return (e) => base(e) || (e.action === ERASURE_ACTION && (tenants === null || tenants.has(e.tenant_id)));
 }

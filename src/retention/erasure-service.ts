@@ -2,10 +2,11 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { SelfAudit } from '../audit/self-audit.js';
 import type { Principal } from '../auth/api-keys.js';
 import type { ErasureRecord, ErasureSubject, RetentionStore } from '../store/retention-store.js';
-import type { RawStoredEvent, Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { ERASURE_ACTION, isExemptAction } from './exempt.js';
 import { compileHolds } from './hold-match.js';
 import { newRetentionId } from './ids.js';
+import { keptRows } from './kept-rows.js';
 import { erasedFields, redactStoredJson } from './redact.js';
 import { seqDigest } from './seq-digest.js';
 
@@ -134,7 +135,7 @@ export class ErasureService {
     for (let i = 0; i < record.seqs.length; i += chunkEvents) {
       const chunk = record.seqs.slice(i, i + chunkEvents);
       const changed = [];
-      for (const row of await this.readRows(chunk)) {
+      for (const row of await keptRows(this.deps.store, chunk)) {
         const next = redactStoredJson(row.body, record.id, fields);
         // Already carrying this erasure (a resumed run): counted, not written again.
         if (next === undefined) redacted++;
@@ -155,25 +156,6 @@ export class ErasureService {
       redacted: record.redacted,
       held: record.held,
     });
-  }
-
-  /** The kept rows of `seqs` (ascending), unparsed; a pruned one is simply absent. */
-  private async readRows(seqs: readonly number[]): Promise<RawStoredEvent[]> {
-    const wanted = new Set(seqs);
-    const rows: RawStoredEvent[] = [];
-    let i = 0;
-    while (i < seqs.length) {
-      const first = seqs[i] ?? 0;
-      // Seqs close together are read as one range; one far off gets a read of its own.
-      let j = i;
-      while (j + 1 < seqs.length && (seqs[j + 1] ?? 0) - first < 4 * seqs.length) j++;
-      const last = seqs[j] ?? first;
-      for (const row of await this.deps.store.readRangeRaw(first - 1, last - first + 1)) {
-        if (wanted.has(row.seq)) rows.push(row);
-      }
-      i = j + 1;
-    }
-    return rows;
   }
 
   /** Appends `log.erasure.completed` once (a resumed erasure finds the one it wrote); its seq, or null while unsequenced. */

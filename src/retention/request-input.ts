@@ -1,4 +1,5 @@
 import { TrailwardenError } from '../errors.js';
+import { TENANT_ID_PATTERN } from '../event/validate.js';
 import type { ErasureSubject } from '../store/retention-store.js';
 
 /** The longest retention period anyone may set: 100 years. */
@@ -7,7 +8,6 @@ export const MAX_RETENTION_DAYS = 36_500;
 export const MAX_REASON_LENGTH = 1000;
 /** The longest subject value (an id or an email, as ingest bounds strings). */
 const MAX_SUBJECT_LENGTH = 1024;
-const TENANT_RE = /^[A-Za-z0-9._-]{1,128}$/;
 
 function bad(message: string): TrailwardenError {
   return new TrailwardenError('TW_ERR_BAD_REQUEST', message);
@@ -61,7 +61,7 @@ export function parseReason(value: unknown, what: string): string {
 
 /** A tenant id as the API takes it. */
 export function parseTenant(value: unknown, field = 'tenant_id'): string {
-  if (typeof value !== 'string' || !TENANT_RE.test(value)) {
+  if (typeof value !== 'string' || !TENANT_ID_PATTERN.test(value)) {
     throw bad(`${field} must be 1-128 characters of A-Z a-z 0-9 . _ -`);
   }
   return value;

@@ -308,6 +308,17 @@ describe('erasure and legal holds', () => {
       'the redacted events, by seq and event_id, for a SIEM to mask its copies',
     );
     assert.equal(listed.json().next_after_seq, null);
+    // An erased event retention pruned since is still listed, without its event_id.
+    const [firstRedacted] = listed.json().events as Array<{ seq: number; event_id: string }>;
+    assert.ok(firstRedacted);
+    await t.parts.ctx.store.retention.pruneEvents('prn_erasure_page_test', [firstRedacted.seq]);
+    const afterPrune = await t.app.inject({
+      method: 'GET',
+      url: `/v1/erasures/${out.id}/events`,
+      headers: { authorization: t.admin },
+    });
+    assert.deepEqual(afterPrune.json().events[0], { seq: firstRedacted.seq, event_id: null });
+    assert.equal(afterPrune.json().events.length, listed.json().events.length);
     const held = byAction.get('invoice.viewed') as Served;
     assert.equal(held.actor.email, 'alice@example.com', 'a held event is not erased');
     assert.equal(held.redaction, undefined);

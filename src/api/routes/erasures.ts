@@ -2,6 +2,7 @@ import type { Principal } from '../../auth/api-keys.js';
 import { TrailwardenError } from '../../errors.js';
 import { rejectUnknownParams, single } from '../../query/query-params.js';
 import { retentionIdPattern } from '../../retention/ids.js';
+import { keptRows } from '../../retention/kept-rows.js';
 import { bodyFields, parseErasureSubject, parseReason, parseTenant } from '../../retention/request-input.js';
 import type { ErasureRecord } from '../../store/retention-store.js';
 import { type AppContext, denyForeignTenant } from '../context.js';
@@ -11,7 +12,7 @@ import { noQuery, parsedParam, problemResponses } from '../schemas.js';
 /** Erasures a list shows at most. */
 const ERASURES_LISTED = 1000;
 
-/** Events of an erasure one page lists (each is a point read of the log). */
+/** Events of an erasure one page lists. */
 const ERASURE_EVENTS_PAGE = 1000;
 
 const idPath = { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] } as const;
@@ -113,12 +114,9 @@ export const erasureReadRoutes: RoutePlugin = async (app, { ctx }) => {
       const after = Number(afterRaw);
       const e = await visibleErasure(ctx, p, req.params.id);
       const page = e.seqs.filter((s) => s > after).slice(0, ERASURE_EVENTS_PAGE);
-      const events: Array<{ seq: number; event_id: string | null }> = [];
-      for (const seq of page) {
-        // The next kept event after seq - 1 is this one unless retention pruned it since.
-        const [next] = await ctx.store.readRange(seq - 1, 1);
-        events.push({ seq, event_id: next?.seq === seq ? next.event_id : null });
-      }
+      // A seq retention pruned since is listed with no event_id.
+      const kept = new Map((await keptRows(ctx.store, page)).map((r) => [r.seq, r.event_id]));
+      const events = page.map((seq) => ({ seq, event_id: kept.get(seq) ?? null }));
       const more = page.length > 0 && e.seqs.at(-1)! > page.at(-1)!;
       return { erasure_id: e.id, events, next_after_seq: more ? page.at(-1)! : null };
     },
